@@ -1,0 +1,1081 @@
+"""The performance suite: the gateway against its references, side by side in one run.
+
+Every server under test runs in its own process pinned to one core (``taskset``); the load
+generator (wrk, from Debian's packages) and the upstream replicas run on the other core.
+Each scenario warms up, then takes ``--runs`` runs of ``--seconds`` seconds, interleaving
+the gateway and its reference run by run, and reports medians: requests per second, p50
+and p99 latency, CPU per request (utime + stime of the pinned process, from ``/proc``),
+upstream requests per query (the gateway's ``/metrics``, the reference's own counter) and
+peak resident memory (``VmHWM``, reset per scenario).
+
+Scenarios (DESIGN §6):
+
+- ``hit``: a response-cache hit, against a plain Starlette JSON route of the same bytes;
+- ``cached``: 100 ``FT_Stemme`` with ``Aktoer { navn }``, upstream responses cached, new
+  variables every request (a nonce variable: the whole-response cache never hits), against
+  the hand-written strawberry + DataLoader server with its upstream cache and document caches;
+- ``deep``: ``FT_Stemme → Afstemning → Stemme → Aktoer``, cached like ``cached``;
+- ``cold``: ``cached`` with the upstream cache off (``ttl`` 0), against the hand-written
+  server without an upstream cache;
+- ``valg``: ``VALG_Valgresultat`` paged with cursors through the whole set (walks and wrk);
+- ``export``: ``GET /FT/v1/download/Stemme.csv``, every row.
+
+Then the start-up (schema build), the "cheap wins" one by one (each a separate server
+process, ``serve_variant.py``), and a py-spy profile of the hottest scenario. Writes
+``REPORT.md``, ``results.json`` and the profile beside this file.
+
+    uv run python bench/perf/run.py [--quick] [--py-spy PATH] [--budget 840]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PERF = Path(__file__).resolve().parent
+ROOT = PERF.parents[1]
+LUA = PERF / "lua" / "graphql.lua"
+PYCACHE = Path(tempfile.gettempdir()) / "dls-bench-pycache"
+
+PAGE_QUERY = (
+    "query($a: Int!) { FT_Stemme(first: 100, where: {afstemningid: {gte: $a}}) "
+    "{ nodes { id typeid Aktoer { navn } } } }"
+)
+DEEP_QUERY = (
+    "query($a: Int!) { FT_Stemme(first: 100, where: {afstemningid: {gte: $a}}) "
+    "{ nodes { id Afstemning { id nummer Stemme { nodes { id Aktoer { navn } } } } } } }"
+)
+VALG_QUERY = (
+    "query($after: String) { VALG_Valgresultat(first: 100, after: $after) "
+    "{ pageInfo { hasNextPage endCursor } nodes { Noegle Valgmappe Kommune "
+    "Afstemningsomraade Resultatart GyldigeStemmer } } }"
+)
+EXPORT_PATH = "/FT/v1/download/Stemme.csv"
+NONCE = "@NONCE@"
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Children get compiled bytecode (kept outside the repository), as a deployment has."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    env.update(extra or {})
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _pinned(core: int | None, command: Sequence[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *command] if core is not None else list(command)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A ``/proc/<pid>/status`` value in KiB (VmRSS, VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def reset_peak(pid: int) -> None:
+    """Reset VmHWM to the current RSS (Linux ≥ 4.0); ignored where not permitted."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+@dataclass
+class Server:
+    """One server process under test."""
+
+    name: str
+    kind: str  # gateway | starlette | strawberry
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def upstream_requests(self) -> int | None:
+        """Upstream requests so far (None: the server has no upstream)."""
+        if self.kind == "gateway":
+            text = httpx.get(self.url + "/metrics", timeout=30).text
+            return int(
+                sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("dls_upstream_requests_total{")
+                )
+            )
+        if self.kind == "strawberry":
+            found: int = httpx.get(self.url + "/upstream", timeout=30).json()["requests"]
+            return found
+        return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+class Fleet:
+    """Starts servers and stops every one of them at the end."""
+
+    def __init__(self, workdir: Path, core: int | None) -> None:
+        self.workdir = workdir
+        self.core = core
+        self.servers: list[Server] = []
+
+    def start(
+        self, name: str, kind: str, command: Sequence[str], env: dict[str, str] | None = None
+    ) -> Server:
+        """Start ``command`` (which must listen on the port it is given via ``{port}``)."""
+        port = _free_port()
+        log = self.workdir / f"{name}.log"
+        argv = [part.replace("{port}", str(port)) for part in command]
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                _pinned(self.core, argv),
+                cwd=ROOT,
+                env=_env(env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        server = Server(name, kind, process, f"http://127.0.0.1:{port}", log)
+        self.servers.append(server)
+        return server
+
+    @staticmethod
+    def wait_ready(servers: Sequence[Server], timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        for server in servers:
+            while True:
+                if server.process.poll() is not None:
+                    raise RuntimeError(f"{server.name} exited:\n{server.log.read_text()[-3000:]}")
+                try:
+                    if httpx.get(server.url + "/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{server.name} did not start:\n{server.log.read_text()}")
+                time.sleep(0.2)
+
+    def stop(self, server: Server) -> None:
+        server.stop()
+        if server in self.servers:
+            self.servers.remove(server)
+
+    def stop_all(self) -> None:
+        for server in list(self.servers):
+            self.stop(server)
+
+
+@contextlib.contextmanager
+def upstreams(workdir: Path, core: int | None) -> Iterator[dict[str, Any]]:
+    """The replicas in their own process; yields their Source.json overrides."""
+    log = (workdir / "upstreams.log").open("wb")
+    process = subprocess.Popen(
+        _pinned(core, [sys.executable, str(PERF / "upstreams.py"), "--valg"]),
+        cwd=ROOT,
+        env=_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError("the replicas did not start; see " + str(workdir))
+        yield json.loads(line)
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def gateway_config(
+    path: Path, overrides: dict[str, Any], *, cold: bool = False, fast_path: bool = True
+) -> Path:
+    """A TOML configuration: every register, rate limits off, sources on the replicas."""
+    lines = [
+        f"registers = {json.dumps(str(ROOT / 'registers'))}",
+        "",
+        "[server]",
+        "graphiql = false",
+        f"fast_path = {'true' if fast_path else 'false'}",
+        "",
+        "[rate_limit]",
+        "enabled = false  # one load generator sending as fast as it can",
+        "",
+    ]
+    if cold:
+        lines += ["[cache]", "response_cache = false", ""]
+    for register, options in overrides.items():
+        lines.append(f"[sources.{register}]")
+        for key, value in options.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        if register == "FT" and cold:
+            lines.append("ttl = 0  # every upstream response fetched again")
+            # As many upstream connections as the hand-written server's pool (politeness: 4).
+            lines.append("concurrency = 16")
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+# --- load ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """One measured run."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float
+    upstream_per_query: float | None
+    requests: int
+    bad: int
+    socket_errors: int
+    rss_mib: float
+
+
+@dataclass
+class Result:
+    """The medians of a subject's runs in one scenario."""
+
+    subject: str
+    samples: list[Sample]
+    peak_rss_mib: float = 0.0
+
+    def median(self, name: str) -> float | None:
+        values = [getattr(s, name) for s in self.samples if getattr(s, name) is not None]
+        return statistics.median(values) if values else None
+
+    @property
+    def bad(self) -> int:
+        return sum(s.bad + s.socket_errors for s in self.samples)
+
+
+@dataclass
+class Load:
+    """wrk on the load core."""
+
+    core: int | None
+    connections: int
+
+    def run(self, url: str, lines: Path, seconds: float, flags: Sequence[str]) -> dict[str, Any]:
+        command = [
+            "wrk", "-t1", f"-c{self.connections}", f"-d{max(1, round(seconds))}s",
+            "--timeout", "30s", "-s", str(LUA), url, "--", str(lines), *flags,
+        ]  # fmt: skip
+        done = subprocess.run(
+            _pinned(self.core, command), capture_output=True, text=True, timeout=seconds + 120
+        )
+        for line in done.stdout.splitlines():
+            if line.startswith("WRK_JSON "):
+                parsed: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+                return parsed
+        raise RuntimeError(f"wrk gave no summary:\n{done.stdout}\n{done.stderr}")
+
+
+@dataclass
+class Subject:
+    """A server in a scenario, with the requests it gets."""
+
+    server: Server
+    lines: Path
+    flags: tuple[str, ...] = ("nonce",)
+    path: str = "/graphql"
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.server.name
+
+
+def settle(pid: int, limit: float = 60) -> None:
+    """Wait until a server has finished what an earlier run left in flight (its CPU is still)."""
+    deadline = time.monotonic() + limit
+    last = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = cpu_seconds(pid)
+        if now - last < 0.02:
+            return
+        last = now
+
+
+def sample(load: Load, subject: Subject, seconds: float) -> Sample:
+    server = subject.server
+    settle(server.pid)
+    upstream_before = server.upstream_requests()
+    cpu_before = cpu_seconds(server.pid)
+    out = load.run(server.url + subject.path, subject.lines, seconds, subject.flags)
+    cpu = cpu_seconds(server.pid) - cpu_before
+    upstream_after = server.upstream_requests()
+    requests = max(int(out["requests"]), 1)
+    per_query = None
+    if upstream_before is not None and upstream_after is not None:
+        per_query = (upstream_after - upstream_before) / requests
+    errors = sum(int(out[k]) for k in ("connect", "read", "write", "timeout"))
+    return Sample(
+        rps=requests / (out["duration_us"] / 1e6),
+        p50_ms=out["p50_us"] / 1000,
+        p99_ms=out["p99_us"] / 1000,
+        cpu_us=cpu / requests * 1e6,
+        upstream_per_query=per_query,
+        requests=requests,
+        bad=int(out["bad"]) + int(out["status"]),
+        socket_errors=errors,
+        rss_mib=status_kib(server.pid, "VmHWM") / 1024,
+    )
+
+
+def compare(
+    load: Load, subjects: Sequence[Subject], runs: int, seconds: float, warm: float
+) -> dict[str, Result]:
+    """Warm every subject up, then interleave their runs; one Result per subject."""
+    results = {s.name: Result(s.name, []) for s in subjects}
+    for subject in subjects:
+        reset_peak(subject.server.pid)
+        if warm > 0:
+            load.run(subject.server.url + subject.path, subject.lines, warm, subject.flags)
+    for _ in range(runs):
+        for subject in subjects:
+            results[subject.name].samples.append(sample(load, subject, seconds))
+    for subject in subjects:
+        results[subject.name].peak_rss_mib = status_kib(subject.server.pid, "VmHWM") / 1024
+    for name, result in results.items():
+        sys.stderr.write(f"  {name}: {_line(result)}\n")
+    return results
+
+
+def _line(result: Result) -> str:
+    rps, cpu = result.median("rps") or 0, result.median("cpu_us") or 0
+    return f"{rps:,.0f} req/s, {cpu:,.0f} µs CPU/req, bad {result.bad}"
+
+
+# --- request bodies -----------------------------------------------------------------------
+
+
+def write_lines(path: Path, bodies: Sequence[dict[str, Any]]) -> Path:
+    """One JSON body per line; a variable ``nonce`` gets the wrk script's per-request number."""
+    with path.open("w", encoding="utf-8") as out:
+        for body in bodies:
+            text = json.dumps(body, ensure_ascii=False)
+            out.write(text.replace(f'"{NONCE}"', NONCE) + "\n")
+    return path
+
+
+def ballots() -> list[int]:
+    with (ROOT / "data" / "ft" / "northatlantic_votes_raw.csv").open(encoding="utf-8") as f:
+        return sorted({int(row["afstemningid"]) for row in csv.DictReader(f)})
+
+
+def spread(values: Sequence[int], count: int) -> list[int]:
+    step = max(1, len(values) // count)
+    return list(values[::step][:count])
+
+
+def send_each(url: str, lines: Path, concurrency: int = 8) -> list[Any]:
+    """POST every line once (nonce 0); the answers, in order. Fails on any error."""
+    import asyncio
+
+    bodies = [line.replace(NONCE, "0") for line in lines.read_text("utf-8").splitlines() if line]
+
+    async def main() -> list[Any]:
+        gate = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(timeout=120) as client:
+
+            async def one(body: str) -> Any:
+                async with gate:
+                    response = await client.post(
+                        url, content=body, headers={"content-type": "application/json"}
+                    )
+                answer = response.json()
+                if response.status_code != 200 or "errors" in answer:
+                    raise RuntimeError(f"{url}: {response.status_code} {response.text[:500]}")
+                return answer
+
+            return await asyncio.gather(*(one(b) for b in bodies))
+
+    return asyncio.run(main())
+
+
+# --- VALG and export ------------------------------------------------------------------------
+
+
+def valg_walk(url: str, nonce: int) -> tuple[list[str | None], int, float]:
+    """Page through every VALG_Valgresultat; (the ``after`` of each page, rows, seconds)."""
+    cursors: list[str | None] = []
+    after: str | None = None
+    rows = 0
+    started = time.perf_counter()
+    with httpx.Client(timeout=300) as client:
+        while True:
+            cursors.append(after)
+            variables = {"after": after, "nonce": nonce}
+            answer = client.post(url, json={"query": VALG_QUERY, "variables": variables}).json()
+            if "errors" in answer:
+                raise RuntimeError(f"VALG paging failed: {answer['errors']}")
+            connection = answer["data"]["VALG_Valgresultat"]
+            rows += len(connection["nodes"])
+            if not connection["pageInfo"]["hasNextPage"]:
+                break
+            after = connection["pageInfo"]["endCursor"]
+    return cursors, rows, time.perf_counter() - started
+
+
+class RssSampler:
+    """RSS every 50 ms on a thread (to compare the first and second half of a transfer)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.samples.append((time.monotonic(), status_kib(self.pid, "VmRSS")))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def halves(self) -> tuple[int, int]:
+        if len(self.samples) < 2:
+            return (0, 0)
+        middle = (self.samples[0][0] + self.samples[-1][0]) / 2
+        first = [rss for t, rss in self.samples if t <= middle] or [0]
+        second = [rss for t, rss in self.samples if t > middle] or [0]
+        return (max(first), max(second))
+
+
+def export_once(server: Server) -> dict[str, Any]:
+    """Stream the whole CSV export once, discarding it; what it cost the gateway."""
+    baseline = status_kib(server.pid, "VmRSS")
+    reset_peak(server.pid)
+    upstream_before = server.upstream_requests() or 0
+    cpu_before = cpu_seconds(server.pid)
+    size = lines = 0
+    started = time.perf_counter()
+    with (
+        RssSampler(server.pid) as sampler,
+        httpx.stream("GET", server.url + EXPORT_PATH, timeout=900) as response,
+    ):
+        response.raise_for_status()
+        total = int(response.headers["x-total-count"])
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+    seconds = time.perf_counter() - started
+    if lines != total + 1:
+        raise RuntimeError(f"the export has {lines - 1} rows; x-total-count says {total}")
+    halves = sampler.halves()
+    return {
+        "rows": total,
+        "bytes": size,
+        "seconds": seconds,
+        "rows_per_s": total / seconds,
+        "cpu_s": cpu_seconds(server.pid) - cpu_before,
+        "upstream": (server.upstream_requests() or 0) - upstream_before,
+        "baseline_mib": baseline / 1024,
+        "peak_growth_mib": (status_kib(server.pid, "VmHWM") - baseline) / 1024,
+        "halves_growth_mib": [(h - baseline) / 1024 for h in halves],
+    }
+
+
+# --- start-up and profile --------------------------------------------------------------------
+
+
+def schema_builds(core: int | None, runs: int) -> list[dict[str, Any]]:
+    """``schema_build.py`` in fresh processes (the first also compiles the bytecode cache)."""
+    out = []
+    for _ in range(runs + 1):
+        done = subprocess.run(
+            _pinned(core, [sys.executable, str(PERF / "schema_build.py")]),
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        out.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return out[1:]
+
+
+def profile(
+    py_spy: str, load: Load, subject: Subject, seconds: float, outputs: dict[str, Path]
+) -> None:
+    """py-spy on the server while wrk loads it; one recording per output format."""
+    for fmt, target in outputs.items():
+        load_thread = threading.Thread(
+            target=load.run,
+            args=(subject.server.url + subject.path, subject.lines, seconds + 3, subject.flags),
+        )
+        load_thread.start()
+        time.sleep(1)
+        subprocess.run(
+            [py_spy, "record", "-p", str(subject.server.pid), "-d", str(int(seconds)),
+             "-r", "200", "-f", fmt, "-o", str(target), "--nonblocking"],
+            check=True, capture_output=True, timeout=seconds + 60,
+        )  # fmt: skip
+        load_thread.join()
+
+
+def speedscope_top(path: Path, count: int = 14) -> dict[str, list[tuple[str, float]]]:
+    """Self and inclusive shares of the functions in a speedscope profile."""
+    data = json.loads(path.read_text("utf-8"))
+    frames = data["shared"]["frames"]
+    own: dict[str, float] = {}
+    inclusive: dict[str, float] = {}
+    total = 0.0
+    for prof in data["profiles"]:
+        for stack, weight in zip(prof["samples"], prof["weights"], strict=True):
+            total += weight
+            names = [_frame(frames[i]) for i in stack]
+            if names:
+                own[names[-1]] = own.get(names[-1], 0) + weight
+            for name in set(names):
+                if not name.startswith(_FRAMEWORK):
+                    inclusive[name] = inclusive.get(name, 0) + weight
+
+    def top(table: dict[str, float]) -> list[tuple[str, float]]:
+        ranked = sorted(table.items(), key=lambda kv: -kv[1])
+        return [(name, 100 * w / max(total, 1)) for name, w in ranked[:count]]
+
+    return {"self": top(own), "inclusive": top(inclusive)}
+
+
+# Frames every sample passes through (event loop, server start-up): left out of "inclusive".
+_FRAMEWORK = (
+    "BaseEventLoop", "Runner.", "run (uvicorn", "Server.", "<module>", "_run_module",
+    "cmd_serve", "main (", "asyncio_run", "Handle._run", "_run_code", "run (asyncio",
+)  # fmt: skip
+
+
+def _frame(frame: dict[str, Any]) -> str:
+    where = str(frame.get("file", ""))
+    for marker in ("site-packages/", "/work/main/", str(ROOT) + "/", "lib/python3.11/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+    return f"{frame.get('name', '?')} ({where}:{frame.get('line', '?')})"
+
+
+# --- the suite ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    """How long and how hard."""
+
+    runs: int
+    seconds: float
+    warm: float
+    connections: int
+    win_runs: int
+    win_seconds: float
+    budget: float
+    started: float = field(default_factory=time.monotonic)
+
+    def left(self) -> float:
+        return self.budget - (time.monotonic() - self.started)
+
+
+class Suite:
+    """Runs every phase and collects what the report needs."""
+
+    def __init__(self, settings: Settings, workdir: Path, py_spy: str | None) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.py_spy = py_spy
+        cores = sorted(os.sched_getaffinity(0))
+        self.server_core = cores[0] if len(cores) >= 2 else None
+        self.load_core = cores[1] if len(cores) >= 2 else None
+        self.fleet = Fleet(workdir, self.server_core)
+        self.load = Load(self.load_core, settings.connections)
+        self.results: dict[str, Any] = {
+            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": _machine(),
+            "settings": asdict(settings),
+            "pinning": {"server_core": self.server_core, "load_core": self.load_core},
+            "load_average": {"start": os.getloadavg()},
+            "scenarios": {},
+            "wins": {},
+            "notes": [],
+        }
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def gateway(
+        self, name: str, config: Path, variants: str = "", fast_stack: bool = False
+    ) -> Server:
+        if variants:
+            command = [
+                sys.executable, str(PERF / "serve_variant.py"), "--variants", variants, "--",
+                "serve", "--config", str(config), "--port", "{port}", "--log-level", "warning",
+            ]  # fmt: skip
+        else:
+            command = [
+                sys.executable, "-m", "gateway", "serve", "--config", str(config),
+                "--port", "{port}", "--log-level", "warning",
+            ]  # fmt: skip
+        return self.fleet.start(name, "gateway", command, self._stack(fast_stack))
+
+    def reference(self, name: str, ft_url: str, *flags: str) -> Server:
+        command = [
+            sys.executable, str(PERF / "ref_strawberry.py"), "--upstream", ft_url,
+            "--port", "{port}", *flags,
+        ]  # fmt: skip
+        return self.fleet.start(name, "strawberry", command)
+
+    def record(self, scenario: str, results: dict[str, Result], **extra: Any) -> None:
+        entry = self.results["scenarios"].setdefault(scenario, {})
+        entry["results"] = {k: _result_json(v) for k, v in results.items()}
+        entry.update(extra)
+
+    def note(self, text: str) -> None:
+        self.results["notes"].append(text)
+        sys.stderr.write(f"note: {text}\n")
+
+    # -- phases -----------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        s = self.settings
+        work = self.workdir
+        with upstreams(work, self.load_core) as overrides:
+            ft_url = overrides["FT"]["url"]
+            base = gateway_config(work / "gateway.toml", overrides)
+            cold = gateway_config(work / "gateway-cold.toml", overrides, cold=True)
+            numbers = ballots()
+            hit = write_lines(
+                work / "hit.txt", [{"query": PAGE_QUERY, "variables": {"a": numbers[0]}}]
+            )
+            cached = write_lines(
+                work / "cached.txt",
+                [
+                    {"query": PAGE_QUERY, "variables": {"a": a, "nonce": NONCE}}
+                    for a in spread(numbers, 200)
+                ],
+            )
+            deep = write_lines(
+                work / "deep.txt",
+                [
+                    {"query": DEEP_QUERY, "variables": {"a": a, "nonce": NONCE}}
+                    for a in spread(numbers, 100)
+                ],
+            )
+            try:
+                self.phase_main(base, ft_url, hit, cached, deep)
+                self.phase_cold(cold, ft_url, cached, deep)
+                self.phase_startup()
+                if s.left() > 200:
+                    self.phase_wins(base, cold, ft_url, hit, cached)
+                else:
+                    self.note("the cheap wins were skipped: the time budget ran out")
+            finally:
+                self.fleet.stop_all()
+        self.results["load_average"]["end"] = os.getloadavg()
+        self.results["seconds"] = round(time.monotonic() - s.started)
+        return self.results
+
+    def phase_main(self, config: Path, ft_url: str, hit: Path, cached: Path, deep: Path) -> None:
+        s = self.settings
+        sys.stderr.write("phase: response-cache hit, cached upstream, deep\n")
+        gateway = self.gateway("gateway", config)
+        reference = self.reference("strawberry", ft_url, "--cache", "--document-caches")
+        self.fleet.wait_ready([gateway, reference])
+        # The Starlette route answers the gateway's own bytes for the hit query.
+        payload = httpx.post(
+            gateway.url + "/graphql", content=hit.read_text("utf-8").splitlines()[0],
+            headers={"content-type": "application/json"}, timeout=120,
+        ).content  # fmt: skip
+        (self.workdir / "payload.json").write_bytes(payload)
+        starlette = self.fleet.start(
+            "starlette",
+            "starlette",
+            [sys.executable, str(PERF / "ref_starlette.py"), str(self.workdir / "payload.json"),
+             "--port", "{port}"],
+        )  # fmt: skip
+        self.fleet.wait_ready([starlette])
+        same_bytes = httpx.post(starlette.url + "/graphql", content=b"{}").content == payload
+        results = compare(
+            self.load,
+            [Subject(gateway, hit, ()), Subject(starlette, hit, ())],
+            s.runs, s.seconds, s.warm,
+        )  # fmt: skip
+        self.record("hit", results, response_bytes=len(payload), same_bytes=same_bytes)
+
+        for name, lines in (("cached", cached), ("deep", deep)):
+            answers = send_each(gateway.url + "/graphql", lines)  # fills the upstream cache
+            reference_answers = send_each(reference.url + "/graphql", lines)
+            same = sum(a == b for a, b in zip(answers, reference_answers, strict=True))
+            size = len(json.dumps(answers[0], ensure_ascii=False, separators=(",", ":")))
+            results = compare(
+                self.load,
+                [Subject(gateway, lines), Subject(reference, lines)],
+                s.runs, s.seconds, s.warm,
+            )  # fmt: skip
+            self.record(name, results, same_answers=f"{same}/{len(answers)}", response_bytes=size)
+            if name == "cached" and self.py_spy is not None:
+                profile(
+                    self.py_spy,
+                    self.load,
+                    Subject(gateway, lines),
+                    min(8.0, s.seconds),
+                    {
+                        "speedscope": PERF / "profile-cached-upstream.speedscope.json",
+                        "flamegraph": PERF / "profile-cached-upstream.svg",
+                    },
+                )
+                self.results["profile"] = speedscope_top(
+                    PERF / "profile-cached-upstream.speedscope.json"
+                )
+        for server in (gateway, reference, starlette):
+            self.fleet.stop(server)
+
+    def phase_cold(self, config: Path, ft_url: str, cached: Path, deep: Path) -> None:
+        s = self.settings
+        sys.stderr.write("phase: cold, VALG paging, export\n")
+        gateway = self.gateway("gateway-cold", config)
+        reference = self.reference("strawberry-cold", ft_url, "--document-caches")
+        self.fleet.wait_ready([gateway, reference])
+        results = compare(
+            self.load,
+            [Subject(gateway, cached), Subject(reference, cached)],
+            s.runs, s.seconds, s.warm,
+        )  # fmt: skip
+        self.record("cold", results)
+        self.fleet.stop(reference)
+        # The deep query cold, one at a time: upstream requests per query against the bound.
+        some = self.workdir / "deep-some.txt"
+        some.write_text("\n".join(deep.read_text("utf-8").splitlines()[:20]) + "\n", "utf-8")
+        before = gateway.upstream_requests() or 0
+        send_each(gateway.url + "/graphql", some, concurrency=1)
+        after = gateway.upstream_requests() or 0
+        self.results["scenarios"]["cold"]["deep_upstream_per_query"] = (after - before) / 20
+
+        # VALG: the first walk downloads and verifies the files; later ones are the gateway's.
+        url = gateway.url + "/graphql"
+        baseline = status_kib(gateway.pid, "VmRSS") / 1024
+        cursors, rows, first = valg_walk(url, 1)
+        after_first = status_kib(gateway.pid, "VmRSS") / 1024
+        walks = [valg_walk(url, n)[2] for n in range(2, 5)]
+        after_walks = status_kib(gateway.pid, "VmRSS") / 1024
+        pages = write_lines(
+            self.workdir / "valg.txt",
+            [{"query": VALG_QUERY, "variables": {"after": c, "nonce": NONCE}} for c in cursors],
+        )
+        results = compare(self.load, [Subject(gateway, pages)], s.runs, s.seconds, s.warm)
+        self.record(
+            "valg",
+            results,
+            rows=rows,
+            pages=len(cursors),
+            first_walk_s=first,
+            walk_s=statistics.median(walks),
+            rss_mib={
+                "before": baseline,
+                "after_first_walk": after_first,
+                "after_walks": after_walks,
+                "after_load": status_kib(gateway.pid, "VmRSS") / 1024,
+            },
+        )
+        exports = [export_once(gateway)]
+        self.results["scenarios"]["export"] = {"runs": exports}
+        self.fleet.stop(gateway)
+
+    def phase_startup(self) -> None:
+        sys.stderr.write("phase: schema build\n")
+        self.results["startup"] = schema_builds(self.server_core, 3)
+
+    def phase_wins(self, base: Path, cold: Path, ft_url: str, hit: Path, cached: Path) -> None:
+        s = self.settings
+        sys.stderr.write("phase: cheap wins, one by one\n")
+        nofast = gateway_config(
+            self.workdir / "gateway-nofast.toml", _overrides_of(base), fast_path=False
+        )
+        proposed = ",".join(PROPOSED)
+        hit_table = {
+            "as is": "",
+            "lex each document once (memo)": "memo-lex",
+            "response cache keeps encoded bytes": "fragment-cache",
+            "all proposed changes": proposed,
+        }
+        cached_table = {
+            "as is": "",
+            "gc.freeze() after start-up": "gc-freeze",
+            "gc.freeze() + gen-0 threshold 50,000": "gc-freeze,gc-threshold",
+            "lex each document once (memo)": "memo-lex",
+            "response cache keeps encoded bytes": "fragment-cache",
+            "rows converted once per upstream document": "rows-memo",
+            "edges built only when selected": "lazy-edges",
+            "all proposed changes": proposed,
+        }
+        variants = {v for v in [*hit_table.values(), *cached_table.values()]}
+        gateways = {v: self.gateway(f"win{i}", base, v) for i, v in enumerate(sorted(variants))}
+        fast_stack = self.gateway("win-uvloop", base, proposed, fast_stack=True)
+        starlette = self._starlette("win-starlette")
+        starlette_fast = self._starlette("win-starlette-uvloop", fast_stack=True)
+        strawberry_path = {
+            "gateway, strawberry path (fast path off)": self.gateway("win-nofast", nofast),
+            "gateway, strawberry path + parser/validation caches": self.gateway(
+                "win-nofast-caches", nofast, "doc-caches"
+            ),
+            "hand-written strawberry, no document caches": self.reference(
+                "win-ref", ft_url, "--cache"
+            ),
+            "hand-written strawberry + parser/validation caches": self.reference(
+                "win-ref-caches", ft_url, "--cache", "--document-caches"
+            ),
+        }
+        cold_table = {
+            "as is": self.gateway("win-cold", cold),
+            "without sniffio (emulated)": self.gateway("win-cold-nosniffio", cold, "no-sniffio"),
+            "a new HTTP client per upstream request": self.gateway(
+                "win-cold-newclient", cold, "client-per-request"
+            ),
+        }
+        warmed = [*gateways.values(), fast_stack, *strawberry_path.values()]
+        self.fleet.wait_ready([*warmed, starlette, starlette_fast, *cold_table.values()])
+        # Half the variables of the main phase: every server fills its upstream cache first.
+        lines = self.workdir / "cached-wins.txt"
+        lines.write_text("\n".join(cached.read_text("utf-8").splitlines()[::2]) + "\n", "utf-8")
+        for server in warmed:
+            send_each(server.url + "/graphql", lines)
+
+        hit_subjects = [Subject(gateways[v], hit, (), label=n) for n, v in hit_table.items()]
+        hit_subjects += [
+            Subject(fast_stack, hit, (), label="all proposed + uvloop and httptools"),
+            Subject(starlette, hit, (), label="Starlette route"),
+            Subject(starlette_fast, hit, (), label="Starlette route + uvloop and httptools"),
+        ]
+        cached_subjects = [Subject(gateways[v], lines, label=n) for n, v in cached_table.items()]
+        cached_subjects.append(
+            Subject(fast_stack, lines, label="all proposed + uvloop and httptools")
+        )
+        groups = {
+            "response-cache hit": hit_subjects,
+            "cached upstream, new variables": cached_subjects,
+            "parser and validation caches (cached upstream)": [
+                Subject(server, lines, label=n) for n, server in strawberry_path.items()
+            ],
+            "sniffio and one pooled client (cold)": [
+                Subject(server, lines, label=n) for n, server in cold_table.items()
+            ],
+        }
+        # Cold queries are slow (the replica answers every upstream request): longer runs.
+        lengths = {group: s.win_seconds for group in groups}
+        lengths["sniffio and one pooled client (cold)"] = 2 * s.win_seconds
+        warm = min(s.warm, 1.0)
+
+        def cost(runs: int) -> float:
+            return sum(len(g) * (runs * (lengths[n] + 1.5) + warm + 0.5) for n, g in groups.items())
+
+        # Fit the time left: fewer runs, or fewer groups, rather than no report.
+        runs = s.win_runs
+        while runs > 1 and cost(runs) > s.left() - 30:
+            runs -= 1
+        if runs != s.win_runs:
+            self.note(f"cheap wins measured with {runs} run(s) each to fit the time budget")
+        for group, subjects in groups.items():
+            if len(subjects) * (runs * (lengths[group] + 1.5) + warm) > s.left() - 20:
+                self.note(f"cheap wins: '{group}' skipped, the time budget ran out")
+                continue
+            self.results["wins"][group] = _results_json(
+                compare(self.load, subjects, runs, lengths[group], warm)
+            )
+        for server in list(self.fleet.servers):
+            self.fleet.stop(server)
+
+    def _starlette(self, name: str, fast_stack: bool = False) -> Server:
+        command = [
+            sys.executable, str(PERF / "ref_starlette.py"), str(self.workdir / "payload.json"),
+            "--port", "{port}",
+        ]  # fmt: skip
+        return self.fleet.start(name, "starlette", command, self._stack(fast_stack))
+
+    def _stack(self, fast_stack: bool) -> dict[str, str] | None:
+        """With ``fast_stack``: uvloop and httptools on the path (uvicorn then uses them).
+
+        They are not locked dependencies: installed for this run into its work folder.
+        """
+        if not fast_stack:
+            return None
+        target = self.workdir / "fast-stack"
+        if not target.exists():
+            uv = shutil.which("uv") or "uv"
+            subprocess.run(
+                [uv, "pip", "install", "--quiet", "--python", sys.executable, "--target",
+                 str(target), "uvloop", "httptools"],
+                check=True, timeout=300,
+            )  # fmt: skip
+        return {"PYTHONPATH": str(target)}
+
+
+# The changes proposed to files outside the HTTP layer, as serve_variant.py applies them.
+PROPOSED = ("gc-freeze", "gc-threshold", "memo-lex", "fragment-cache", "rows-memo", "lazy-edges")
+
+
+def _overrides_of(config: Path) -> dict[str, Any]:
+    import tomllib
+
+    data = tomllib.loads(config.read_text("utf-8"))
+    sources: dict[str, Any] = data.get("sources", {})
+    return sources
+
+
+def _result_json(result: Result) -> dict[str, Any]:
+    return {
+        "rps": result.median("rps"),
+        "p50_ms": result.median("p50_ms"),
+        "p99_ms": result.median("p99_ms"),
+        "cpu_us": result.median("cpu_us"),
+        "upstream_per_query": result.median("upstream_per_query"),
+        "peak_rss_mib": result.peak_rss_mib,
+        "requests": sum(s.requests for s in result.samples),
+        "bad": result.bad,
+        "runs": [asdict(s) for s in result.samples],
+    }
+
+
+def _results_json(results: dict[str, Result]) -> dict[str, Any]:
+    return {k: _result_json(v) for k, v in results.items()}
+
+
+def _machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0].strip(),
+        "packages": _versions(
+            [
+                "strawberry-graphql",
+                "graphql-core",
+                "starlette",
+                "uvicorn",
+                "httpx",
+                "httpcore",
+                "orjson",
+                "sniffio",
+                "h11",
+            ]
+        ),
+    }
+
+
+def _versions(names: Sequence[str]) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--warm", type=float, default=2)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--win-runs", type=int, default=2)
+    parser.add_argument("--win-seconds", type=float, default=3)
+    parser.add_argument("--budget", type=float, default=850, help="seconds for the whole suite")
+    parser.add_argument("--quick", action="store_true", help="1 run of 3 s: to try the suite")
+    parser.add_argument("--py-spy", help="the py-spy executable (no profile without it)")
+    parser.add_argument("--output", type=Path, default=PERF / "REPORT.md")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.seconds, args.warm, args.win_runs, args.win_seconds = 1, 3, 1, 1, 2
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            sys.stderr.write(f"{tool} is missing (apt-get install -y wrk util-linux)\n")
+            return 2
+    settings = Settings(
+        args.runs, args.seconds, args.warm, args.connections,
+        args.win_runs, args.win_seconds, args.budget,
+    )  # fmt: skip
+    PYCACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="dls-bench-") as tmp:
+        suite = Suite(settings, Path(tmp), args.py_spy)
+        try:
+            results = suite.run()
+        except BaseException:
+            for log in sorted(Path(tmp).glob("*.log")):
+                sys.stderr.write(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}\n")
+            raise
+    (PERF / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    from report import write_report  # bench/perf/report.py
+
+    write_report(results, args.output, PERF / "proposals.md")
+    sys.stderr.write(f"wrote {args.output} in {results['seconds']} s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(PERF))
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""Start-up cost: loading every shipped register and building the schema served at /graphql.
+
+Runs in a fresh process and prints one JSON object of seconds: ``imports`` (the gateway and
+every adapter module, imported up front so that they are not counted below),
+``load_gateway`` (what ``gateway serve`` does before it listens: read and validate the
+registers, create the sources, build ``/graphql``), and, measured again on their own,
+``load_registers`` (descriptors and datamodels), ``strawberry_types`` (the generated
+classes), ``graphql_schema`` (strawberry's conversion to a graphql-core schema) and
+``view`` (the HTTP view around it).
+
+    uv run python bench/perf/schema_build.py [--registers registers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def _timed(clock: dict[str, float], name: str, started: float) -> float:
+    now = time.perf_counter()
+    clock[name] = round(now - started, 3)
+    return now
+
+
+def measure(registers: Path) -> dict[str, Any]:
+    """Seconds per start-up phase (see the module docstring)."""
+    clock: dict[str, float] = {}
+    started = time.perf_counter()
+    from gateway.app import load_gateway
+    from gateway.config import Settings
+    from resolvers.base import SOURCE_KINDS
+
+    for target in SOURCE_KINDS.values():
+        importlib.import_module(target.split(":")[0])
+    started = _timed(clock, "imports", started)
+
+    settings = Settings(registers_dir=registers)
+    gateway = load_gateway(settings)
+    started = _timed(clock, "load_gateway", started)
+
+    # The same work again, phase by phase (a second build reuses nothing of the first).
+    import strawberry
+
+    from gateway.descriptors import load_registers
+    from gateway.schema import SchemaSpec, _Builder, build_schema
+    from gateway.view import GatewayView
+
+    report = load_registers(registers)
+    started = _timed(clock, "load_registers", started)
+    spec = SchemaSpec(report.registers)
+    _Builder(spec).build()
+    started = _timed(clock, "strawberry_types", started)
+    schema = build_schema(SchemaSpec(report.registers), settings.limits)
+    total_build = time.perf_counter() - started
+    clock["graphql_schema"] = round(max(total_build - clock["strawberry_types"], 0.0), 3)
+    started = time.perf_counter()
+    GatewayView(schema, gateway.runtime, settings)
+    _timed(clock, "view", started)
+    query = schema._schema.query_type
+    assert isinstance(schema, strawberry.Schema)
+    assert query is not None
+    return {
+        "seconds": clock,
+        "registers": len(report.registers),
+        "types": len(schema._schema.type_map),
+        "root_fields": len(query.fields),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--registers", type=Path, default=ROOT / "registers")
+    args = parser.parse_args()
+    sys.stdout.write(json.dumps(measure(args.registers)) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The upstream replicas of the benchmark, in a process of their own.
+
+Starts the FT replica (OData over HTTP) and, with ``--valg``, the VALG replica (SFTP), prints
+one JSON line ``{"FT": {...}, "VALG": {...}}`` of ``Source.json`` overrides pointing the
+gateway at them, and serves until its standard input closes. The benchmark pins this
+process to the load generator's core, so the gateway's core does only the gateway's work.
+
+    uv run python bench/perf/upstreams.py [--valg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from replicas.ft import FtReplica  # noqa: E402
+
+
+async def serve(valg: bool) -> None:
+    """Run the replicas until standard input closes."""
+    handles: list[Any] = []
+    overrides: dict[str, Any] = {}
+    ft = await FtReplica().start()
+    # The replica keeps a log of every request for tests; a long benchmark must not grow it.
+    ft.requests = _Discard()
+    handles.append(ft)
+    overrides.update({k: dict(v) for k, v in ft.overrides.items()})
+    if valg:
+        from replicas.valg import start_replica
+
+        replica = await start_replica()
+        handles.append(replica)
+        overrides.update({k: dict(v) for k, v in replica.overrides.items()})
+    sys.stdout.write(json.dumps(overrides) + "\n")
+    sys.stdout.flush()
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    finally:
+        for handle in reversed(handles):
+            await handle.stop()
+
+
+class _Discard(list):  # type: ignore[type-arg]
+    """A request log that keeps nothing."""
+
+    def append(self, item: Any) -> None:
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--valg", action="store_true", help="also start the VALG replica")
+    args = parser.parse_args()
+    asyncio.run(serve(args.valg))
+
+
+if __name__ == "__main__":
+    main()

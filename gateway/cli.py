@@ -1,0 +1,242 @@
+"""The ``gateway`` command: serve, demo, validate, schema, relations-skeleton."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import importlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from gateway.auth import DEMO_KEYS, AuthSettings
+from gateway.config import Settings
+from gateway.descriptors import load_registers, relations_skeleton
+from gateway.errors import DescriptorError
+from gateway.models import loader_for
+from gateway.observe import JsonFormatter
+from gateway.ratelimit import RateLimitSettings
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REGISTERS = ROOT / "registers"
+DEFAULT_SCHEMA = ROOT / "schema.graphql"
+
+# Replica modules started by ``gateway demo``: module -> the registers it serves.
+DEMO_REPLICAS: dict[str, tuple[str, ...]] = {
+    "replicas.ft": ("FT",),
+    "replicas.valg": ("VALG",),
+    "replicas.volby": ("CZ", "CZPREZ"),
+    "replicas.wahldaten": ("DE",),
+}
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate register descriptors; print a DLS-style report."""
+    previous = None
+    if args.previous:
+        previous = {args.previous_register: json.loads(Path(args.previous).read_text("utf-8"))}
+    report = load_registers(Path(args.path), previous_relations=previous)
+    _out(report.render())
+    return 0 if report.ok else 1
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Write the SDL of the schema served at /graphql."""
+    from gateway.app import load_gateway
+
+    gateway = load_gateway(Settings(registers_dir=Path(args.registers)))
+    sdl = gateway.schema_for(args.endpoint).as_str() + "\n"
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.output).write_text(sdl, encoding="utf-8")
+        _out(f"wrote {args.output}")
+    return 0
+
+
+def cmd_skeleton(args: argparse.Namespace) -> int:
+    """Print (or write) a Relations.json skeleton from a register's datamodel."""
+    folder = Path(args.register)
+    rc_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("rc"))
+    if len(rc_dirs) != 1:
+        _err(f"{folder}: expected one rcNNNNN folder")
+        return 2
+    source = json.loads((rc_dirs[0] / "Source.json").read_text("utf-8"))
+    spec = source["datamodel"]
+    model = loader_for(spec["format"])(
+        rc_dirs[0] / "2. Datamodel" / spec["path"], folder.name, spec
+    )
+    text = json.dumps(relations_skeleton(model, rc_dirs[0].name), ensure_ascii=False, indent=2)
+    if args.output == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        _out(f"wrote {args.output} ({len(model.navigation)} relations)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the gateway per the configuration file and environment."""
+    from gateway.app import create_app
+
+    settings = Settings.load(Path(args.config) if args.config else None)
+    if args.registers:
+        settings = settings.merged({"registers": args.registers}, base=Path.cwd())
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    if args.log_format == "json":
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=args.log_level.upper(), handlers=[handler], force=True)
+    app = create_app(settings)
+    # The schemas and datamodels are some 200,000 objects that live as long as the process:
+    # moving them out of the collector's sight keeps full collections short under load.
+    gc.collect()
+    gc.freeze()
+    # On SIGTERM/SIGINT uvicorn stops accepting, lets in-flight queries finish (up to the
+    # grace period), then runs the lifespan shutdown that closes upstream connections.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        log_config=None if args.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        timeout_graceful_shutdown=args.grace,
+        access_log=False,
+    )
+    return 0
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from gateway.app import create_app
+    from replicas.http import serve_asgi
+
+    handles: list[Any] = []
+    overrides: dict[str, Any] = {}
+    served: list[str] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for module_name, registers in DEMO_REPLICAS.items():
+            if not all((Path(args.registers) / r).is_dir() for r in registers):
+                continue
+            module = importlib.import_module(module_name)
+            handle = await module.demo_replica()
+            handles.append(handle)
+            # A replica on loopback needs no politeness towards a public service.
+            overrides.update({k: {**dict(v), "rate": 0} for k, v in handle.overrides.items()})
+            served.extend(registers)
+            _out(f"replica  {', '.join(registers):12} {handle.address}")
+        settings = Settings(
+            registers_dir=Path(args.registers),
+            sources=overrides,
+            include=tuple(served),
+            auth=AuthSettings.demo(),
+            rate_limit=RateLimitSettings(per_key=args.rate_limit, per_ip=args.rate_limit)
+            if args.rate_limit > 0
+            else None,
+        )
+        server = await serve_asgi(create_app(settings), args.host, args.port)
+        _out(f"gateway  GraphQL      {server.url}/graphql")
+        for register in served:
+            _out(f"         {register:12} {server.url}/{register}/v1")
+        _out("API keys (header X-API-Key or ?apiKey=; demo only): " + ", ".join(DEMO_KEYS))
+        _out("without a key a caller has level 0 (public data)")
+        _out("Ctrl-C stops the demo.")
+        await stop.wait()
+        _out("stopping")
+        await server.stop()
+    finally:
+        for handle in reversed(handles):
+            with contextlib.suppress(Exception):
+                await handle.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the replicas on loopback and a gateway wired to them."""
+    return asyncio.run(_demo(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the gateway")
+    serve.add_argument("--config", help="TOML configuration file")
+    serve.add_argument("--registers", help="registers folder (overrides the configuration)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-format", choices=["json", "text"], default="json")
+    serve.add_argument("--grace", type=float, default=30, help="seconds for in-flight queries")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="replicas of the upstreams plus a gateway, on loopback")
+    demo.add_argument("--registers", default=str(DEFAULT_REGISTERS))
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--rate-limit", type=int, default=300, help="requests per minute per caller; 0 = off"
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    validate = sub.add_parser("validate", help="validate register descriptors")
+    validate.add_argument("path", nargs="?", default=str(DEFAULT_REGISTERS))
+    validate.add_argument("--previous", help="the previous Relations.json to compare with")
+    validate.add_argument("--previous-register", default="", help="the register it belongs to")
+    validate.set_defaults(func=cmd_validate)
+
+    schema = sub.add_parser("schema", help="write the generated SDL")
+    schema.add_argument("-o", "--output", default=str(DEFAULT_SCHEMA))
+    schema.add_argument("--registers", default=str(DEFAULT_REGISTERS))
+    schema.add_argument("--endpoint", default="/graphql")
+    schema.set_defaults(func=cmd_schema)
+
+    skeleton = sub.add_parser(
+        "relations-skeleton", help="a Relations.json skeleton from a datamodel"
+    )
+    skeleton.add_argument("register", help="a register folder (registers/FT)")
+    skeleton.add_argument("-o", "--output", default="-")
+    skeleton.set_defaults(func=cmd_skeleton)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gateway`` command."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except DescriptorError as exc:
+        _err(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""Gateway settings: a TOML file, then environment variables, then explicit overrides."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gateway.auth import AuthSettings
+from gateway.errors import DescriptorError
+from gateway.limits import LimitSettings
+from gateway.ratelimit import RateLimitSettings
+
+__all__ = ["HttpSettings", "Settings"]
+
+_ENV_PREFIX = "GATEWAY_"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """GraphQL-over-HTTP behaviour for browsers, frontend apps and CDNs."""
+
+    cors_origins: tuple[str, ...] = ()
+    apq: bool = True
+    persisted_only: bool = False
+    persisted_documents: str | None = None
+    max_age: int | None = None
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any], base: Path) -> HttpSettings:
+        """Read the ``[http]`` table."""
+        documents = values.get("persisted_documents")
+        return cls(
+            cors_origins=tuple(str(o) for o in values.get("cors_origins", ())),
+            apq=bool(values.get("apq", True)),
+            persisted_only=bool(values.get("persisted_only", False)),
+            persisted_documents=str((base / documents).resolve()) if documents else None,
+            max_age=int(values["max_age"]) if "max_age" in values else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``create_app`` needs. Built once; no I/O happens at import time.
+
+    ``sources`` overrides ``Source.json`` options per register, e.g.
+    ``{"FT": {"url": "http://127.0.0.1:8123/api/"}}``.
+    """
+
+    registers_dir: Path = Path("registers")
+    sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_first: int = 100
+    max_first: int = 1000
+    graphiql: bool = True
+    introspection: bool = True
+    per_level_schema: bool = False
+    include: tuple[str, ...] | None = None
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    rate_limit: RateLimitSettings | None = field(default_factory=RateLimitSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    cache_url: str | None = None
+    response_cache: bool = True
+    response_cache_max_ttl: float = 30.0
+    fast_path: bool = True
+    max_subscriptions_per_connection: int = 20
+
+    @classmethod
+    def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``path`` (TOML) if given, then ``GATEWAY_*`` environment variables.
+
+        Environment: ``GATEWAY_REGISTERS``, ``GATEWAY_HOST``, ``GATEWAY_PORT``,
+        ``GATEWAY_MAX_FIRST``, ``GATEWAY_DEFAULT_FIRST``, ``GATEWAY_ANONYMOUS_LEVEL``,
+        ``GATEWAY_REDIS_URL`` (cache and rate limits), ``GATEWAY_CACHE_URL`` and per
+        register ``GATEWAY_SOURCE__<REG>__<option>`` (e.g. ``GATEWAY_SOURCE__FT__url``).
+        """
+        settings = cls()
+        if path is not None:
+            settings = settings.merged(_read_toml(path), base=path.parent)
+        return settings.merged(_from_env(os.environ if env is None else env), base=Path.cwd())
+
+    def merged(self, values: Mapping[str, Any], base: Path) -> Settings:
+        """A copy with ``values`` (the TOML layout) applied."""
+        changes: dict[str, Any] = {}
+        if "registers" in values:
+            changes["registers_dir"] = (base / str(values["registers"])).resolve()
+        server = values.get("server", {})
+        for key in (
+            "host",
+            "port",
+            "graphiql",
+            "introspection",
+            "per_level_schema",
+            "max_subscriptions_per_connection",
+        ):
+            if key in server:
+                changes[key] = server[key]
+        limits = dict(values.get("limits", {}))
+        for key in ("default_first", "max_first"):
+            if key in limits:
+                changes[key] = int(limits[key])
+        limit_changes: dict[str, Any] = {
+            k: int(limits[k])
+            for k in ("max_document_bytes", "max_tokens", "max_depth", "max_aliases")
+            if k in limits
+        }
+        if "cost_budget" in limits:
+            limit_changes["cost_budget"] = {
+                int(k): int(v) for k, v in limits["cost_budget"].items()
+            }
+        if limit_changes or "default_first" in limits:
+            limit_changes["default_first"] = int(limits.get("default_first", self.default_first))
+            changes["limits"] = replace(self.limits, **limit_changes)
+        if "auth" in values:
+            merged_auth = {"anonymous_level": self.auth.anonymous_level, **values["auth"]}
+            auth = AuthSettings.from_config(merged_auth, base)
+            if "keys" not in values["auth"]:
+                auth = replace(auth, keys=self.auth.keys)
+            changes["auth"] = auth
+        rate = values.get("rate_limit")
+        if rate is not None:
+            if rate.get("enabled", True) is False:
+                changes["rate_limit"] = None
+            else:
+                current = self.rate_limit or RateLimitSettings()
+                changes["rate_limit"] = RateLimitSettings(
+                    per_key=int(rate.get("per_key", current.per_key)),
+                    per_ip=int(rate.get("per_ip", current.per_ip)),
+                    redis_url=rate.get("redis_url", current.redis_url),
+                )
+        cache = values.get("cache", {})
+        if "url" in cache:
+            changes["cache_url"] = str(cache["url"]) or None
+        if "response_cache" in cache:
+            changes["response_cache"] = bool(cache["response_cache"])
+        if "fast_path" in values.get("server", {}):
+            changes["fast_path"] = bool(values["server"]["fast_path"])
+        if "response_max_ttl" in cache:
+            changes["response_cache_max_ttl"] = float(cache["response_max_ttl"])
+        if "http" in values:
+            changes["http"] = HttpSettings.from_config(values["http"], base)
+        sources = {k: dict(v) for k, v in self.sources.items()}
+        for register, options in values.get("sources", {}).items():
+            sources.setdefault(register, {}).update(options)
+        changes["sources"] = sources
+        try:
+            return replace(self, **changes)
+        except (TypeError, ValueError) as exc:
+            raise DescriptorError(f"bad configuration: {exc}") from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DescriptorError(f"cannot read configuration {path}: {exc}") from exc
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {"sources": {}}
+    simple = {
+        "REGISTERS": ("registers", None, str),
+        "HOST": ("server", "host", str),
+        "PORT": ("server", "port", int),
+        "MAX_FIRST": ("limits", "max_first", int),
+        "DEFAULT_FIRST": ("limits", "default_first", int),
+        "ANONYMOUS_LEVEL": ("auth", "anonymous_level", int),
+        "REDIS_URL": ("rate_limit", "redis_url", str),
+        "CACHE_URL": ("cache", "url", str),
+    }
+    for name, raw in env.items():
+        if not name.startswith(_ENV_PREFIX):
+            continue
+        key = name[len(_ENV_PREFIX) :]
+        if key in simple:
+            section, option, convert = simple[key]
+            try:
+                value = convert(raw)
+            except ValueError as exc:
+                raise DescriptorError(f"{name}: {exc}") from exc
+            if option is None:
+                values[section] = value
+            else:
+                values.setdefault(section, {})[option] = value
+        if key == "REDIS_URL":
+            # One Redis for both: the shared cache and the shared rate-limit counters.
+            values.setdefault("cache", {})["url"] = raw
+        if key.startswith("SOURCE__"):
+            _, register, option = [*key.split("__", 2), "", ""][:3]
+            if register and option:
+                values["sources"].setdefault(register, {})[option] = raw
+    return values

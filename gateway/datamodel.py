@@ -1,0 +1,152 @@
+"""The register-independent datamodel: entities, fields, relations and levels.
+
+Every datamodel loader (EDMX, JSON Schema, XSD) produces these frozen objects; the schema
+builder, the resolvers and the source adapters only ever see them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "Datamodel",
+    "Entity",
+    "Field",
+    "NavigationProperty",
+    "Register",
+    "Relation",
+    "ScalarType",
+]
+
+
+class ScalarType(StrEnum):
+    """The scalar kinds a field can have, independent of the upstream's type system."""
+
+    STRING = "String"
+    INT = "Int"
+    LONG = "Long"
+    FLOAT = "Float"
+    BOOLEAN = "Boolean"
+    DATETIME = "DateTime"
+    DATE = "Date"
+
+    @property
+    def is_text(self) -> bool:
+        return self is ScalarType.STRING
+
+    @property
+    def is_ordered(self) -> bool:
+        """Whether ``gt``/``lt`` make sense (numbers, dates)."""
+        return self not in (ScalarType.STRING, ScalarType.BOOLEAN)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A scalar field of an entity.
+
+    ``name`` is the GraphQL name (transliterated), ``source`` the upstream's own name; rows
+    handed to the gateway by a source adapter are keyed by ``name``.
+    """
+
+    name: str
+    source: str
+    type: ScalarType
+    nullable: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """An entity (a type of row) of one register."""
+
+    register: str
+    name: str
+    graphql_name: str
+    fields: tuple[Field, ...]
+    key: tuple[str, ...]
+    description: str = ""
+    by_name: Mapping[str, Field] = field(default_factory=dict, compare=False, repr=False)
+    by_source: Mapping[str, Field] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Frozen dataclass: fill the lookup tables once.
+        object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
+        object.__setattr__(self, "by_source", {f.source: f for f in self.fields})
+
+    def field(self, name: str) -> Field:
+        """The field with GraphQL name ``name`` (KeyError if absent)."""
+        return self.by_name[name]
+
+
+@dataclass(frozen=True, slots=True)
+class NavigationProperty:
+    """A relation the upstream's own model declares (EDMX navigation, XSD keyref, ...).
+
+    Used to generate a Relations.json skeleton; ``source_field``/``target_field`` are empty
+    when the upstream model does not say which columns join.
+    """
+
+    source_entity: str
+    name: str
+    target_entity: str
+    to_many: bool
+    source_field: str = ""
+    target_field: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Datamodel:
+    """What a datamodel loader produces: entities by their source name."""
+
+    entities: Mapping[str, Entity]
+    navigation: tuple[NavigationProperty, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """One DLS relation (a row of Relations.json), resolved against the datamodels.
+
+    Entity and field names are source names, as in Relations.json; ``alias`` is the GraphQL
+    field name on the source entity.
+    """
+
+    source_register: str
+    source_entity: str
+    source_field: str
+    target_rc: str
+    target_rc_version: str
+    target_register: str
+    target_entity: str
+    target_field: str
+    to_many: bool
+    alias: str
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """A loaded register: its datamodel, relations per RelationVersion, levels and source."""
+
+    name: str
+    rc: str
+    datamodel: Datamodel
+    relation_versions: Mapping[str, tuple[Relation, ...]]
+    default_level: int
+    entity_levels: Mapping[str, int]
+    field_levels: Mapping[tuple[str, str], int]
+    source: Mapping[str, object]
+    path: str = ""
+
+    @property
+    def newest_version(self) -> str:
+        return max(self.relation_versions, key=int) if self.relation_versions else "1"
+
+    def entity_level(self, entity: str) -> int:
+        """The level an entity requires (``DefaultSecurity`` unless named specifically)."""
+        return self.entity_levels.get(entity, self.default_level)
+
+    def field_level(self, entity: str, field_source_name: str) -> int:
+        """A field's level: the higher of its entity's and its own."""
+        own = self.field_levels.get((entity, field_source_name), 0)
+        return max(own, self.entity_level(entity))

@@ -1,0 +1,121 @@
+"""HTTP caching of GET answers, so that a browser or a CDN can keep them.
+
+A successful GET answer (no errors) gets ``Cache-Control`` with a ``max-age`` derived from
+the freshness of the registers the query touches (the smallest ``ttl`` of their Source.json,
+unless ``[http] max_age`` sets one), ``public`` for anonymous callers and ``private`` for
+everyone else, and a strong ``ETag`` of its body; a matching ``If-None-Match`` gets ``304``.
+An answer with errors is never cached.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any, Final
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    get_named_type,
+    parse,
+    visit,
+)
+
+__all__ = ["VARY", "Freshness", "cache_control", "entity_tag", "not_modified", "register_ttls"]
+
+# The answer depends on the media type asked for and on who asks.
+VARY: Final = "Accept, Authorization, X-API-Key"
+
+
+class Freshness:
+    """How long answers of one schema stay fresh, per document (memoised)."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        ttls: Mapping[str, int],
+        max_age: int | None = None,
+        cache_size: int = 128,
+    ) -> None:
+        self.schema = schema
+        self.ttls = dict(ttls)
+        self.max_age = max_age
+        # Longest names first, so that "CZPREZ_" is not taken for "CZ_".
+        self._prefixes = sorted(self.ttls, key=len, reverse=True)
+        self.seconds = lru_cache(maxsize=cache_size)(self._seconds)
+
+    def _seconds(self, document: str) -> int:
+        if self.max_age is not None:
+            return self.max_age
+        touched = self.registers(document)
+        ttls = [self.ttls[r] for r in touched] or list(self.ttls.values())
+        return min(ttls, default=0)
+
+    def registers(self, document: str) -> set[str]:
+        """The registers whose types a document selects."""
+        try:
+            tree = parse(document)
+        except GraphQLError:
+            return set()
+        return {r for r in map(self._register, _selected_types(self.schema, tree)) if r}
+
+    def _register(self, type_name: str) -> str | None:
+        return next((r for r in self._prefixes if type_name.startswith(r + "_")), None)
+
+
+def register_ttls(registers: Iterable[Any]) -> dict[str, int]:
+    """``ttl`` of each register's Source.json (0 when absent or not a number)."""
+    out: dict[str, int] = {}
+    for register in registers:
+        ttl = register.source.get("ttl")
+        valid = isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0
+        out[register.name] = int(ttl) if valid else 0
+    return out
+
+
+class _TypeCollector(Visitor):
+    def __init__(self, type_info: TypeInfo) -> None:
+        super().__init__()
+        self.type_info = type_info
+        self.names: set[str] = set()
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        field_type = self.type_info.get_type()
+        if field_type is not None:
+            self.names.add(get_named_type(field_type).name)
+
+
+def _selected_types(schema: GraphQLSchema, document: DocumentNode) -> set[str]:
+    type_info = TypeInfo(schema)
+    collector = _TypeCollector(type_info)
+    visit(document, TypeInfoVisitor(type_info, collector))
+    return collector.names
+
+
+def cache_control(public: bool, max_age: int) -> str:
+    """``Cache-Control`` of a cacheable answer."""
+    scope = "public" if public else "private"
+    return f"{scope}, max-age={max_age}" if max_age > 0 else f"{scope}, no-cache"
+
+
+def entity_tag(media_type: str, body: bytes) -> str:
+    """A strong ETag of a representation (its media type and its bytes)."""
+    digest = hashlib.sha256(media_type.encode("ascii") + b"\n" + body).digest()
+    return '"' + base64.urlsafe_b64encode(digest[:18]).decode("ascii") + '"'
+
+
+def not_modified(if_none_match: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (weak comparison, as RFC 9110 asks)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))

@@ -1,0 +1,425 @@
+"""OData v3 JSON upstreams (Folketingets åbne data).
+
+What the upstream can evaluate is pushed down (``$filter``, ``$orderby``, ``$select``,
+``$skip``/``$top``, ``$inlinecount``); what it cannot (a filter function it lacks, a filter
+too long for one URL) is evaluated here on the rows it returns. Values placed in ``$filter``
+are literals, escaped by OData's rules and then percent-encoded: data never becomes syntax.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from gateway.datamodel import Entity, Field, Register, ScalarType
+from gateway.errors import (
+    UpstreamInvalidError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from gateway.filters import apply_in_memory
+from gateway.observe import REQUEST_ID
+from gateway.query import (
+    And,
+    Condition,
+    Filter,
+    Or,
+    Page,
+    Query,
+    Row,
+    SortKey,
+    conjuncts,
+    filter_fields,
+)
+from resolvers.base import Services, Source
+
+__all__ = ["ODataSource", "build_url", "literal", "translate"]
+
+log = logging.getLogger("resolvers.odata")
+
+_COMPARE = {"eq": "eq", "neq": "ne", "gt": "gt", "gte": "ge", "lt": "lt", "lte": "le"}
+_FUNCTIONS = {
+    "contains": ("substringof", "substringof({value},{field})"),
+    "startsWith": ("startswith", "startswith({field},{value})"),
+    "endsWith": ("endswith", "endswith({field},{value})"),
+}
+_LOCAL = ZoneInfo("Europe/Copenhagen")
+
+
+def literal(value: Any, field: Field) -> str:
+    """``value`` as an OData v3 literal of ``field``'s type."""
+    if value is None:
+        return "null"
+    kind = field.type
+    if kind is ScalarType.BOOLEAN:
+        return "true" if value else "false"
+    if kind in (ScalarType.INT, ScalarType.LONG):
+        number = int(value)
+        return f"{number}L" if kind is ScalarType.LONG else str(number)
+    if kind is ScalarType.FLOAT:
+        return f"{float(value)!r}d"
+    if kind in (ScalarType.DATETIME, ScalarType.DATE):
+        return f"datetime'{_wall_clock(value)}'"
+    text = str(value).replace("'", "''")
+    return f"'{text}'"
+
+
+def _wall_clock(value: Any) -> str:
+    # The upstream's DateTime values carry no offset (Danish local time): an aware value
+    # from a caller is converted to that wall clock before comparing.
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    else:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_LOCAL).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds")
+
+
+def translate(where: Filter, entity: Entity, functions: frozenset[str]) -> str | None:
+    """``where`` as an OData ``$filter`` expression, or None if the upstream cannot evaluate it."""
+    if isinstance(where, And | Or):
+        parts = [translate(item, entity, functions) for item in where.items]
+        if any(p is None for p in parts) or not parts:
+            return None
+        joiner = " and " if isinstance(where, And) else " or "
+        return "(" + joiner.join(p for p in parts if p is not None) + ")"
+    field = entity.field(where.field)
+    name = field.source
+    op, value = where.op, where.value
+    if op in _COMPARE:
+        return f"{name} {_COMPARE[op]} {literal(value, field)}"
+    if op in ("in", "nin"):
+        values = list(dict.fromkeys(value))
+        if not values:
+            # Nothing is in the empty set; everything is outside it.
+            key = entity.field(entity.key[0]).source
+            return f"{key} eq null" if op == "in" else f"{key} ne null"
+        word, joiner = ("eq", " or ") if op == "in" else ("ne", " and ")
+        return "(" + joiner.join(f"{name} {word} {literal(v, field)}" for v in values) + ")"
+    if op in _FUNCTIONS:
+        function, template = _FUNCTIONS[op]
+        if function not in functions or field.type is not ScalarType.STRING:
+            return None
+        call = template.format(field=name, value=literal(str(value), field))
+        return f"{call} eq true"
+    return None
+
+
+def _orderby(order: Sequence[SortKey], entity: Entity) -> str:
+    return ",".join(entity.field(k.field).source + (" desc" if k.descending else "") for k in order)
+
+
+def build_url(root: str, entity: Entity, params: Mapping[str, str]) -> str:
+    """The request URL: entity set and option values percent-encoded (UTF-8)."""
+    query = "&".join(f"{key}={quote(value, safe='')}" for key, value in params.items())
+    path = root + quote(entity.name, safe="")
+    return f"{path}?{query}" if query else path
+
+
+@dataclass(slots=True)
+class _Plan:
+    """How a query is sent: the pushed filter, and whether the gateway finishes the work."""
+
+    pushed: list[str]
+    residual: list[Filter]
+    split: Condition | None  # an "in" too long for one URL, sent in chunks
+
+
+class ODataSource(Source):
+    """An OData v3 service answering ``application/json`` (JSON light)."""
+
+    kind = "odata"
+
+    def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
+        super().__init__(register, options, services)
+        url = str(options["url"])
+        self.root = url if url.endswith("/") else url + "/"
+        self.ttl = float(options.get("ttl", 300))
+        self.page_size = int(options.get("pageSize", 100))
+        self.functions = frozenset(options.get("filterFunctions", ("substringof", "startswith")))
+        self.max_filter = int(options.get("maxFilterLength", 1800))
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        guard = self.guard_settings
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(guard.timeout, connect=min(guard.timeout, guard.connect_timeout)),
+            headers={"Accept": "application/json"},
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- planning ---------------------------------------------------------------------
+
+    def _plan(self, query: Query) -> _Plan:
+        pushed: list[str] = []
+        residual: list[Filter] = []
+        split: Condition | None = None
+        for part in conjuncts(query.where):
+            text = translate(part, query.entity, self.functions)
+            if text is None:
+                residual.append(part)
+            else:
+                pushed.append(text)
+        if len(" and ".join(pushed)) > self.max_filter:
+            longest = max(
+                (p for p in conjuncts(query.where) if isinstance(p, Condition) and p.op == "in"),
+                key=lambda c: len(c.value),
+                default=None,
+            )
+            if longest is not None:
+                split = longest
+                pushed = [
+                    t
+                    for p in conjuncts(query.where)
+                    if p is not longest and p not in residual
+                    for t in [translate(p, query.entity, self.functions)]
+                    if t is not None
+                ]
+        return _Plan(pushed, residual, split)
+
+    def _params(self, query: Query, pushed: list[str]) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if pushed:
+            params["$filter"] = " and ".join(pushed)
+        if query.fields:
+            names = {
+                query.entity.field(n).source for n in query.fields if n in query.entity.by_name
+            }
+            # $metadata order keeps URLs (and so cache keys) stable.
+            params["$select"] = ",".join(f.source for f in query.entity.fields if f.source in names)
+        if query.order:
+            params["$orderby"] = _orderby(query.order, query.entity)
+        return params
+
+    # -- fetching ---------------------------------------------------------------------
+
+    async def fetch(self, query: Query) -> Page:
+        plan = self._plan(query)
+        if not plan.residual and plan.split is None:
+            return await self._window(query, self._params(query, plan.pushed))
+        # The gateway finishes the work: fetch every row the upstream can narrow down to.
+        needed = query.fields
+        if needed:
+            needed = needed | {k.field for k in query.order}
+            for part in plan.residual:
+                needed = needed | filter_fields(part)
+        everything = Query(query.entity, None, query.order, 0, None, needed, False, query.options)
+        if plan.split is None:
+            rows = (await self._window(everything, self._params(everything, plan.pushed))).rows
+        else:
+            rows = await self._chunked(everything, plan)
+        remaining = And(tuple(plan.residual)) if plan.residual else None
+        page = (
+            apply_in_memory(rows, query, where=remaining)
+            if remaining
+            else apply_in_memory(
+                rows, Query(query.entity, None, query.order, query.offset, query.limit)
+            )
+        )
+        if not query.count:
+            page.total = None
+        return page
+
+    async def _chunked(self, query: Query, plan: _Plan) -> list[Row]:
+        assert plan.split is not None
+        values = list(dict.fromkeys(plan.split.value))
+        field = query.entity.field(plan.split.field)
+        budget = max(self.max_filter - len(" and ".join(plan.pushed)), 200)
+        chunks: list[list[Any]] = [[]]
+        used = 0
+        for value in values:
+            cost = len(field.source) + len(literal(value, field)) + 8
+            if chunks[-1] and used + cost > budget:
+                chunks.append([])
+                used = 0
+            chunks[-1].append(value)
+            used += cost
+        pages = await asyncio.gather(
+            *(
+                self._window(
+                    query,
+                    self._params(
+                        query,
+                        [*plan.pushed, self._in_filter(query.entity, field, chunk)],
+                    ),
+                )
+                for chunk in chunks
+            )
+        )
+        seen: set[tuple[Any, ...]] = set()
+        rows: list[Row] = []
+        for page in pages:
+            for row in page.rows:
+                identity = tuple(row.get(k) for k in query.entity.key)
+                if identity not in seen:
+                    seen.add(identity)
+                    rows.append(row)
+        return rows
+
+    def _in_filter(self, entity: Entity, field: Field, values: list[Any]) -> str:
+        text = translate(Condition(field.name, "in", tuple(values)), entity, self.functions)
+        assert text is not None  # "in" always translates
+        return text
+
+    async def _window(self, query: Query, params: dict[str, str]) -> Page:
+        """Rows [offset, offset+limit), following ``odata.nextLink`` across the page cap."""
+        keep = query.options.get("cache", True) is not False
+        return await self._pages(query, params, keep)
+
+    async def _pages(self, query: Query, params: dict[str, str], keep: bool) -> Page:
+        if query.offset:
+            params["$skip"] = str(query.offset)
+        if query.limit is not None:
+            # One row more than asked tells whether a next page exists.
+            params["$top"] = str(query.limit + 1 if query.limit else 0)
+        if query.count:
+            params["$inlinecount"] = "allpages"
+        url: str | None = build_url(self.root, query.entity, params)
+        rows: list[Row] = []
+        total: int | None = None
+        has_more = False
+        while url is not None:
+            document = await self._get(url, keep)
+            if total is None and query.count:
+                total = _count(document)
+            rows.extend(self._rows(document, query.entity))
+            url = self._next_link(document)
+            if query.limit is not None and len(rows) >= query.limit:
+                has_more = len(rows) > query.limit or url is not None
+                break
+        if query.limit == 0 and total is not None:
+            has_more = total > query.offset
+        window = rows if query.limit is None else rows[: query.limit]
+        return Page(rows=window, has_more=has_more, total=total)
+
+    def _next_link(self, document: Mapping[str, Any]) -> str | None:
+        link = document.get("odata.nextLink")
+        if link is None:
+            return None
+        if not isinstance(link, str):
+            raise UpstreamInvalidError(f"{self.register.name}: odata.nextLink is not a URL")
+        # Follow links only to the configured service: a hostile upstream must not make us
+        # fetch from elsewhere.
+        own, other = urlsplit(self.root), urlsplit(link)
+        if (own.scheme, own.netloc) != (other.scheme, other.netloc) or not other.path.startswith(
+            own.path
+        ):
+            raise UpstreamInvalidError(
+                f"{self.register.name}: odata.nextLink points outside the service: {link!r}"
+            )
+        return link
+
+    def _rows(self, document: Mapping[str, Any], entity: Entity) -> list[Row]:
+        values = document.get("value")
+        if not isinstance(values, list):
+            raise UpstreamInvalidError(f"{self.register.name}: the response has no value array")
+        by_source = entity.by_source
+        out: list[Row] = []
+        for item in values:
+            if not isinstance(item, dict):
+                raise UpstreamInvalidError(f"{self.register.name}: a row is not an object")
+            row: Row = {}
+            for key, value in item.items():
+                field = by_source.get(key)
+                if field is not None:
+                    row[field.name] = _coerce(value, field)
+            out.append(row)
+        return out
+
+    async def _get(self, url: str, keep: bool = True) -> dict[str, Any]:
+        async def attempt() -> dict[str, Any]:
+            assert self._client is not None, "the source was not started"
+            self.requests += 1
+            started = time.perf_counter()
+            with _upstream_errors(self.register.name, url):
+                response = await self._client.get(url, headers={"X-Request-ID": REQUEST_ID.get()})
+            self.record(time.perf_counter() - started, len(response.content))
+            return self._document(response)
+
+        async def download() -> dict[str, Any]:
+            return await self.guard.run(attempt)
+
+        if not keep:
+            return await download()
+        return await self.services.cache.get_or_fetch(
+            f"odata:{url}", download, self.ttl, **self.cache_windows()
+        )
+
+    def _document(self, response: httpx.Response) -> dict[str, Any]:
+        name = self.register.name
+        if response.status_code == 404:
+            raise UpstreamUnavailableError(
+                f"{name}: the upstream does not serve this entity set (404)", status=404
+            )
+        if response.status_code >= 500 or response.status_code == 429:
+            raise UpstreamUnavailableError(
+                f"{name}: the upstream answered {response.status_code}",
+                status=response.status_code,
+            )
+        if response.status_code >= 400:
+            raise UpstreamInvalidError(
+                f"{name}: the upstream refused the request ({response.status_code})",
+                status=response.status_code,
+            )
+        try:
+            document = json.loads(response.content)
+        except ValueError:
+            raise UpstreamInvalidError(f"{name}: the upstream's answer is not JSON") from None
+        if not isinstance(document, dict):
+            raise UpstreamInvalidError(f"{name}: the answer is not a JSON object")
+        return document
+
+
+def _count(document: Mapping[str, Any]) -> int:
+    raw = document.get("odata.count")
+    try:
+        # OData v3 writes the count as a string.
+        return int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UpstreamInvalidError(f"odata.count is not a number: {raw!r}") from None
+
+
+def _coerce(value: Any, field: Field) -> Any:
+    if value is None:
+        return None
+    kind = field.type
+    if kind in (ScalarType.INT, ScalarType.LONG) and isinstance(value, str):
+        # Edm.Int64 may be written as a string (IEEE754Compatible).
+        try:
+            return int(value)
+        except ValueError:
+            raise UpstreamInvalidError(f"{field.source}: {value!r} is not an integer") from None
+    return value
+
+
+@contextlib.contextmanager
+def _upstream_errors(register: str, url: str) -> Iterator[None]:
+    """Translate transport failures into gateway errors, at this one boundary."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeoutError(f"{register}: the upstream did not answer in time") from exc
+    except httpx.HTTPError as exc:
+        log.warning("%s upstream failure on %s: %s", register, url, exc)
+        raise UpstreamUnavailableError(
+            f"{register}: the upstream connection failed ({type(exc).__name__})"
+        ) from exc

@@ -1,0 +1,1 @@
+"""Node-driven checks: the graphql-http audit, GraphiQL in Chromium, Apollo Client APQ."""

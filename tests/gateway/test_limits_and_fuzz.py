@@ -1,0 +1,291 @@
+"""Query limits (refused before any upstream request) and fuzzing of documents and filters."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from gateway.app import create_app
+from gateway.auth import ApiKey, AuthSettings, hash_key
+from gateway.config import Settings
+from replicas.ft import FtReplica
+from tests.ft import raw
+from tests.support import REGISTERS
+
+KEY3 = "level-three-key-0123456789abcdefgh"
+
+
+class Harness:
+    """The FT replica and the gateway on an event loop in a thread, for synchronous tests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.stop = asyncio.Event()
+        self.service = asyncio.run_coroutine_threadsafe(self._serve(), self.loop)
+        self.ready.result(timeout=120)
+
+    async def _serve(self) -> None:
+        try:
+            async with FtReplica() as replica:
+                self.replica = replica
+                auth = AuthSettings(keys=(ApiKey("three", 3, hash_key(KEY3)),))
+                settings = Settings(
+                    registers_dir=REGISTERS,
+                    include=("FT",),
+                    sources={"FT": {"url": replica.url}},
+                    auth=auth,
+                    rate_limit=None,
+                )
+                async with LifespanManager(create_app(settings)) as manager:
+                    transport = httpx.ASGITransport(app=manager.app)
+                    async with httpx.AsyncClient(
+                        transport=transport, base_url="http://gateway.test"
+                    ) as client:
+                        self.client = client
+                        self.ready.set_result(None)
+                        await self.stop.wait()
+        except BaseException as exc:
+            if not self.ready.done():
+                self.ready.set_exception(exc)
+            raise
+
+    def post(self, body: Any, **headers: str) -> httpx.Response:
+        future = asyncio.run_coroutine_threadsafe(
+            self.client.post("/graphql", json=body, headers=headers), self.loop
+        )
+        response: httpx.Response = future.result(timeout=120)
+        return response
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.service.result(timeout=60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[Harness]:
+    running = Harness()
+    yield running
+    running.close()
+
+
+def refused(response: httpx.Response, limit: str) -> dict[str, Any]:
+    body = response.json()
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
+    assert error["extensions"]["limit"] == limit
+    assert error["extensions"]["measured"] > error["extensions"]["allowed"]
+    extensions: dict[str, Any] = error["extensions"]
+    return extensions
+
+
+def _deep(levels: int) -> str:
+    inner = "id"
+    for _ in range(levels):
+        inner = f"Aktoertype {{ Aktoer(first: 1) {{ nodes {{ {inner} }} }} }}"
+    return f"{{ FT_Aktoer(first: 1) {{ nodes {{ {inner} }} }} }}"
+
+
+@pytest.mark.parametrize(
+    ("document", "limit"),
+    [
+        (_deep(6), "depth"),
+        (
+            "{ " + " ".join(f"a{i}: FT_Stemmetype {{ totalCount }}" for i in range(31)) + " }",
+            "aliases",
+        ),
+        ("{ FT_Stemmetype { nodes { " + "id " * 6000 + "} } }", "tokens"),
+        ("# " + "x" * 120_000 + "\n{ FT_Stemmetype { totalCount } }", "documentBytes"),
+        (
+            "{ FT_Afstemning(first: 300) { nodes { Stemme(first: 300) { nodes { id } } } } }",
+            "cost",
+        ),
+    ],
+)
+def test_limits_refuse_before_any_upstream_request(
+    harness: Harness, document: str, limit: str
+) -> None:
+    harness.replica.reset_log()
+    extensions = refused(harness.post({"query": document}), limit)
+    assert harness.replica.requests == []
+    if limit == "cost":
+        assert extensions["allowed"] == 50_000
+        assert extensions["measured"] >= 300 * 300
+
+
+def test_cost_counts_variables_and_budgets_are_per_level(harness: Harness) -> None:
+    query = (
+        "query($n: Int) { FT_Afstemning(first: $n, where: {id: {lte: 200}}) "
+        "{ nodes { Stemme(first: $n) { nodes { id } } } } }"
+    )
+    harness.replica.reset_log()
+    refused(harness.post({"query": query, "variables": {"n": 250}}), "cost")
+    assert harness.replica.requests == []
+    allowed = harness.post({"query": query, "variables": {"n": 250}}, **{"X-API-Key": KEY3})
+    body = allowed.json()
+    assert "errors" not in body, body
+    ballots = body["data"]["FT_Afstemning"]["nodes"]
+    assert len(ballots) == sum(1 for r in raw.afstemning() if int(r["id"] or 0) <= 200)
+
+
+# --- fuzzing the document parser ---------------------------------------------------------
+
+_PIECES = st.sampled_from(
+    ["{", "}", "(", ")", "[", "]", ":", "$", "...", "@", "!", "=", ",", '"', '"""', "#",
+     "query", "fragment", "on", "FT_Stemme", "FT_Aktoer", "nodes", "edges", "id", "navn",
+     "where", "first", "after", "order", "eq", "in", "and", "or", "null", "true", "1", "-1",
+     "1e309", "__typename", "__schema", "\\u0000", "ø", " ", "\n"]
+)  # fmt: skip
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.one_of(st.text(max_size=200), st.lists(_PIECES, max_size=60).map(" ".join)))
+def test_no_document_makes_a_500(harness: Harness, document: str) -> None:
+    response = harness.post({"query": document})
+    assert response.status_code in (200, 400), response.text
+    body = response.json()
+    assert "Traceback" not in response.text
+    for error in body.get("errors", []):
+        assert error["extensions"]["code"] != "INTERNAL_SERVER_ERROR", (document, body)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.recursive(
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.text(max_size=20),
+        ),
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.dictionaries(st.text(max_size=10), children, max_size=4),
+        ),
+        max_leaves=12,
+    )
+)
+def test_no_variables_make_a_500(harness: Harness, where: Any) -> None:
+    body = {
+        "query": "query($w: FT_AktoerFilterInput) "
+        "{ FT_Aktoer(first: 3, where: $w) { nodes { id } } }",
+        "variables": {"w": where},
+    }
+    response = harness.post(body)
+    assert response.status_code in (200, 400)
+    for error in response.json().get("errors", []):
+        assert error["extensions"]["code"] != "INTERNAL_SERVER_ERROR", (where, response.text)
+
+
+# --- fuzzing the filter translation against an independent evaluator --------------------
+
+AKTOER = sorted(raw.aktoer().values(), key=lambda r: r["id"])
+NAMES = [r["navn"] for r in AKTOER[::97] if r["navn"]]
+TEXTS = st.one_of(
+    st.sampled_from(NAMES),
+    st.sampled_from(["'", "''", "%", "&", " & ", "sen", "Ø", "100%", "' or 1 eq 1", ""]),
+    st.text(alphabet="aeøsn' %&", max_size=4),
+)
+DATES = st.datetimes(min_value=dt.datetime(2014, 1, 1), max_value=dt.datetime(2019, 12, 31))
+
+
+def _conditions() -> st.SearchStrategy[dict[str, Any]]:
+    text_ops = st.sampled_from(["eq", "neq", "contains", "startsWith", "endsWith"])
+    number_ops = st.sampled_from(["eq", "neq", "gt", "gte", "lt", "lte"])
+    return st.one_of(
+        st.tuples(text_ops, TEXTS).map(lambda t: {"navn": {t[0]: t[1]}}),
+        st.lists(TEXTS, max_size=3).map(lambda v: {"navn": {"in": v}}),
+        st.just({"navn": {"eq": None}}),
+        st.just({"gruppenavnkort": {"neq": None}}),
+        st.tuples(number_ops, st.integers(0, 13)).map(lambda t: {"typeid": {t[0]: t[1]}}),
+        st.lists(st.integers(0, 13), max_size=3).map(lambda v: {"typeid": {"nin": v}}),
+        st.tuples(number_ops, DATES).map(lambda t: {"opdateringsdato": {t[0]: t[1].isoformat()}}),
+    )
+
+
+FILTERS = st.recursive(
+    _conditions(),
+    lambda children: st.one_of(
+        st.lists(children, min_size=1, max_size=3).map(lambda c: {"and": c}),
+        st.lists(children, min_size=1, max_size=3).map(lambda c: {"or": c}),
+    ),
+    max_leaves=5,
+)
+
+
+def _value(row: dict[str, Any], name: str) -> Any:
+    value = row["periodeid" if name == "periodeid" else name]
+    if name == "opdateringsdato" and value is not None:
+        return dt.datetime.fromisoformat(value)
+    return value
+
+
+def _holds(where: dict[str, Any], row: dict[str, Any]) -> bool:
+    for key, spec in where.items():
+        if key == "and" and not all(_holds(part, row) for part in spec):
+            return False
+        if key == "or" and not any(_holds(part, row) for part in spec):
+            return False
+        if key in ("and", "or"):
+            continue
+        have = _value(row, key)
+        for op, want in spec.items():
+            if key == "opdateringsdato" and isinstance(want, str):
+                want = dt.datetime.fromisoformat(want)
+            ok = {
+                "eq": lambda h, w: h == w,
+                "neq": lambda h, w: h != w,
+                "in": lambda h, w: h in w,
+                "nin": lambda h, w: h not in w,
+                "gt": lambda h, w: h is not None and h > w,
+                "gte": lambda h, w: h is not None and h >= w,
+                "lt": lambda h, w: h is not None and h < w,
+                "lte": lambda h, w: h is not None and h <= w,
+                "contains": lambda h, w: h is not None and w in h,
+                "startsWith": lambda h, w: h is not None and h.startswith(w),
+                "endsWith": lambda h, w: h is not None and h.endswith(w),
+            }[op](have, want)
+            if not ok:
+                return False
+    return True
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(FILTERS)
+def test_pushed_down_filters_answer_like_the_raw_data(
+    harness: Harness, where: dict[str, Any]
+) -> None:
+    body = harness.post(
+        {
+            "query": "query($w: FT_AktoerFilterInput) "
+            "{ FT_Aktoer(first: 20, where: $w) { totalCount nodes { id } } }",
+            "variables": {"w": where},
+        }
+    ).json()
+    assert "errors" not in body, (json.dumps(where, ensure_ascii=False), body)
+    expected = [r["id"] for r in AKTOER if _holds(where, r)]
+    got = body["data"]["FT_Aktoer"]
+    assert got["totalCount"] == len(expected), json.dumps(where, ensure_ascii=False)
+    assert [n["id"] for n in got["nodes"]] == expected[:20]

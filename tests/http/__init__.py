@@ -1,0 +1,1 @@
+"""GraphQL over HTTP: the protocol, persisted queries, caching, CORS, the playground."""

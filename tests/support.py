@@ -1,0 +1,118 @@
+"""Helpers for end-to-end tests: the gateway app on an in-process client, register subsets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from gateway.app import create_app
+from gateway.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+REGISTERS = ROOT / "registers"
+
+
+@contextmanager
+def register_subset(*names: str) -> Iterator[Path]:
+    """A registers folder holding only ``names`` (links to the shipped folders)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            os.symlink(REGISTERS / name, Path(tmp) / name)
+        yield Path(tmp)
+
+
+@asynccontextmanager
+async def gateway_client(
+    registers_dir: Path, overrides: Mapping[str, Mapping[str, Any]], **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the gateway app (lifespan running), its sources per ``overrides``.
+
+    Replicas run on loopback: the registers' politeness rates (requests per second towards
+    the public services) are off unless ``overrides`` sets them.
+    """
+    sources = {name: {"rate": 0, **dict(options)} for name, options in overrides.items()}
+    # DLS_FAST_PATH=0 runs the same end-to-end tests through the field-by-field path only.
+    settings.setdefault("fast_path", os.environ.get("DLS_FAST_PATH", "1") != "0")
+    app = create_app(Settings(registers_dir=registers_dir, sources=sources, **settings))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+async def graphql(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: Mapping[str, Any] | None = None,
+    path: str = "/graphql",
+) -> dict[str, Any]:
+    """POST a GraphQL document; return the decoded JSON body."""
+    body: dict[str, Any] = {"query": query}
+    if variables is not None:
+        body["variables"] = dict(variables)
+    response = await client.post(path, json=body)
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, seconds: float = 60) -> None:
+    """Return once something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+class RedisServer:
+    """A private redis-server (nothing on disk) that can stop and start on the same port."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is installed by scripts/bootstrap-system"
+        self.binary = binary
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port, 20)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
