@@ -115,6 +115,24 @@
 
   // --- requests ---------------------------------------------------------------------------
 
+  // GraphiQL reads the operation name from the editor a moment after each edit, so a
+  // document run straight after typing or pasting can go out with the name of the tab's
+  // previous document, which the server must reject ("Unknown operation named").  Send a
+  // name only when the document defines an operation of that name.
+  function withLiveOperationName(params) {
+    var name = params && params.operationName;
+    if (!name || typeof params.query !== 'string' || !/^[_A-Za-z][_0-9A-Za-z]*$/.test(name)) {
+      return params;
+    }
+    var defined = new RegExp('(^|[^_0-9A-Za-z])(query|mutation|subscription)\\s+' + name + '(?![_0-9A-Za-z])');
+    if (defined.test(params.query)) {
+      return params;
+    }
+    var copy = Object.assign({}, params);
+    delete copy.operationName;
+    return copy;
+  }
+
   async function fetcher(params, options) {
     var headers = {
       'content-type': 'application/json',
@@ -124,6 +142,7 @@
     Object.keys(extra).forEach(function (name) {
       headers[name.toLowerCase()] = extra[name];
     });
+    params = withLiveOperationName(params);
     var key = currentKey();
     // Credentials typed into the headers editor win over the stored key.
     if (key && !headers['x-api-key'] && !headers.authorization) {

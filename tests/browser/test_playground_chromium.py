@@ -83,3 +83,10 @@ async def test_playground_runs_a_typed_query_in_chromium(served: Served, tmp_pat
     # The gateway saw the typed document itself.
     documents = [s.params().get("query") for s in served.log.graphql() if s.method == "POST"]
     assert query in documents
+    # A document run straight after typing never goes out under the previous tab's
+    # operation name (the gateway would have to reject it).
+    for sent in served.log.graphql():
+        params = sent.params()
+        name = params.get("operationName")
+        if name:
+            assert re.search(rf"\b(query|mutation|subscription)\s+{name}\b", params["query"])
