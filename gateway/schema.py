@@ -21,6 +21,7 @@ from strawberry.annotation import StrawberryAnnotation
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.arguments import StrawberryArgument
+from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
@@ -57,6 +58,9 @@ log = logging.getLogger("gateway.schema")
 
 _MISSING = object()
 
+# Where the generated fields' annotations are evaluated (they hold classes, not strings).
+_NAMESPACE: dict[str, Any] = globals()
+
 
 def _default_resolver(obj: Any, name: str) -> Any:
     # Rows are plain dicts keyed by GraphQL field name; a field whose name is a Python
@@ -81,8 +85,22 @@ def _python_name(name: str) -> str:
     return f"{name}_" if keyword.iskeyword(name) or keyword.issoftkeyword(name) else name
 
 
+def _init_input(self: Any, **values: Any) -> None:
+    # strawberry builds an input value as ``cls(**converted_fields)``; fields the client
+    # left out are absent and read as UNSET (see ``_input_value``).
+    self.__dict__.update(values)
+
+
 class _TypeSet:
-    """The generated classes of one schema, made in two phases so relations can cycle."""
+    """The generated classes of one schema, made in two phases so relations can cycle.
+
+    The classes get their strawberry definition directly, as integrations that make their
+    own types do, rather than through ``strawberry.type``: that would make each of several
+    hundred generated classes a dataclass (compiling ``__init__``, ``__repr__`` and
+    ``__eq__`` for every one) and resolve every field's annotation several times over,
+    about half of the start-up time. Nothing instantiates the object types (rows are
+    dicts); input classes take their fields as keyword arguments.
+    """
 
     def __init__(self) -> None:
         self.classes: dict[str, type] = {}
@@ -101,20 +119,27 @@ class _TypeSet:
         description: str | None = None,
         directives: Sequence[object] = (),
     ) -> type:
-        annotations: dict[str, Any] = {}
         for f in fields:
-            assert f.python_name is not None
-            setattr(cls, f.python_name, f)
+            f.origin = cls
             assert f.type_annotation is not None
-            annotations[f.python_name] = f.type_annotation.annotation
-        cls.__annotations__ = annotations
-        return strawberry.type(
-            cls,
+            f.type_annotation.namespace = _NAMESPACE
+        if is_input:
+            cls.__init__ = _init_input  # type: ignore[misc]
+        definition = StrawberryObjectDefinition(
             name=cls.__name__,
             is_input=is_input,
+            is_interface=False,
+            origin=cls,
             description=description,
+            interfaces=[],
+            extend=False,
             directives=directives,
+            is_type_of=None,
+            resolve_type=None,
+            fields=list(fields),
         )
+        cls.__strawberry_definition__ = definition  # type: ignore[attr-defined]
+        return cls
 
 
 def _field(
