@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -298,11 +298,11 @@ class ODataSource(Source):
         total: int | None = None
         has_more = False
         while url is not None:
-            document = await self._get(url, keep)
+            answer = await self._get(url, query.entity, keep)
             if total is None and query.count:
-                total = _count(document)
-            rows.extend(self._rows(document, query.entity))
-            url = self._next_link(document)
+                total = _count(answer.count)
+            rows.extend(answer.rows)
+            url = answer.next_link
             if query.limit is not None and len(rows) >= query.limit:
                 has_more = len(rows) > query.limit or url is not None
                 break
@@ -345,23 +345,30 @@ class ODataSource(Source):
             out.append(row)
         return out
 
-    async def _get(self, url: str, keep: bool = True) -> dict[str, Any]:
-        async def attempt() -> dict[str, Any]:
+    async def _get(self, url: str, entity: Entity, keep: bool = True) -> _Answer:
+        async def attempt() -> _Answer:
             assert self._client is not None, "the source was not started"
             self.requests += 1
             started = time.perf_counter()
             with _upstream_errors(self.register.name, url):
                 response = await self._client.get(url, headers={"X-Request-ID": REQUEST_ID.get()})
             self.record(time.perf_counter() - started, len(response.content))
-            return self._document(response)
+            document = self._document(response)
+            return _Answer(
+                self._rows(document, entity),
+                document.get("odata.count"),
+                self._next_link(document),
+            )
 
-        async def download() -> dict[str, Any]:
+        async def download() -> _Answer:
             return await self.guard.run(attempt)
 
         if not keep:
             return await download()
+        # Kept converted: a hit costs no renaming or coercion. (The key's prefix names the
+        # shape of the value, so entries of an older shape are never read as this one.)
         return await self.services.cache.get_or_fetch(
-            f"odata:{url}", download, self.ttl, **self.cache_windows()
+            f"odata-rows:{url}", download, self.ttl, **self.cache_windows()
         )
 
     def _document(self, response: httpx.Response) -> dict[str, Any]:
@@ -389,11 +396,18 @@ class ODataSource(Source):
         return document
 
 
-def _count(document: Mapping[str, Any]) -> int:
-    raw = document.get("odata.count")
+class _Answer(NamedTuple):
+    """One upstream response as the cache keeps it: its rows already converted."""
+
+    rows: list[Row]
+    count: Any  # ``odata.count`` as sent (a string in OData v3), None when absent
+    next_link: str | None
+
+
+def _count(raw: Any) -> int:
     try:
         # OData v3 writes the count as a string.
-        return int(raw)  # type: ignore[arg-type]
+        return int(raw)
     except (TypeError, ValueError):
         raise UpstreamInvalidError(f"odata.count is not a number: {raw!r}") from None
 
