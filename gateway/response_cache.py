@@ -4,6 +4,11 @@ Keyed by the normalised document (its lexical tokens: whitespace and comments do
 matter, string values do), the variables, the operation name, the endpoint and the caller's
 level (what decides visibility). An answer is cached only without errors and notices, for
 the shortest TTL of the registers it touched, capped by ``max_ttl``.
+
+Answers are kept as the JSON bytes of their data: a hit is sent without encoding, an entry
+is a few KiB rather than a tree of dicts several times that size, and the garbage collector
+has nothing in it to walk. ``data`` is decoded only if something other than the HTTP view
+reads it.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from graphql.error import GraphQLSyntaxError
 from graphql.language import Lexer, Source, TokenKind
+from strawberry.types import ExecutionResult
 
 from gateway.cache import Cache
 
-__all__ = ["ResponseCache", "normalise"]
+__all__ = ["CachedResult", "ResponseCache", "encode_json", "normalise"]
 
 
 def normalise(document: str) -> str:
@@ -49,6 +56,39 @@ def _normalise(document: str) -> str:
     except GraphQLSyntaxError:
         return document  # never cached: it will not execute without errors
     return " ".join(parts)
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact JSON, as the HTTP view sends it."""
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        # orjson refuses integers beyond 64 bits; the standard library does not.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class CachedResult(ExecutionResult):
+    """A response-cache hit: the JSON bytes of the answer's data, decoded only on demand."""
+
+    def __init__(self, encoded: bytes) -> None:
+        self.encoded = encoded
+        self._data: dict[str, object] | None = None
+        self.errors = None
+        self.extensions = None
+
+    @property
+    def data(self) -> dict[str, object] | None:
+        if self._data is None:
+            self._data = orjson.loads(self.encoded)
+        return self._data
+
+    @data.setter
+    def data(self, value: dict[str, object] | None) -> None:
+        self._data = value
+
+    def body(self) -> bytes:
+        """The whole HTTP response body: ``{"data": …}``."""
+        return b'{"data":' + self.encoded + b"}"
 
 
 class ResponseCache:
@@ -82,15 +122,15 @@ class ResponseCache:
             sort_keys=True,
             default=str,
         )
-        return "response:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+        return "response-json:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
 
-    async def get(self, key: str) -> Any | None:
+    async def get(self, key: str) -> CachedResult | None:
         found = await self.cache.get(key)
-        if found is None:
+        if not isinstance(found, bytes):
             self.misses += 1
-        else:
-            self.hits += 1
-        return found
+            return None
+        self.hits += 1
+        return CachedResult(found)
 
     async def store(self, key: str, result: Any, context: Any) -> None:
         if getattr(result, "errors", None) or getattr(result, "data", None) is None:
@@ -100,4 +140,4 @@ class ResponseCache:
         touched: set[str] = getattr(context, "touched", set())
         ttl = min([self.max_ttl, *(self.ttls.get(name, 0.0) for name in touched)])
         if ttl > 0:
-            await self.cache.set(key, result.data, ttl)
+            await self.cache.set(key, encode_json(result.data), ttl)

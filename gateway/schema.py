@@ -559,7 +559,7 @@ class GatewaySchema(strawberry.Schema):
             key = cache.key(query, variable_values, operation_name, level)
             hit = await cache.get(key)
             if hit is not None:
-                return ExecutionResult(data=hit, errors=None)
+                return hit
         result = await self._fast(query, variable_values, context_value, operation_name)
         if result is None:
             result = await super().execute(

@@ -14,12 +14,9 @@ WebSocket connections are left to strawberry.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Final
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -51,6 +48,7 @@ from gateway.httpcache import (
     register_ttls,
 )
 from gateway.persisted import PersistedQueries
+from gateway.response_cache import CachedResult, encode_json
 from gateway.schema import GatewaySchema
 
 if TYPE_CHECKING:
@@ -64,7 +62,6 @@ log = logging.getLogger("gateway.http")
 _BODY_ALLOWANCE: Final = 1_000_000
 
 # Encoded answers kept for response-cache hits (each entry holds its data alive).
-_ENCODED_ANSWERS: Final = 128
 
 _ALLOWED_OPERATIONS: Final = {
     "GET": frozenset({OperationType.QUERY}),
@@ -95,7 +92,6 @@ class GatewayView(GraphQL[RequestContext, None]):
             settings.http.max_age,
         )
         self.max_body = settings.limits.max_document_bytes + _BODY_ALLOWANCE
-        self.encoded = EncodedAnswers(_ENCODED_ANSWERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -178,13 +174,17 @@ class GatewayView(GraphQL[RequestContext, None]):
     def _answer(
         self, request: Request, media_type: str, result: ExecutionResult, document: str
     ) -> Response:
-        # No data: the document never ran (it did not parse, validate or coerce).
-        status = 400 if result.data is None and media_type == GRAPHQL_RESPONSE_JSON else 200
-        body = self.encoded.body(result)
+        if isinstance(result, CachedResult):
+            # A response-cache hit: the answer's bytes as they were cached.
+            ran, body = True, result.body()
+        else:
+            # No data: the document never ran (it did not parse, validate or coerce).
+            ran, body = result.data is not None, encode_json(_payload(result))
+        status = 200 if ran or media_type != GRAPHQL_RESPONSE_JSON else 400
         headers: dict[str, str] = {}
         if request.method == "GET":
             headers["vary"] = VARY
-            if result.errors or result.data is None:
+            if result.errors or not ran:
                 headers["cache-control"] = "no-store"
             else:
                 public = _caller(request.scope, self.settings).method == "anonymous"
@@ -216,38 +216,6 @@ def _served_registers(schema: GatewaySchema, runtime: Runtime) -> set[str]:
     }
 
 
-class EncodedAnswers:
-    """The bytes of recent answers, found again by the identity of their data.
-
-    A response-cache hit hands back the very data object that was cached, so its bytes can
-    be sent again without encoding. Only answers without errors and extensions are kept: the
-    body is then a function of the data alone. Entries keep their data alive, so an identity
-    is never reused while it is remembered; the least recently used entry goes first.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
-        self.reused = 0
-
-    def body(self, result: ExecutionResult) -> bytes:
-        """The encoded body of ``result`` (the remembered bytes if its data was seen)."""
-        data = result.data
-        if data is None or result.errors or result.extensions:
-            return _encode(_payload(result))
-        key = id(data)
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] is data:
-            self._entries.move_to_end(key)
-            self.reused += 1
-            return entry[1]
-        body = _encode(_payload(result))
-        self._entries[key] = (data, body)
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-        return body
-
-
 def _payload(result: ExecutionResult) -> dict[str, Any]:
     payload: dict[str, Any] = {}
     if result.errors:
@@ -257,11 +225,3 @@ def _payload(result: ExecutionResult) -> dict[str, Any]:
     if result.extensions:
         payload["extensions"] = result.extensions
     return payload
-
-
-def _encode(payload: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(payload)
-    except (TypeError, orjson.JSONEncodeError):
-        # orjson refuses integers beyond 64 bits; the standard library does not.
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

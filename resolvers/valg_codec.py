@@ -8,6 +8,7 @@ spaces, commas and Danish letters, so identities always come from the content (N
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,11 +59,13 @@ class FileProblem(Exception):
         self.reason = reason
 
 
+@functools.lru_cache(maxsize=65_536)
 def series_and_stamp(name: str) -> tuple[str, dt.datetime | None]:
     """Split ``<series>-DDMMYYYYHHmm.json`` into the series label and the UTC stamp.
 
     The stamp is day-first, so its text does not sort chronologically; a name without one
-    is a series of its own with no stamp.
+    is a series of its own with no stamp. Remembered per name (bounded): every page of a
+    walk groups the same directory listing again.
     """
     match = _STAMP.search(name)
     if match is not None:
