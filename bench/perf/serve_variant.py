@@ -1,18 +1,17 @@
 """``gateway serve`` with one or more measured variants applied, for the "cheap wins".
 
-Each variant is a change the benchmark measures one by one against the gateway as it is.
-Those that are proposed changes to the gateway (``gc-freeze``, ``memo-lex``,
-``doc-caches``) are applied here at start-up, in this process only, exactly as the report
-words them; those that undo something the gateway already does (``no-sniffio``,
-``client-per-request``) show what it is worth. Nothing in the repository is changed.
+Each variant undoes, in this process only, one thing the gateway does for speed, so the
+benchmark shows what each is worth against the gateway as it is (``no-gc-freeze``,
+``no-memo-lex``, ``data-cache``, ``eager-edges``, ``no-sniffio``, ``client-per-request``),
+or tries a setting it does not use (``gc-threshold``, ``doc-caches``). Nothing in the
+repository is changed.
 
-    uv run python bench/perf/serve_variant.py --variants gc-freeze,memo-lex -- serve --config …
+    uv run python bench/perf/serve_variant.py --variants no-gc-freeze -- serve --config …
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import importlib.abc
 import importlib.machinery
@@ -25,24 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-def gc_freeze() -> None:
-    """After start-up: collect once, then move every object to the permanent generation.
+def no_gc_freeze() -> None:
+    """Leave start-up's objects in the collected generations (``gateway serve`` freezes them).
 
     The schemas, types and datamodels (hundreds of thousands of objects) are never garbage;
-    without this every full collection walks them all again.
+    unfrozen, every full collection walks them all again.
     """
-    import gateway.app
-
-    create_app = gateway.app.create_app
-
-    @functools.wraps(create_app)
-    def frozen(*args: Any, **kwargs: Any) -> Any:
-        app = create_app(*args, **kwargs)
-        gc.collect()
-        gc.freeze()
-        return app
-
-    gateway.app.create_app = frozen
+    gc.freeze = lambda: None
 
 
 def gc_threshold() -> None:
@@ -50,21 +38,75 @@ def gc_threshold() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def memo_lex() -> None:
-    """Lex each document text once: the token-count limit and the response-cache key.
+def no_memo_lex() -> None:
+    """Lex every document on every request: the token-count limit and the cache key.
 
-    ``check_document`` and ``normalise`` lex the whole document on every request (and the
-    lexer's tokens form reference cycles, left to the garbage collector); both results
-    depend on the text alone, so a bounded memo per text is exact.
+    The gateway remembers both per document text (bounded); this undoes the memo.
     """
     import gateway.limits
     import gateway.response_cache
-    import gateway.schema
 
-    count_tokens = functools.lru_cache(maxsize=1024)(gateway.limits.count_tokens)
-    gateway.limits.count_tokens = count_tokens
-    normalise = functools.lru_cache(maxsize=1024)(gateway.response_cache.normalise)
-    gateway.response_cache.normalise = normalise
+    gateway.limits._count_tokens_memo = gateway.limits._count_tokens
+    gateway.response_cache._normalise_memo = gateway.response_cache._normalise
+
+
+def data_cache() -> None:
+    """The response cache keeps each answer's data (a tree of dicts) and encodes it per hit.
+
+    The gateway keeps the JSON bytes instead; this is how it was before.
+    """
+    from strawberry.types import ExecutionResult
+
+    import gateway.response_cache
+
+    cls = gateway.response_cache.ResponseCache
+
+    async def get(self: Any, key: str) -> Any:
+        found = await self.cache.get("data:" + key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return ExecutionResult(data=found, errors=None)
+
+    async def store(self: Any, key: str, result: Any, context: Any) -> None:
+        if getattr(result, "errors", None) or getattr(result, "data", None) is None:
+            return
+        if getattr(context, "notices", None):
+            return
+        touched = getattr(context, "touched", set())
+        ttl = min([self.max_ttl, *(self.ttls.get(name, 0.0) for name in touched)])
+        if ttl > 0:
+            await self.cache.set("data:" + key, result.data, ttl)
+
+    cls.get = get  # type: ignore[method-assign]
+    cls.store = store  # type: ignore[method-assign]
+
+
+def eager_edges() -> None:
+    """Build every connection's ``edges`` (a dict and a base64 cursor per row) up front.
+
+    The gateway builds them only when a query reads them (most select only ``nodes``).
+    """
+    import gateway.execute
+
+    encode = gateway.execute.encode_cursor
+
+    def connection(rows: list[Any], start: int, has_next: bool, total: int | None) -> Any:
+        edges = [{"cursor": encode(start + i), "node": row} for i, row in enumerate(rows)]
+        return {
+            "nodes": rows,
+            "edges": edges,
+            "totalCount": total,
+            "pageInfo": {
+                "hasNextPage": has_next,
+                "hasPreviousPage": start > 0,
+                "startCursor": edges[0]["cursor"] if edges else None,
+                "endCursor": edges[-1]["cursor"] if edges else None,
+            },
+        }
+
+    gateway.execute._connection = connection
 
 
 def doc_caches() -> None:
@@ -114,13 +156,13 @@ def client_per_request() -> None:
 
     original = resolvers.odata.ODataSource._get
 
-    async def get(self: Any, url: str, keep: bool = True) -> Any:
+    async def get(self: Any, url: str, entity: Any, keep: bool = True) -> Any:
         pooled = self._client
         self._client = httpx.AsyncClient(
             timeout=pooled.timeout, headers={"Accept": "application/json"}
         )
         try:
-            return await original(self, url, keep)
+            return await original(self, url, entity, keep)
         finally:
             await self._client.aclose()
             self._client = pooled
@@ -128,127 +170,15 @@ def client_per_request() -> None:
     resolvers.odata.ODataSource._get = get  # type: ignore[method-assign]
 
 
-def fragment_cache() -> None:
-    """The response cache keeps the answer's encoded bytes (``orjson.Fragment``), not its data.
-
-    A hit then costs no encoding, and the cache holds bytes, which the garbage collector
-    never walks, instead of a tree of dicts several times their size.
-    """
-    import orjson
-
-    import gateway.response_cache
-
-    cls = gateway.response_cache.ResponseCache
-    original = cls.store
-
-    class Encoded:
-        errors = None
-
-        def __init__(self, data: Any) -> None:
-            self.data = data
-
-    async def store(self: Any, key: str, result: Any, context: Any) -> None:
-        if getattr(result, "errors", None) or getattr(result, "data", None) is None:
-            return
-        try:
-            fragment = orjson.Fragment(orjson.dumps(result.data))
-        except (TypeError, orjson.JSONEncodeError):
-            return  # integers beyond 64 bits: not kept
-        await original(self, key, Encoded(fragment), context)
-
-    cls.store = store  # type: ignore[method-assign]
-
-
-def rows_memo() -> None:
-    """The OData adapter converts each cached upstream document to rows once, not per query.
-
-    The upstream cache hands back the same document object on every hit; its rows (renamed,
-    coerced) are remembered beside it. Rows are never mutated downstream, so sharing them
-    is safe.
-    """
-    from collections import OrderedDict
-
-    import resolvers.odata
-
-    cls = resolvers.odata.ODataSource
-    original = cls._rows
-    memo: OrderedDict[tuple[int, str], tuple[Any, list[Any]]] = OrderedDict()
-
-    def rows(self: Any, document: Any, entity: Any) -> list[Any]:
-        key = (id(document), entity.name)
-        found = memo.get(key)
-        if found is not None and found[0] is document:
-            memo.move_to_end(key)
-            return found[1]
-        converted: list[Any] = original(self, document, entity)
-        memo[key] = (document, converted)
-        if len(memo) > 4096:
-            memo.popitem(last=False)
-        return converted
-
-    cls._rows = rows  # type: ignore[method-assign]
-
-
-def lazy_edges() -> None:
-    """Connections build ``edges`` (a dict and a base64 cursor per row) only when read."""
-    from collections.abc import Sequence
-
-    import gateway.execute
-
-    encode = gateway.execute.encode_cursor
-
-    class Edges(Sequence[Any]):
-        __slots__ = ("_built", "_rows", "_start")
-
-        def __init__(self, rows: list[Any], start: int) -> None:
-            self._rows = rows
-            self._start = start
-            self._built: list[Any] | None = None
-
-        def _all(self) -> list[Any]:
-            if self._built is None:
-                start = self._start
-                self._built = [
-                    {"cursor": encode(start + i), "node": row} for i, row in enumerate(self._rows)
-                ]
-            return self._built
-
-        def __len__(self) -> int:
-            return len(self._rows)
-
-        def __getitem__(self, index: Any) -> Any:
-            return self._all()[index]
-
-        def __iter__(self) -> Any:
-            return iter(self._all())
-
-    def connection(rows: list[Any], start: int, has_next: bool, total: int | None) -> Any:
-        count = len(rows)
-        return {
-            "nodes": rows,
-            "edges": Edges(rows, start),
-            "totalCount": total,
-            "pageInfo": {
-                "hasNextPage": has_next,
-                "hasPreviousPage": start > 0,
-                "startCursor": encode(start) if count else None,
-                "endCursor": encode(start + count - 1) if count else None,
-            },
-        }
-
-    gateway.execute._connection = connection
-
-
 VARIANTS: dict[str, Callable[[], None]] = {
-    "gc-freeze": gc_freeze,
+    "no-gc-freeze": no_gc_freeze,
     "gc-threshold": gc_threshold,
-    "memo-lex": memo_lex,
+    "no-memo-lex": no_memo_lex,
+    "data-cache": data_cache,
+    "eager-edges": eager_edges,
     "doc-caches": doc_caches,
     "no-sniffio": no_sniffio,
     "client-per-request": client_per_request,
-    "fragment-cache": fragment_cache,
-    "rows-memo": rows_memo,
-    "lazy-edges": lazy_edges,
 }
 
 
