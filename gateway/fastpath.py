@@ -27,12 +27,15 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLBoolean,
     GraphQLError,
     GraphQLField,
+    GraphQLInt,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLString,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -277,12 +280,38 @@ class _Compiler:
                     "scalar",
                     group,
                     definition,
-                    serialize=scalar.serialize,
+                    serialize=_serializer(scalar),
                     non_null=isinstance(definition.type, GraphQLNonNull),
                     level=binding.field_level(name),
                 )
             )
         return ObjectPlan(type_name, binding, plans)
+
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+
+def _serializer(scalar: GraphQLScalarType) -> Callable[[Any], Any]:
+    """The scalar's output coercion, with the common case of each built-in scalar first.
+
+    A value already of the scalar's own Python type (an int in range for ``Int``, a ``str``
+    for ``String`` and ``ID`` strings, a ``bool``) is its own result in graphql-core; any
+    other value takes graphql-core's way, with its conversions and errors.
+    """
+    serialize = scalar.serialize
+    if scalar is GraphQLInt:
+
+        def as_int(value: Any) -> Any:
+            if type(value) is int and _INT_MIN <= value <= _INT_MAX:
+                return value
+            return serialize(value)
+
+        return as_int
+    if scalar is GraphQLString:
+        return lambda value: value if type(value) is str else serialize(value)
+    if scalar is GraphQLBoolean:
+        return lambda value: value if type(value) is bool else serialize(value)
+    return serialize
 
 
 def _target_type(relation: Relation) -> str:

@@ -68,11 +68,15 @@ def encode_json(value: Any) -> bytes:
 
 
 class CachedResult(ExecutionResult):
-    """A response-cache hit: the JSON bytes of the answer's data, decoded only on demand."""
+    """An answer as the response cache keeps it: the JSON bytes of its data.
 
-    def __init__(self, encoded: bytes) -> None:
+    On a hit the data is decoded only if something reads it; an answer just stored keeps
+    the data it was encoded from, so it is encoded once for the cache and the response.
+    """
+
+    def __init__(self, encoded: bytes, data: dict[str, object] | None = None) -> None:
         self.encoded = encoded
-        self._data: dict[str, object] | None = None
+        self._data = data
         self.errors = None
         self.extensions = None
 
@@ -132,12 +136,16 @@ class ResponseCache:
         self.hits += 1
         return CachedResult(found)
 
-    async def store(self, key: str, result: Any, context: Any) -> None:
+    async def store(self, key: str, result: Any, context: Any) -> CachedResult | None:
+        """Keep ``result`` if it may be kept; then the same answer, already encoded."""
         if getattr(result, "errors", None) or getattr(result, "data", None) is None:
-            return
-        if getattr(context, "notices", None):
-            return  # stale or fallback answers are not kept
+            return None
+        if getattr(result, "extensions", None) or getattr(context, "notices", None):
+            return None  # stale or fallback answers are not kept
         touched: set[str] = getattr(context, "touched", set())
         ttl = min([self.max_ttl, *(self.ttls.get(name, 0.0) for name in touched)])
-        if ttl > 0:
-            await self.cache.set(key, encode_json(result.data), ttl)
+        if ttl <= 0:
+            return None
+        encoded = encode_json(result.data)
+        await self.cache.set(key, encoded, ttl)
+        return CachedResult(encoded, result.data)

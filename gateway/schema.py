@@ -566,7 +566,9 @@ class GatewaySchema(strawberry.Schema):
                 query, variable_values, context_value, root_value, operation_name, *args, **kwargs
             )
         if key is not None and cache is not None:
-            await cache.store(key, result, context_value)
+            kept = await cache.store(key, result, context_value)
+            if kept is not None:
+                return kept  # the same answer, encoded once for the cache and the response
         return result
 
     async def stream(

@@ -18,10 +18,19 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from graphql import (
+    GraphQLBoolean,
+    GraphQLError,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLString,
+)
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.fastpath import _serializer
 from replicas.ft import FtReplica
 from tests.support import REGISTERS
 
@@ -214,3 +223,28 @@ def documents(draw: st.DrawFn) -> str:
 @given(documents())
 def test_generated_documents_answer_the_same(pair: Pair, document: str) -> None:
     pair.both(document)
+
+
+def _outcome(serialize: Any, value: Any) -> tuple[str, Any]:
+    try:
+        result = serialize(value)
+    except GraphQLError as exc:
+        return ("error", exc.message)
+    return ("value", (type(result), result))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.integers(min_value=-(2**40), max_value=2**40),
+        st.sampled_from([2**31 - 1, 2**31, -(2**31), -(2**31) - 1, True, False]),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=8),
+        st.none(),
+    )
+)
+def test_scalar_shortcuts_answer_as_graphql_core(value: Any) -> None:
+    # The one-pass path's quick output coercion for the built-in scalars: the same value,
+    # or the same error, as graphql-core's own for anything an upstream may send.
+    for scalar in (GraphQLInt, GraphQLString, GraphQLBoolean, GraphQLFloat, GraphQLID):
+        assert _outcome(_serializer(scalar), value) == _outcome(scalar.serialize, value)

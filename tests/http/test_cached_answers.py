@@ -51,8 +51,12 @@ async def test_the_cache_tier_holds_bytes_and_only_clean_answers() -> None:
     key = responses.key(ACTORS, None, None, 0)
     assert await responses.get(key) is None
     data = {"FT_Aktoer": {"nodes": [{"id": 7, "navn": "Ø"}]}}
-    await responses.store(key, ExecutionResult(data=data, errors=None), context)
+    kept = await responses.store(key, ExecutionResult(data=data, errors=None), context)
     assert await cache.get(key) == encode_json(data)
+    # The answer just stored is sent as the very bytes kept, with the data it came from.
+    assert isinstance(kept, CachedResult)
+    assert kept.encoded is await cache.get(key)
+    assert kept._data is data
     hit = await responses.get(key)
     assert isinstance(hit, CachedResult)
     assert hit.data == data
@@ -64,7 +68,7 @@ async def test_the_cache_tier_holds_bytes_and_only_clean_answers() -> None:
     failed = ExecutionResult(data=data, errors=[GraphQLError("boom")])
     for other, result, ctx in [("a", failed, context), ("b", clean, stale), ("c", clean, no_ttl)]:
         other_key = responses.key(ACTORS, {"v": other}, None, 0)
-        await responses.store(other_key, result, ctx)
+        assert await responses.store(other_key, result, ctx) is None
         assert await cache.get(other_key) is None
 
 
