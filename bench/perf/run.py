@@ -860,6 +860,7 @@ class Suite:
             "gen-0 threshold 50,000": "gc-threshold",
             "documents lexed on every request": "no-memo-lex",
             "edges built for every connection": "eager-edges",
+            "scalars through graphql-core's coercion": "core-scalars",
         }
         variants = {v for v in [*hit_table.values(), *cached_table.values()]}
         gateways = {v: self.gateway(f"win{i}", base, v) for i, v in enumerate(sorted(variants))}

@@ -2,9 +2,9 @@
 
 Each variant undoes, in this process only, one thing the gateway does for speed, so the
 benchmark shows what each is worth against the gateway as it is (``no-gc-freeze``,
-``no-memo-lex``, ``data-cache``, ``eager-edges``, ``no-sniffio``, ``client-per-request``),
-or tries a setting it does not use (``gc-threshold``, ``doc-caches``). Nothing in the
-repository is changed.
+``no-memo-lex``, ``data-cache``, ``eager-edges``, ``core-scalars``, ``no-sniffio``,
+``client-per-request``), or tries a setting it does not use (``gc-threshold``,
+``doc-caches``). Nothing in the repository is changed.
 
     uv run python bench/perf/serve_variant.py --variants no-gc-freeze -- serve --config …
 """
@@ -109,6 +109,16 @@ def eager_edges() -> None:
     gateway.execute._connection = connection
 
 
+def core_scalars() -> None:
+    """Every scalar of the one-pass path through graphql-core's output coercion.
+
+    The gateway passes a value that is already of a built-in scalar's own type as it is.
+    """
+    import gateway.fastpath
+
+    gateway.fastpath._serializer = lambda scalar: scalar.serialize
+
+
 def doc_caches() -> None:
     """strawberry's ParserCache and ValidationCache on every schema (the strawberry path)."""
     from strawberry.extensions import ParserCache, ValidationCache
@@ -176,6 +186,7 @@ VARIANTS: dict[str, Callable[[], None]] = {
     "no-memo-lex": no_memo_lex,
     "data-cache": data_cache,
     "eager-edges": eager_edges,
+    "core-scalars": core_scalars,
     "doc-caches": doc_caches,
     "no-sniffio": no_sniffio,
     "client-per-request": client_per_request,
