@@ -289,8 +289,9 @@ def write_report(results: dict[str, Any], output: Path, proposals: Path) -> None
         "figure when other work shares the machine "
         f"(load average {load['start'][0]:.2f} at the start, "
         f"{load.get('end', [0.0])[0]:.2f} at the end).",
-        "Every server runs under uvicorn with its defaults here (asyncio loop, h11: neither "
-        "uvloop nor httptools is installed), rate limits off (`[rate_limit] enabled = false`).",
+        "Every server runs under uvicorn with its defaults here (uvloop and httptools, both "
+        "locked dependencies; one row of each cheap-wins table hides them), rate limits off "
+        "(`[rate_limit] enabled = false`).",
         "GraphQL Mesh cannot run here (no Node gateway is part of the project); its figures "
         "are DESIGN §6's, measured on a similar 2-core machine, and are used only as the "
         "targets' yardstick.",

@@ -659,7 +659,7 @@ class Suite:
     # -- helpers ----------------------------------------------------------------------
 
     def gateway(
-        self, name: str, config: Path, variants: str = "", fast_stack: bool = False
+        self, name: str, config: Path, variants: str = "", plain_stack: bool = False
     ) -> Server:
         if variants:
             command = [
@@ -671,7 +671,7 @@ class Suite:
                 sys.executable, "-m", "gateway", "serve", "--config", str(config),
                 "--port", "{port}", "--log-level", "warning",
             ]  # fmt: skip
-        return self.fleet.start(name, "gateway", command, self._stack(fast_stack))
+        return self.fleet.start(name, "gateway", command, self._stack(plain_stack))
 
     def reference(self, name: str, ft_url: str, *flags: str) -> Server:
         command = [
@@ -864,9 +864,9 @@ class Suite:
         }
         variants = {v for v in [*hit_table.values(), *cached_table.values()]}
         gateways = {v: self.gateway(f"win{i}", base, v) for i, v in enumerate(sorted(variants))}
-        fast_stack = self.gateway("win-uvloop", base, fast_stack=True)
+        plain = self.gateway("win-plain", base, plain_stack=True)
         starlette = self._starlette("win-starlette")
-        starlette_fast = self._starlette("win-starlette-uvloop", fast_stack=True)
+        starlette_plain = self._starlette("win-starlette-plain", plain_stack=True)
         strawberry_path = {
             "gateway, strawberry path (fast path off)": self.gateway("win-nofast", nofast),
             "gateway, strawberry path + parser/validation caches": self.gateway(
@@ -886,8 +886,8 @@ class Suite:
                 "win-cold-newclient", cold, "client-per-request"
             ),
         }
-        warmed = [*gateways.values(), fast_stack, *strawberry_path.values()]
-        self.fleet.wait_ready([*warmed, starlette, starlette_fast, *cold_table.values()])
+        warmed = [*gateways.values(), plain, *strawberry_path.values()]
+        self.fleet.wait_ready([*warmed, starlette, starlette_plain, *cold_table.values()])
         # Half the variables of the main phase: every server fills its upstream cache first.
         lines = self.workdir / "cached-wins.txt"
         lines.write_text("\n".join(cached.read_text("utf-8").splitlines()[::2]) + "\n", "utf-8")
@@ -896,12 +896,12 @@ class Suite:
 
         hit_subjects = [Subject(gateways[v], hit, (), label=n) for n, v in hit_table.items()]
         hit_subjects += [
-            Subject(fast_stack, hit, (), label="+ uvloop and httptools"),
+            Subject(plain, hit, (), label="on asyncio's loop and h11"),
             Subject(starlette, hit, (), label="Starlette route"),
-            Subject(starlette_fast, hit, (), label="Starlette route + uvloop and httptools"),
+            Subject(starlette_plain, hit, (), label="Starlette route on asyncio's loop and h11"),
         ]
         cached_subjects = [Subject(gateways[v], lines, label=n) for n, v in cached_table.items()]
-        cached_subjects.append(Subject(fast_stack, lines, label="+ uvloop and httptools"))
+        cached_subjects.append(Subject(plain, lines, label="on asyncio's loop and h11"))
         groups = {
             "response-cache hit": hit_subjects,
             "cached upstream, new variables": cached_subjects,
@@ -936,28 +936,25 @@ class Suite:
         for server in list(self.fleet.servers):
             self.fleet.stop(server)
 
-    def _starlette(self, name: str, fast_stack: bool = False) -> Server:
+    def _starlette(self, name: str, plain_stack: bool = False) -> Server:
         command = [
             sys.executable, str(PERF / "ref_starlette.py"), str(self.workdir / "payload.json"),
             "--port", "{port}",
         ]  # fmt: skip
-        return self.fleet.start(name, "starlette", command, self._stack(fast_stack))
+        return self.fleet.start(name, "starlette", command, self._stack(plain_stack))
 
-    def _stack(self, fast_stack: bool) -> dict[str, str] | None:
-        """With ``fast_stack``: uvloop and httptools on the path (uvicorn then uses them).
-
-        They are not locked dependencies: installed for this run into its work folder.
-        """
-        if not fast_stack:
+    def _stack(self, plain_stack: bool) -> dict[str, str] | None:
+        """With ``plain_stack``: uvloop and httptools hidden, so uvicorn falls back to
+        asyncio's own loop and h11 (what it runs on without them)."""
+        if not plain_stack:
             return None
-        target = self.workdir / "fast-stack"
-        if not target.exists():
-            uv = shutil.which("uv") or "uv"
-            subprocess.run(
-                [uv, "pip", "install", "--quiet", "--python", sys.executable, "--target",
-                 str(target), "uvloop", "httptools"],
-                check=True, timeout=300,
-            )  # fmt: skip
+        target = self.workdir / "plain-stack"
+        for module in ("uvloop", "httptools"):
+            package = target / module
+            package.mkdir(parents=True, exist_ok=True)
+            (package / "__init__.py").write_text(
+                f"raise ImportError('{module} is hidden for this benchmark')\n", "utf-8"
+            )
         return {"PYTHONPATH": str(target)}
 
 
@@ -1011,6 +1008,8 @@ def _machine() -> dict[str, Any]:
                 "httpcore",
                 "orjson",
                 "sniffio",
+                "uvloop",
+                "httptools",
                 "h11",
             ]
         ),
