@@ -99,6 +99,20 @@ class ObjectPlan:
     type_name: str
     binding: Binding
     fields: list[FieldPlan]
+    # Per field, what the row loop needs: (key, column, serialize, non_null, step).
+    steps: list[tuple[str, str, Callable[[Any], Any] | None, bool, int]] = field(
+        init=False, default_factory=list
+    )
+
+    def __post_init__(self) -> None:
+        codes = {"scalar": _SCALAR, "typename": _TYPENAME}
+        self.steps = [
+            (f.key, f.name, f.serialize, f.non_null, codes.get(f.kind, _RELATED))
+            for f in self.fields
+        ]
+
+
+_SCALAR, _TYPENAME, _RELATED = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -513,26 +527,26 @@ class _Run:
             loaded = await asyncio.gather(*(self.relation(present, plan, f) for f in jobs))
             related = {f.key: values for f, values in zip(jobs, loaded, strict=True)}
         out: list[dict[str, Any] | None] = []
+        steps, type_name = plan.steps, plan.type_name
         index = 0
         for row in rows:
             if row is None:
                 out.append(None)
                 continue
             item: dict[str, Any] = {}
-            for f in plan.fields:
-                if f.kind == "scalar":
-                    value = row.get(f.name)
+            for key, name, serialize, non_null, step in steps:
+                if step == _SCALAR:
+                    value = row.get(name)
                     if value is None:
-                        if f.non_null:
+                        if non_null:
                             raise StepAside
-                        item[f.key] = None
+                        item[key] = None
                     else:
-                        assert f.serialize is not None
-                        item[f.key] = f.serialize(value)
-                elif f.kind == "typename":
-                    item[f.key] = plan.type_name
+                        item[key] = serialize(value)  # type: ignore[misc]
+                elif step == _TYPENAME:
+                    item[key] = type_name
                 else:
-                    item[f.key] = related[f.key][index]
+                    item[key] = related[key][index]
             index += 1
             out.append(item)
         return out
