@@ -265,7 +265,7 @@ def _profile(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_report(results: dict[str, Any], output: Path, proposals: Path) -> None:
+def write_report(results: dict[str, Any], output: Path, notes: Path) -> None:
     """Write the Markdown report."""
     machine = results["machine"]
     settings = results["settings"]
@@ -332,14 +332,14 @@ def write_report(results: dict[str, Any], output: Path, proposals: Path) -> None
     ]
     if results.get("notes"):
         lines += ["## Notes from this run", "", *[f"- {n}" for n in results["notes"]], ""]
-    if proposals.exists():
-        lines += [proposals.read_text("utf-8").rstrip(), ""]
+    if notes.exists():
+        lines += [notes.read_text("utf-8").rstrip(), ""]
     output.write_text("\n".join(lines), encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     results = json.loads((PERF / "results.json").read_text("utf-8"))
-    write_report(results, PERF / "REPORT.md", PERF / "proposals.md")
+    write_report(results, PERF / "REPORT.md", PERF / "notes.md")
     return 0
 
 

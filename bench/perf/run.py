@@ -1063,7 +1063,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (PERF / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     from report import write_report  # bench/perf/report.py
 
-    write_report(results, args.output, PERF / "proposals.md")
+    write_report(results, args.output, PERF / "notes.md")
     sys.stderr.write(f"wrote {args.output} in {results['seconds']} s\n")
     return 0
 
