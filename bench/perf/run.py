@@ -859,6 +859,7 @@ class Suite:
             "without gc.freeze() after start-up": "no-gc-freeze",
             "gen-0 threshold 50,000": "gc-threshold",
             "documents lexed on every request": "no-memo-lex",
+            "response cache keeps data, encoded on every hit": "data-cache",
             "edges built for every connection": "eager-edges",
             "scalars through graphql-core's coercion": "core-scalars",
         }
