@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -14,9 +15,17 @@ __all__ = ["RunningServer", "serve_asgi"]
 
 
 class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        # The owner of the event loop handles signals; a replica must not steal them.
-        pass
+    """A uvicorn server that leaves signals to the owner of the event loop.
+
+    uvicorn's ``serve`` takes over SIGINT and SIGTERM for as long as it runs (a second
+    SIGINT then forces an exit that cancels lifespans mid-shutdown) and raises the signal
+    again when it stops. Several servers share one loop here: its owner decides when each
+    stops (:meth:`RunningServer.stop`).
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @dataclass

@@ -63,6 +63,25 @@ def test_demo_serves_ft_and_stops_on_sigint() -> None:
             assert process.returncode == 0
 
 
+def test_demo_stops_cleanly_when_ctrl_c_arrives_twice() -> None:
+    # A terminal's Ctrl-C reaches every process of the foreground group, and a launcher such
+    # as ``uv run`` may pass it on as well: the demo gets SIGINT twice and must still stop
+    # gracefully (every server shut down in order, no tracebacks).
+    with register_subset("FT") as registers:
+        process = _start(["demo", "--port", "0", "--registers", str(registers)])
+        try:
+            _read_until(process, r"Ctrl-C")
+        finally:
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.2)
+            process.send_signal(signal.SIGINT)
+            out, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, out
+        assert "stopping" in out
+        assert "Traceback" not in out
+        assert "ERROR" not in out
+
+
 def test_serve_reads_config_file_and_environment(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "gateway.toml"
