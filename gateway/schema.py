@@ -7,6 +7,8 @@ input. The Query type has one connection field per entity.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import keyword
 import logging
 import operator
@@ -15,10 +17,10 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, parse
+from graphql import DocumentNode, GraphQLError, parse
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.annotation import StrawberryAnnotation
-from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.extensions import AddValidationRules, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.base import StrawberryObjectDefinition
@@ -506,6 +508,31 @@ class ErrorCodes(SchemaExtension):
         return {"notices": notices} if notices else {}
 
 
+_DOCUMENT_CACHE = 512
+
+
+@functools.lru_cache(maxsize=_DOCUMENT_CACHE)
+def _parse_once(query: str, parse_options: tuple[tuple[str, Any], ...]) -> DocumentNode:
+    return parse(query, **dict(parse_options))
+
+
+class ParsedOnce(SchemaExtension):
+    """Parse each document text once (bounded); graphql-core never changes a parsed document.
+
+    A document that does not parse is left to strawberry's own parsing, which reports the
+    syntax error as an answer (with its code) rather than raising out of the extension.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query:
+            options = tuple(sorted(context.parse_options.items()))
+            # (TypeError: an option that cannot be a cache key; strawberry parses it then.)
+            with contextlib.suppress(GraphQLError, TypeError):
+                context.graphql_document = _parse_once(context.query, options)
+        yield
+
+
 def _with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, GatewayError) or (error.extensions or {}).get("code"):
@@ -660,7 +687,13 @@ def build_schema(
     """Generate the schema for ``spec``."""
     builder = _Builder(spec)
     query = builder.build()
-    extensions: list[Any] = [ErrorCodes]
+    # Documents the one-pass path leaves to strawberry (introspection, directives, denials)
+    # are parsed and validated once per text (bounded; validation is keyed by schema too).
+    extensions: list[Any] = [
+        ErrorCodes,
+        ParsedOnce,
+        lambda: ValidationCache(maxsize=_DOCUMENT_CACHE),
+    ]
     if limits is not None:
         extensions.append(limits_extension(limits))
     if not introspection:

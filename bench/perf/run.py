@@ -870,8 +870,8 @@ class Suite:
         starlette_plain = self._starlette("win-starlette-plain", plain_stack=True)
         strawberry_path = {
             "gateway, strawberry path (fast path off)": self.gateway("win-nofast", nofast),
-            "gateway, strawberry path + parser/validation caches": self.gateway(
-                "win-nofast-caches", nofast, "doc-caches"
+            "gateway, strawberry path without parser/validation caches": self.gateway(
+                "win-nofast-nocaches", nofast, "no-doc-caches"
             ),
             "hand-written strawberry, no document caches": self.reference(
                 "win-ref", ft_url, "--cache"
