@@ -61,8 +61,6 @@ log = logging.getLogger("gateway.http")
 # Room for variables beside the largest document the limits accept.
 _BODY_ALLOWANCE: Final = 1_000_000
 
-# Encoded answers kept for response-cache hits (each entry holds its data alive).
-
 _ALLOWED_OPERATIONS: Final = {
     "GET": frozenset({OperationType.QUERY}),
     "POST": frozenset({OperationType.QUERY, OperationType.MUTATION}),
