@@ -17,6 +17,11 @@ rows, when the source can count) and ``Content-Disposition``. Errors up to then 
 with a status (400, 403, 404, 502, 504). An upstream failure after the response has started
 cannot change the status any more; the response is then ended without its final chunk (the
 connection closes), so a client sees an incomplete transfer rather than a shorter file.
+
+Encoding a window (CSV, NDJSON, Parquet) runs in a worker thread once it holds more than
+:data:`OFFLOAD_VALUES` values, so an export does not hold up the event loop and the other
+requests it serves. The encoder is only ever used by one call at a time (each is awaited
+before the next), in whichever thread.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,13 +45,13 @@ from gateway.execute import Binding, RequestContext
 from gateway.exports_catalog import Downloads, catalogue, export_name, read_downloads
 from gateway.exports_formats import ENCODING_ERRORS, FORMATS, Encoder
 from gateway.exports_where import decode_json, order_from_json, where_from_json
-from gateway.query import Filter, Page, Query, SortKey
+from gateway.query import Filter, Page, Query, Row, SortKey
 from resolvers.base import Source
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["ExportInterruptedError", "NotFoundError", "routes"]
+__all__ = ["OFFLOAD_VALUES", "ExportInterruptedError", "NotFoundError", "routes"]
 
 log = logging.getLogger("gateway.exports")
 
@@ -64,6 +69,10 @@ _STATUS = {
 # upstream's answers would only fill the cache with the whole entity.
 _CACHE_OPTION = "cache"
 
+
+# A page of at least this many values (rows times columns) is encoded in a worker thread;
+# smaller ones inline, where a thread hop would cost more than the encoding.
+OFFLOAD_VALUES = 2_000
 
 # What ends an export that has started: the upstream failed, or a value cannot be written.
 _FAILURES: tuple[type[BaseException], ...] = (GatewayError, *ENCODING_ERRORS)
@@ -117,6 +126,13 @@ class _Export:
         return (await self.source.fetch(self.query(0, 0, True))).total
 
 
+async def _encode(encoder: Encoder, rows: Sequence[Row], columns: int) -> bytes:
+    """``encoder.page(rows)``, in a worker thread when the page is large."""
+    if len(rows) * max(1, columns) < OFFLOAD_VALUES:
+        return encoder.page(rows)
+    return await asyncio.to_thread(encoder.page, rows)
+
+
 async def _stream(
     export: _Export, encoder: Encoder, head: bytes, first: Page
 ) -> AsyncGenerator[bytes, None]:
@@ -139,7 +155,7 @@ async def _stream(
             if page.has_more:
                 # Fetch the next window while this one is written to the client.
                 pending = asyncio.ensure_future(export.fetch(offset))
-            chunk = encoder.page(page.rows)
+            chunk = await _encode(encoder, page.rows, len(export.columns))
             sent += len(page.rows)
             yield chunk
         yield encoder.end()
@@ -299,7 +315,7 @@ class _Exports:
         metadata = {"register": register.name, "rc": register.rc, "entity": entity.name}
         try:
             encoder = make_encoder(export.columns, metadata)
-            head = encoder.begin() + encoder.page(first.rows)
+            head = encoder.begin() + await _encode(encoder, first.rows, len(export.columns))
         except ENCODING_ERRORS as exc:
             raise UpstreamInvalidError(f"{export.label}: a value cannot be written: {exc}") from exc
         if first.total is not None:

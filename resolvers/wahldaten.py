@@ -17,6 +17,12 @@ Options (``Source.json`` merged with the configuration): ``url`` (a listing URL 
 them) or ``directory`` (a local folder, searched recursively; relative to the working
 directory), ``ttl`` (listing, seconds), ``fileTtl`` (a parsed file version, seconds),
 ``timeout`` (seconds), ``concurrency`` (files read at once).
+
+CPU-heavy steps run in a worker thread, so the event loop keeps serving other requests: a
+file larger than :data:`OFFLOAD_BYTES` is parsed there, and a query whose files hold more than
+:data:`OFFLOAD_ROWS` rows is answered (rows built, filtered, ordered) there. The worker only
+reads the parsed files (immutable) and the query's own warning log; caches, the per-query memo
+and the logged-warnings set are written on the loop once it returns.
 """
 
 from __future__ import annotations
@@ -80,6 +86,13 @@ IDENTITY_ORDER = (
 )
 # Fields whose values start with the ``wahl`` identity (join keys), by source name.
 KEYED = ("wahl", *sorted(DERIVED - {"wahl", "datei", "zeile"}))
+
+# A file at least this large is parsed in a worker thread; smaller ones inline (a thread
+# hop costs more than parsing them).
+OFFLOAD_BYTES = 64 * 1024
+# A query whose files hold at least this many rows (vote rows: rows times vote columns) is
+# answered in a worker thread.
+OFFLOAD_ROWS = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +175,10 @@ class WahldatenSource(Source):
         publications = await self._publications(notes, memo)
         chosen = _select(publications, query.where, entity)
         sheets = await self._sheets(chosen, NEEDS[entity.name], memo)
-        rows = self._rows(entity, query.where, chosen, sheets, notes)
-        page = answer(rows, query)
+        if _work(sheets.values()) >= OFFLOAD_ROWS:
+            page = await asyncio.to_thread(self._answer, query, chosen, sheets, notes)
+        else:
+            page = self._answer(query, chosen, sheets, notes)
         warnings = notes.freeze()
         self._log(warnings)
         page.notices.extend(warning.as_notice() for warning in warnings)
@@ -281,7 +296,11 @@ class WahldatenSource(Source):
                 )
             if fetched.data is None and known is not None:
                 return known[1]
-            sheet = self._convert(fetched.data or b"", file.name, dataset)
+            data = fetched.data or b""
+            if len(data) >= OFFLOAD_BYTES:
+                sheet = await asyncio.to_thread(self._convert, data, file.name, dataset)
+            else:
+                sheet = self._convert(data, file.name, dataset)
             self._log(sheet.warnings)
             if not file.version and fetched.etag:
                 self._validated[key] = (fetched.etag, sheet)
@@ -305,6 +324,17 @@ class WahldatenSource(Source):
         return build_sheet(table, entity, dataset, vote_type)
 
     # -- rows -----------------------------------------------------------------------------
+
+    def _answer(
+        self,
+        query: Query,
+        publications: list[_Publication],
+        sheets: Mapping[tuple[str, str], Sheet],
+        notes: WarningLog,
+    ) -> Page:
+        """The page of ``query``: pure work on parsed files (may run in a worker thread)."""
+        rows = self._rows(query.entity, query.where, publications, sheets, notes)
+        return answer(rows, query)
 
     def _rows(
         self,
@@ -365,6 +395,11 @@ def _sort_key(key: SortKey) -> Callable[[Row], tuple[bool, Any]]:
         return (item is not None, item)
 
     return value
+
+
+def _work(sheets: Iterable[Sheet]) -> int:
+    """About how many rows answering from ``sheets`` builds (a vote row per vote column)."""
+    return sum(len(sheet.rows) * max(1, len(sheet.letters)) for sheet in sheets)
 
 
 def _entity_of(dataset: str) -> str:
