@@ -1,6 +1,10 @@
 """The one module that talks to aiocache: two cache tiers, coalescing, stale answers.
 
-- **L1** is in process: a bounded LRU of entries.
+- **L1** is in process: an LRU bounded in entries and, per tier, in bytes (an estimate of
+  each value's size). The tiers are the response cache (keys ``response-json:…``), learnt
+  persisted documents (``apq:…``) and everything else, the upstream rows and files. An entry
+  larger than half its tier's budget is not kept in process. Expired entries are swept every
+  ``sweep_interval`` seconds (on insert, and by :meth:`Cache.sweep`), looked up or not.
 - **L2** is Redis (aiocache's ``RedisCache``) when a URL is configured, so that several
   gateway processes share what any of them fetched. If Redis fails, the cache keeps working
   on L1 alone, logs a warning, and tries Redis again a few seconds later.
@@ -26,9 +30,10 @@ import contextlib
 import logging
 import math
 import secrets
+import sys
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -38,7 +43,7 @@ from aiocache.serializers import PickleSerializer
 
 from gateway.errors import UpstreamError
 
-__all__ = ["NOTICES", "Cache", "CacheStats", "Entry"]
+__all__ = ["DEFAULT_MAX_BYTES", "NOTICES", "TIERS", "Cache", "CacheStats", "Entry", "size_of"]
 
 log = logging.getLogger("gateway.cache")
 
@@ -48,6 +53,60 @@ T = TypeVar("T")
 NOTICES: ContextVar[list[dict[str, Any]] | None] = ContextVar("dls_cache_notices", default=None)
 
 _RETRY_REDIS_AFTER = 5.0
+
+TIERS = ("upstream", "response", "apq")
+# In-process bytes per tier unless the configuration says otherwise.
+DEFAULT_MAX_BYTES: Mapping[str, int] = {
+    "upstream": 128 * 1024 * 1024,
+    "response": 64 * 1024 * 1024,
+    "apq": 8 * 1024 * 1024,
+}
+# What an entry costs besides its value: the key, the Entry, the LRU links.
+_ENTRY_OVERHEAD = 240
+
+
+def _tier(key: str) -> str:
+    if key.startswith("response-json:"):
+        return "response"
+    if key.startswith("apq:"):
+        return "apq"
+    return "upstream"
+
+
+def size_of(value: Any) -> int:
+    """A cheap estimate of the memory ``value`` holds: containers are sampled (32 members)
+    and at most some 2,000 objects are looked at, the rest extrapolated."""
+    return _size(value, [2000])
+
+
+def _size(value: Any, budget: list[int]) -> int:
+    size = sys.getsizeof(value)
+    budget[0] -= 1
+    if budget[0] <= 0 or isinstance(value, str | bytes | bytearray | int | float | None):
+        return size
+    if isinstance(value, dict):
+        items = list(value.items())
+        return size + _sampled(
+            len(items), items[:32], lambda kv: _size(kv[0], budget) + _size(kv[1], budget)
+        )
+    if isinstance(value, list | tuple | set | frozenset):
+        members = value if isinstance(value, list | tuple) else list(value)
+        return size + _sampled(len(members), members[:32], lambda m: _size(m, budget))
+    slots = getattr(type(value), "__slots__", None)
+    if slots is not None:
+        names = (slots,) if isinstance(slots, str) else slots
+        return size + sum(_size(getattr(value, n, None), budget) for n in names)
+    attributes = getattr(value, "__dict__", None)
+    if isinstance(attributes, dict):
+        return size + _size(attributes, budget)
+    return size
+
+
+def _sampled(count: int, sample: Sequence[Any], measure: Callable[[Any], int]) -> int:
+    if not sample:
+        return 0
+    measured = sum(measure(m) for m in sample)
+    return measured if count == len(sample) else measured * count // len(sample)
 
 
 @dataclass(slots=True)
@@ -94,12 +153,21 @@ class Cache:
         namespace: str = "dls",
         version: str = "",
         max_entries: int = 20_000,
+        max_bytes: Mapping[str, int] | None = None,
+        sweep_interval: float = 10.0,
         lock_timeout: float = 30.0,
     ) -> None:
         self.namespace = f"{namespace}:{version}:" if version else f"{namespace}:"
         self.max_entries = max_entries
+        self.max_bytes = {**DEFAULT_MAX_BYTES, **(max_bytes or {})}
+        self.sweep_interval = sweep_interval
         self.lock_timeout = lock_timeout
         self._l1: OrderedDict[str, Entry] = OrderedDict()
+        # Per key: its tier, its estimated size and when it may be dropped.
+        self._meta: dict[str, tuple[str, int, float]] = {}
+        self._order: dict[str, OrderedDict[str, None]] = {t: OrderedDict() for t in TIERS}
+        self.bytes: dict[str, int] = dict.fromkeys(TIERS, 0)
+        self._next_sweep = time.time() + sweep_interval
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._refreshing: set[asyncio.Task[Any]] = set()
         self._redis: RedisCache | None = None
@@ -156,16 +224,53 @@ class Cache:
         if entry is None:
             return None
         if now >= entry.stored + entry.ttl + keep:
-            del self._l1[key]
+            self._l1_drop(key)
             return None
         self._l1.move_to_end(key)
+        self._order[self._meta[key][0]].move_to_end(key)
         return entry
 
-    def _l1_set(self, key: str, entry: Entry) -> None:
+    def _l1_set(self, key: str, entry: Entry, keep: float = 0.0) -> None:
+        now = time.time()
+        if now >= self._next_sweep:
+            self.sweep(now)
+        tier = _tier(key)
+        size = _ENTRY_OVERHEAD + len(key) + size_of(entry.value)
+        self._l1_drop(key)
+        budget = self.max_bytes[tier]
+        if size > budget // 2:
+            return  # would crowd out its whole tier: Redis (if any) keeps it
         self._l1[key] = entry
-        self._l1.move_to_end(key)
+        self._meta[key] = (tier, size, entry.stored + entry.ttl + keep)
+        self._order[tier][key] = None
+        self.bytes[tier] += size
+        order = self._order[tier]
+        while self.bytes[tier] > budget and order:
+            self._l1_drop(next(iter(order)))
         while len(self._l1) > self.max_entries:
-            self._l1.popitem(last=False)
+            self._l1_drop(next(iter(self._l1)))
+
+    def _l1_drop(self, key: str) -> None:
+        meta = self._meta.pop(key, None)
+        if meta is None:
+            return
+        tier, size, _ = meta
+        del self._l1[key]
+        del self._order[tier][key]
+        self.bytes[tier] -= size
+
+    def sweep(self, now: float | None = None) -> int:
+        """Drop the expired entries (past their TTL and stale windows); how many."""
+        now = time.time() if now is None else now
+        self._next_sweep = now + self.sweep_interval
+        expired = [key for key, (_, _, until) in self._meta.items() if now >= until]
+        for key in expired:
+            self._l1_drop(key)
+        return len(expired)
+
+    def entries(self, tier: str) -> int:
+        """How many entries a tier keeps in process."""
+        return len(self._order[tier])
 
     async def _lookup(self, key: str, keep: float) -> Entry | None:
         now = time.time()
@@ -174,7 +279,7 @@ class Cache:
             return entry
         entry = await self._l2_get(key)
         if entry is not None and now < entry.stored + entry.ttl + keep:
-            self._l1_set(key, entry)
+            self._l1_set(key, entry, keep)
             return entry
         return None
 
@@ -190,7 +295,7 @@ class Cache:
         if ttl == 0:
             return
         entry = Entry(value, time.time(), math.inf if ttl is None else float(ttl))
-        self._l1_set(key, entry)
+        self._l1_set(key, entry, keep)
         await self._l2_set(key, entry, keep)
 
     # -- get or fetch ---------------------------------------------------------------
@@ -318,7 +423,7 @@ class Cache:
             await asyncio.sleep(0.05)
             entry = await self._l2_get(key)
             if entry is not None and entry.stored >= started - 0.001 and entry.fresh(time.time()):
-                self._l1_set(key, entry)
+                self._l1_set(key, entry, keep)
                 return entry
             held = await self._redis_call(lambda redis: redis.exists(f"lock:{key}"))
             if held is None:
@@ -333,6 +438,10 @@ class Cache:
     async def clear(self) -> None:
         """Forget everything in this process (L2 entries expire on their own)."""
         self._l1.clear()
+        self._meta.clear()
+        for order in self._order.values():
+            order.clear()
+        self.bytes = dict.fromkeys(TIERS, 0)
 
     async def close(self) -> None:
         """Stop background refreshes and release Redis."""

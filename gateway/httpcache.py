@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any, Final
 
 from graphql import (
@@ -34,8 +34,13 @@ __all__ = ["VARY", "Freshness", "cache_control", "entity_tag", "not_modified", "
 VARY: Final = "Accept, Authorization, X-API-Key"
 
 
+# Documents longer than this are remembered by their SHA-256, not their text, so that the
+# memo holds at most ``cache_size`` times this many bytes of documents.
+_MEMO_TEXT = 2048
+
+
 class Freshness:
-    """How long answers of one schema stay fresh, per document (memoised)."""
+    """How long answers of one schema stay fresh, per document (memoised, bounded)."""
 
     def __init__(
         self,
@@ -49,7 +54,22 @@ class Freshness:
         self.max_age = max_age
         # Longest names first, so that "CZPREZ_" is not taken for "CZ_".
         self._prefixes = sorted(self.ttls, key=len, reverse=True)
-        self.seconds = lru_cache(maxsize=cache_size)(self._seconds)
+        self.cache_size = cache_size
+        self._memo: OrderedDict[str, int] = OrderedDict()
+
+    def seconds(self, document: str) -> int:
+        """``max-age`` for answers to ``document``."""
+        key = document
+        if len(document) > _MEMO_TEXT:
+            key = "sha256:" + hashlib.sha256(document.encode("utf-8")).hexdigest()
+        found = self._memo.get(key)
+        if found is not None:
+            self._memo.move_to_end(key)
+            return found
+        seconds = self._memo[key] = self._seconds(document)
+        if len(self._memo) > self.cache_size:
+            self._memo.popitem(last=False)
+        return seconds
 
     def _seconds(self, document: str) -> int:
         if self.max_age is not None:

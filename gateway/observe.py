@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.cache import NOTICES
+from gateway.cache import NOTICES, TIERS
 
 if TYPE_CHECKING:
     from gateway.cache import Cache
@@ -73,6 +73,23 @@ class _LiveCollector(Collector):
             redis = CounterMetricFamily("dls_cache_redis_errors", "Redis failures")
             redis.add_metric([], stats.redis_errors)
             yield redis
+            self.cache.sweep()
+            size = GaugeMetricFamily(
+                "dls_cache_bytes", "In-process cache memory (estimated bytes)", labels=["tier"]
+            )
+            budget = GaugeMetricFamily(
+                "dls_cache_max_bytes", "In-process cache budget (bytes)", labels=["tier"]
+            )
+            entries = GaugeMetricFamily(
+                "dls_cache_entries", "In-process cache entries", labels=["tier"]
+            )
+            for tier in TIERS:
+                size.add_metric([tier], self.cache.bytes[tier])
+                budget.add_metric([tier], self.cache.max_bytes[tier])
+                entries.add_metric([tier], self.cache.entries(tier))
+            yield size
+            yield budget
+            yield entries
         states = {"closed": 0, "half-open": 1, "open": 2}
         circuit = GaugeMetricFamily(
             "dls_upstream_circuit_state",
