@@ -26,7 +26,13 @@ from gateway.descriptors import Report, load_registers
 from gateway.errors import DescriptorError
 from gateway.execute import Runtime
 from gateway.observe import Metrics, ObserveMiddleware
-from gateway.ratelimit import RateLimiter, RateLimitMiddleware
+from gateway.ratelimit import (
+    HeaderLimitMiddleware,
+    RateLimiter,
+    RateLimitMiddleware,
+    TrustedProxies,
+    TrustedProxyMiddleware,
+)
 from gateway.response_cache import ResponseCache
 from gateway.schema import GatewaySchema, SchemaSpec, build_schema
 from gateway.view import GatewayView, view_routes
@@ -128,7 +134,16 @@ def load_gateway(settings: Settings) -> Gateway:
     if not report.ok:
         raise DescriptorError("the registers are invalid:\n" + report.render())
     metrics = Metrics()
-    cache = Cache(settings.cache_url, version=_model_version(report.registers))
+    cache = Cache(
+        settings.cache_url,
+        version=_model_version(report.registers),
+        max_bytes={
+            "upstream": settings.upstream_cache_max_bytes,
+            "response": settings.response_cache_max_bytes,
+            "apq": settings.apq_cache_max_bytes,
+        },
+        sweep_interval=settings.cache_sweep_interval,
+    )
     services = Services(cache=cache, metrics=metrics)
     sources: dict[str, Source] = {}
     for register in report.registers:
@@ -160,13 +175,23 @@ def create_app(settings: Settings) -> Starlette:
 
     limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
 
+    async def sweep_caches() -> None:
+        # Expired entries go even when nothing is looked up or stored.
+        while True:
+            await asyncio.sleep(settings.cache_sweep_interval)
+            gateway.services_cache.sweep()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for source in gateway.sources.values():
             await source.start()
+        sweeper = asyncio.create_task(sweep_caches())
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             # Subscriptions first: their pollers use the sources.
             await events_bus.close_bus(gateway.runtime)
             for source in gateway.sources.values():
@@ -225,8 +250,10 @@ def create_app(settings: Settings) -> Starlette:
         *exports.routes(gateway),
         *view_routes(gateway.settings),
     ]
-    # Outermost first: request ids and logs, who is calling, then how often.
+    # Outermost first: who the client is (behind trusted proxies only), request ids and
+    # logs, who is calling, then how often. Oversized headers are refused before all that.
     middleware = [
+        Middleware(TrustedProxyMiddleware, proxies=TrustedProxies(settings.trusted_proxies)),
         Middleware(ObserveMiddleware, metrics=metrics),
         Middleware(AuthMiddleware, authenticator=Authenticator(settings.auth)),
     ]
@@ -250,6 +277,14 @@ def create_app(settings: Settings) -> Starlette:
                 max_age=600,
             ),
         )
+    middleware.insert(
+        0,
+        Middleware(
+            HeaderLimitMiddleware,
+            max_bytes=settings.max_header_bytes,
+            max_count=settings.max_headers,
+        ),
+    )
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.gateway = gateway
     return app

@@ -2,6 +2,11 @@
 
 No credentials → the configured anonymous level. Bad credentials → 401 ``UNAUTHENTICATED``;
 a caller is never silently downgraded. Keys are stored hashed (SHA-256) and never logged.
+
+Failed attempts are counted per client address: after ``max_failures`` within
+``failure_window`` seconds, further attempts with credentials from that address are
+answered 429 ``RATE_LIMITED`` (a WebSocket is closed with 4429) until the window ends.
+Other addresses, and requests without credentials, are not affected.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,11 @@ __all__ = ["ApiKey", "AuthMiddleware", "AuthSettings", "Caller", "hash_key"]
 log = logging.getLogger("gateway.auth")
 
 DEMO_KEYS = ("demo-level-1", "demo-level-2", "demo-level-3")
+
+# Failed authentications per client address within a window before further attempts
+# are refused (429) until the window ends.
+MAX_FAILURES = 30
+FAILURE_WINDOW = 60.0
 
 
 def hash_key(key: str) -> str:
@@ -63,6 +75,9 @@ class AuthSettings:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     level_claim: str = "level"
+    # Failed authentications per client address and window before 429s (0: never slowed).
+    max_failures: int = MAX_FAILURES
+    failure_window: float = FAILURE_WINDOW
 
     @classmethod
     def from_config(cls, values: Mapping[str, Any], base: Path) -> AuthSettings:
@@ -96,6 +111,8 @@ class AuthSettings:
             jwt_issuer=jwt_config.get("issuer"),
             jwt_audience=jwt_config.get("audience"),
             level_claim=str(jwt_config.get("level_claim", "level")),
+            max_failures=int(values.get("max_failures", MAX_FAILURES)),
+            failure_window=float(values.get("failure_window", FAILURE_WINDOW)),
         )
 
     @classmethod
@@ -191,12 +208,62 @@ class Authenticator:
         raise AuthenticationError(f"invalid bearer token: {type(last).__name__}")
 
 
+class FailureLimiter:
+    """Failed authentications per client address, in fixed windows (in process, bounded)."""
+
+    def __init__(
+        self,
+        max_failures: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_addresses: int = 100_000,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.clock = clock
+        self.max_addresses = max_addresses
+        self._failures: dict[str, tuple[float, int]] = {}  # address -> (window start, count)
+
+    def blocked(self, address: str) -> int | None:
+        """Seconds until ``address`` may try again, or None if it may now."""
+        if self.max_failures <= 0:
+            return None
+        found = self._failures.get(address)
+        if found is None:
+            return None
+        started, count = found
+        left = started + self.window - self.clock()
+        if left <= 0:
+            del self._failures[address]
+            return None
+        return math.ceil(left) if count >= self.max_failures else None
+
+    def failed(self, address: str) -> None:
+        """Count one failure of ``address``."""
+        if self.max_failures <= 0:
+            return
+        now = self.clock()
+        started, count = self._failures.get(address, (now, 0))
+        if now >= started + self.window:
+            started, count = now, 0
+        if address not in self._failures and len(self._failures) >= self.max_addresses:
+            self._sweep(now)
+        self._failures[address] = (started, count + 1)
+
+    def _sweep(self, now: float) -> None:
+        self._failures = {a: v for a, v in self._failures.items() if now < v[0] + self.window}
+        while len(self._failures) >= self.max_addresses:
+            del self._failures[next(iter(self._failures))]  # the oldest first
+
+
 class AuthMiddleware:
-    """Sets ``scope["caller"]``; answers 401 for bad credentials."""
+    """Sets ``scope["caller"]``; answers 401 for bad credentials, 429 after many of them."""
 
     def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
         self.app = app
         self.authenticator = authenticator
+        settings = authenticator.settings
+        self.failures = FailureLimiter(settings.max_failures, settings.failure_window)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -204,16 +271,51 @@ class AuthMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        address = _client(scope)
+        if _has_credentials(headers, query):
+            retry = self.failures.blocked(address)
+            if retry is not None:
+                log.info("authentication refused from %s: too many failures", address)
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 4429})
+                    return
+                await _too_many_failures(retry, self.failures.max_failures, send)
+                return
         try:
             scope["caller"] = self.authenticator.caller(headers, query)
         except AuthenticationError as exc:
-            log.info("authentication failed from %s: %s", _client(scope), exc)
+            log.info("authentication failed from %s: %s", address, exc)
+            self.failures.failed(address)
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401})
                 return
             await _unauthenticated(str(exc), send)
             return
         await self.app(scope, receive, send)
+
+
+def _has_credentials(headers: Mapping[str, str], query: Sequence[tuple[str, str]]) -> bool:
+    return (
+        "x-api-key" in headers or "authorization" in headers or any(k == "apiKey" for k, _ in query)
+    )
+
+
+async def _too_many_failures(retry: int, limit: int, send: Send) -> None:
+    message = f"too many failed authentications from this address; retry in {retry} s"
+    extensions = {"code": "RATE_LIMITED", "retryAfter": retry, "limit": limit}
+    body = json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"retry-after", str(retry).encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _client(scope: Scope) -> str:

@@ -95,6 +95,22 @@ def cmd_skeleton(args: argparse.Namespace) -> int:
     return 0
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn options that keep the gateway's limits whole.
+
+    The client address is the app's business (:class:`gateway.ratelimit.TrustedProxyMiddleware`
+    believes forwarding headers from ``trusted_proxies`` only): uvicorn must not rewrite it
+    from ``X-Forwarded-For``, as it does by default for 127.0.0.1. Header sizes are checked
+    by the app for any server; with h11, the parser stops at the same size (plus room for a
+    long GET request line) before buffering more.
+    """
+    return {
+        "proxy_headers": False,
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies),
+        "h11_max_incomplete_event_size": settings.max_header_bytes + 256 * 1024,
+    }
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the gateway per the configuration file and environment."""
     from gateway.app import create_app
@@ -123,6 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=None if args.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=args.grace,
         access_log=False,
+        **server_options(settings),
     )
     return 0
 

@@ -28,6 +28,10 @@ class HttpSettings:
     persisted_only: bool = False
     persisted_documents: str | None = None
     max_age: int | None = None
+    # Learnt (APQ) documents: kept this long after they were last sent in full, and only
+    # up to this size (larger ones are kept as their tokens, or not at all).
+    apq_ttl: int = 6 * 3600
+    apq_max_document_bytes: int = 16 * 1024
 
     @classmethod
     def from_config(cls, values: Mapping[str, Any], base: Path) -> HttpSettings:
@@ -39,6 +43,8 @@ class HttpSettings:
             persisted_only=bool(values.get("persisted_only", False)),
             persisted_documents=str((base / documents).resolve()) if documents else None,
             max_age=int(values["max_age"]) if "max_age" in values else None,
+            apq_ttl=int(values.get("apq_ttl", 6 * 3600)),
+            apq_max_document_bytes=int(values.get("apq_max_document_bytes", 16 * 1024)),
         )
 
 
@@ -69,6 +75,17 @@ class Settings:
     response_cache_max_ttl: float = 30.0
     fast_path: bool = True
     max_subscriptions_per_connection: int = 20
+    # Addresses or networks of reverse proxies whose X-Forwarded-For / Forwarded headers
+    # name the client; none by default (the headers are ignored).
+    trusted_proxies: tuple[str, ...] = ()
+    # Request headers: total bytes of names and values, and how many (else 431).
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    # In-process cache memory per tier (bytes; estimated per entry) and expiry sweeps.
+    upstream_cache_max_bytes: int = 128 * 1024 * 1024
+    response_cache_max_bytes: int = 64 * 1024 * 1024
+    apq_cache_max_bytes: int = 8 * 1024 * 1024
+    cache_sweep_interval: float = 10.0
 
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,8 +93,11 @@ class Settings:
 
         Environment: ``GATEWAY_REGISTERS``, ``GATEWAY_HOST``, ``GATEWAY_PORT``,
         ``GATEWAY_MAX_FIRST``, ``GATEWAY_DEFAULT_FIRST``, ``GATEWAY_ANONYMOUS_LEVEL``,
-        ``GATEWAY_REDIS_URL`` (cache and rate limits), ``GATEWAY_CACHE_URL`` and per
-        register ``GATEWAY_SOURCE__<REG>__<option>`` (e.g. ``GATEWAY_SOURCE__FT__url``).
+        ``GATEWAY_REDIS_URL`` (cache and rate limits), ``GATEWAY_CACHE_URL``,
+        ``GATEWAY_TRUSTED_PROXIES`` (comma-separated), ``GATEWAY_MAX_HEADER_BYTES``,
+        ``GATEWAY_MAX_HEADERS``, ``GATEWAY_AUTH_MAX_FAILURES``, ``GATEWAY_AUTH_FAILURE_WINDOW``,
+        ``GATEWAY_CACHE_{UPSTREAM,RESPONSE,APQ}_MAX_BYTES`` and per register
+        ``GATEWAY_SOURCE__<REG>__<option>`` (e.g. ``GATEWAY_SOURCE__FT__url``).
         """
         settings = cls()
         if path is not None:
@@ -97,9 +117,16 @@ class Settings:
             "introspection",
             "per_level_schema",
             "max_subscriptions_per_connection",
+            "max_header_bytes",
+            "max_headers",
         ):
             if key in server:
                 changes[key] = server[key]
+        if "trusted_proxies" in server:
+            proxies = server["trusted_proxies"]
+            if isinstance(proxies, str):
+                proxies = proxies.split(",")
+            changes["trusted_proxies"] = _proxies(proxies)
         limits = dict(values.get("limits", {}))
         for key in ("default_first", "max_first"):
             if key in limits:
@@ -117,7 +144,12 @@ class Settings:
             limit_changes["default_first"] = int(limits.get("default_first", self.default_first))
             changes["limits"] = replace(self.limits, **limit_changes)
         if "auth" in values:
-            merged_auth = {"anonymous_level": self.auth.anonymous_level, **values["auth"]}
+            merged_auth = {
+                "anonymous_level": self.auth.anonymous_level,
+                "max_failures": self.auth.max_failures,
+                "failure_window": self.auth.failure_window,
+                **values["auth"],
+            }
             auth = AuthSettings.from_config(merged_auth, base)
             if "keys" not in values["auth"]:
                 auth = replace(auth, keys=self.auth.keys)
@@ -132,6 +164,7 @@ class Settings:
                     per_key=int(rate.get("per_key", current.per_key)),
                     per_ip=int(rate.get("per_ip", current.per_ip)),
                     redis_url=rate.get("redis_url", current.redis_url),
+                    websocket_flood=int(rate.get("websocket_flood", current.websocket_flood)),
                 )
         cache = values.get("cache", {})
         if "url" in cache:
@@ -142,6 +175,11 @@ class Settings:
             changes["fast_path"] = bool(values["server"]["fast_path"])
         if "response_max_ttl" in cache:
             changes["response_cache_max_ttl"] = float(cache["response_max_ttl"])
+        for key in ("upstream", "response", "apq"):
+            if f"{key}_max_bytes" in cache:
+                changes[f"{key}_cache_max_bytes"] = int(cache[f"{key}_max_bytes"])
+        if "sweep_interval" in cache:
+            changes["cache_sweep_interval"] = float(cache["sweep_interval"])
         if "http" in values:
             changes["http"] = HttpSettings.from_config(values["http"], base)
         sources = {k: dict(v) for k, v in self.sources.items()}
@@ -152,6 +190,19 @@ class Settings:
             return replace(self, **changes)
         except (TypeError, ValueError) as exc:
             raise DescriptorError(f"bad configuration: {exc}") from exc
+
+
+def _proxies(proxies: Any) -> tuple[str, ...]:
+    """Trusted proxies as given (addresses or networks), checked."""
+    import ipaddress
+
+    out = tuple(str(p).strip() for p in proxies if str(p).strip())
+    for proxy in out:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise DescriptorError(f"server.trusted_proxies: {exc}") from exc
+    return out
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -173,6 +224,14 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         "ANONYMOUS_LEVEL": ("auth", "anonymous_level", int),
         "REDIS_URL": ("rate_limit", "redis_url", str),
         "CACHE_URL": ("cache", "url", str),
+        "TRUSTED_PROXIES": ("server", "trusted_proxies", str),
+        "MAX_HEADER_BYTES": ("server", "max_header_bytes", int),
+        "MAX_HEADERS": ("server", "max_headers", int),
+        "AUTH_MAX_FAILURES": ("auth", "max_failures", int),
+        "AUTH_FAILURE_WINDOW": ("auth", "failure_window", float),
+        "CACHE_UPSTREAM_MAX_BYTES": ("cache", "upstream_max_bytes", int),
+        "CACHE_RESPONSE_MAX_BYTES": ("cache", "response_max_bytes", int),
+        "CACHE_APQ_MAX_BYTES": ("cache", "apq_max_bytes", int),
     }
     for name, raw in env.items():
         if not name.startswith(_ENV_PREFIX):

@@ -13,6 +13,11 @@ The allow-list (``[http] persisted_documents``) is a JSON file of trusted docume
 (``{"format": "apollo-persisted-query-manifest", "operations": [{"id", "body"}, ...]}``).
 Its documents can always be run by hash. With ``persisted_only`` nothing else runs and
 APQ learns nothing new.
+
+A learnt document is kept ``[http] apq_ttl`` seconds (6 hours by default) and only up to
+``apq_max_document_bytes`` (16 KiB): a longer one is kept as its tokens (no comments or
+padding) if those fit, else not at all (its client keeps sending it in full). The
+in-process copies count towards the cache's ``apq`` tier budget.
 """
 
 from __future__ import annotations
@@ -30,15 +35,16 @@ from gateway.cache import Cache
 from gateway.config import HttpSettings
 from gateway.errors import DescriptorError
 from gateway.graphql_http import RequestError
+from gateway.response_cache import normalise
 
 __all__ = ["APQ_PREFIX", "APQ_TTL", "PersistedQueries", "Resolved", "load_documents", "sha256"]
 
 log = logging.getLogger("gateway.persisted")
 
 APQ_PREFIX: Final = "apq:"
-# Learnt documents are kept a day after they were last sent in full; a client whose hash
-# has expired simply sends the document again.
-APQ_TTL: Final = 24 * 3600
+# Learnt documents are kept (by default) six hours after they were last sent in full; a
+# client whose hash has expired simply sends the document again.
+APQ_TTL: Final = 6 * 3600
 
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _MANIFEST = "apollo-persisted-query-manifest"
@@ -100,8 +106,15 @@ class PersistedQueries:
         raise RequestError(400, "PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND", graphql=True)
 
     async def learn(self, digest: str, document: str) -> None:
-        """Remember a document that parsed and validated."""
-        await self.cache.set(APQ_PREFIX + digest, document, APQ_TTL)
+        """Remember a document that parsed and validated (if it is not too large)."""
+        limit = self.settings.apq_max_document_bytes
+        kept = document
+        if len(document.encode("utf-8")) > limit:
+            kept = normalise(document)
+            if len(kept.encode("utf-8")) > limit:
+                log.info("persisted query not learnt (over %d bytes): %s", limit, digest)
+                return
+        await self.cache.set(APQ_PREFIX + digest, kept, self.settings.apq_ttl)
         log.info("persisted query learnt: %s", digest)
 
     def _check_allowed(self, digest: str | None) -> None:
