@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gateway.datamodel import Entity, ScalarType
+from gateway.errors import BadUserInputError
 from gateway.query import And, Condition, Filter, Or, Page, Query, Row, SortKey, conjuncts
 
-__all__ = ["apply_in_memory", "equal_values", "matches", "sort_rows"]
+__all__ = ["apply_in_memory", "check_text", "equal_values", "matches", "sort_rows"]
 
 
 def _temporal(value: Any, kind: ScalarType) -> Any:
@@ -162,3 +163,33 @@ def _values_of(part: Filter, field: str) -> set[Any] | None:
     for values in found[1:]:
         out &= values
     return out
+
+
+def check_text(where: Filter | None, argument: str = "where") -> None:
+    """Refuse (``BAD_USER_INPUT``) a filter holding text that is not Unicode characters.
+
+    JSON and GraphQL escapes can spell a lone surrogate (``"\\ud800"``), which no upstream
+    encoding (UTF-8 in a URL, a CSV or XML comparison) can carry. Checked before any
+    upstream request, with the argument named.
+    """
+    if where is None:
+        return
+    if isinstance(where, And | Or):
+        for item in where.items:
+            check_text(item, argument)
+        return
+    values = where.value if isinstance(where.value, tuple | list) else (where.value,)
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            position = f"[{index}]" if where.op in ("in", "nin") else ""
+            code = ord(value[exc.start])
+            raise BadUserInputError(
+                f"{argument}: the text of {where.field}.{where.op}{position} is not valid Unicode "
+                f"(a lone surrogate U+{code:04X} at position {exc.start}); send characters, "
+                "not halves of UTF-16 surrogate pairs",
+                argument=f"{argument}.{where.field}.{where.op}",
+            ) from None

@@ -7,7 +7,10 @@ Every upstream call of an adapter goes through its register's :class:`Guard`:
   way worth retrying (unavailable, timeout) — never for invalid data,
 - a total time budget across the attempts,
 - a circuit breaker that opens after consecutive failures, answers at once while open, and
-  lets one probe through after ``breaker_reset`` seconds (half-open).
+  lets one probe through after ``breaker_reset`` seconds (half-open),
+- the request's budget of upstream calls (:mod:`gateway.upstream_budget`): each call is
+  counted once (however many attempts it takes), and refused before it is made if the
+  budget is spent.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from gateway import upstream_budget
 from gateway.errors import UpstreamTimeoutError, UpstreamUnavailableError
 
 __all__ = ["CircuitBreaker", "Guard", "GuardSettings"]
@@ -148,6 +152,9 @@ class Guard:
 
     async def run(self, call: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
         """Call the upstream with retries, inside the time budget and the breaker."""
+        # Counted (or refused) before anything else: a refused call never reaches the
+        # upstream and tells the breaker nothing about it.
+        upstream_budget.draw(self.name)
         self.breaker.before()
         try:
             async with asyncio.timeout(self.settings.total_timeout):

@@ -3,19 +3,27 @@
 A :class:`Source` answers :class:`gateway.query.Query` objects for the entities of one
 register. Relations are resolved by the gateway as ordinary queries
 (``target_field in [values]``), so an adapter has one method to get right: ``fetch``.
+
+Every adapter's ``fetch`` is wrapped (:meth:`Source.__init_subclass__`): text in the filter
+that no upstream can carry is refused before any request, and upstream requests reserved in
+advance (:func:`gateway.upstream_budget.spend`) but not made — answered from a cache — are
+given back to the request's budget when the call ends.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway import upstream_budget
 from gateway.cache import Cache
 from gateway.datamodel import Register
+from gateway.filters import check_text
 from gateway.observe import Metrics
 from gateway.query import Page, Query
 from gateway.resilience import Guard, GuardSettings
@@ -39,6 +47,12 @@ class Source(ABC):
     """
 
     kind = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("fetch")
+        if own is not None and not getattr(own, "__isabstractmethod__", False):
+            setattr(cls, "fetch", _accounted(own))  # noqa: B010 - wrapping each subclass
 
     def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
         self.register = register
@@ -79,6 +93,23 @@ class Source(ABC):
     @abstractmethod
     async def fetch(self, query: Query) -> Page:
         """Answer ``query``: the rows in the window and what is known beyond it."""
+
+
+_Fetch = Callable[["Source", Query], Coroutine[Any, Any, Page]]
+
+
+def _accounted(fetch: _Fetch) -> _Fetch:
+    if getattr(fetch, "_accounted", False):
+        return fetch
+
+    @functools.wraps(fetch)
+    async def accounted(self: Source, query: Query) -> Page:
+        check_text(query.where)
+        with upstream_budget.account():
+            return await fetch(self, query)
+
+    accounted._accounted = True  # type: ignore[attr-defined]
+    return accounted
 
 
 def _loopback(options: Mapping[str, Any]) -> bool:

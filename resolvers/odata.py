@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
@@ -22,8 +23,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from gateway import upstream_budget
 from gateway.datamodel import Entity, Field, Register, ScalarType
 from gateway.errors import (
+    BadUserInputError,
     UpstreamInvalidError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
@@ -137,6 +140,37 @@ class _Plan:
     pushed: list[str]
     residual: list[Filter]
     split: Condition | None  # an "in" too long for one URL, sent in chunks
+    chunks: list[list[Any]] = dataclasses.field(default_factory=list)  # its values, per request
+
+
+# What "$skip", "$top" and "$inlinecount" can add to a URL.
+_WINDOW_OPTIONS = "&$skip=2147483647&$top=2147483647&$inlinecount=allpages&$filter="
+# Less room than this for a filter is a misconfiguration; it is not refused per query.
+_MIN_FILTER = 200
+
+
+def _cost(text: str) -> int:
+    """Bytes of ``text`` in a URL: UTF-8, percent-encoded (a Danish letter costs 6)."""
+    return len(quote(text, safe=""))
+
+
+@dataclass(frozen=True, slots=True)
+class _Room:
+    """The longest ``$filter``: ``chars`` as written and ``bytes`` as sent."""
+
+    chars: int
+    bytes: int
+
+    @staticmethod
+    def cost(text: str) -> int:
+        return _cost(text)
+
+    def fits(self, texts: Sequence[str]) -> bool:
+        joined = " and ".join(texts)
+        return len(joined) <= self.chars and _cost(joined) <= self.bytes
+
+    def half(self) -> _Room:
+        return _Room(self.chars // 2, self.bytes // 2)
 
 
 class ODataSource(Source):
@@ -152,6 +186,8 @@ class ODataSource(Source):
         self.page_size = int(options.get("pageSize", 100))
         self.functions = frozenset(options.get("filterFunctions", ("substringof", "startswith")))
         self.max_filter = int(options.get("maxFilterLength", 1800))
+        # Bytes of a whole request URL, percent-encoded: under common server limits (4096).
+        self.max_url = int(options.get("maxUrlLength", 4000))
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
@@ -170,31 +206,146 @@ class ODataSource(Source):
     # -- planning ---------------------------------------------------------------------
 
     def _plan(self, query: Query) -> _Plan:
-        pushed: list[str] = []
+        entity = query.entity
+        pushed: list[tuple[Filter, str]] = []
         residual: list[Filter] = []
-        split: Condition | None = None
         for part in conjuncts(query.where):
-            text = translate(part, query.entity, self.functions)
+            text = translate(part, entity, self.functions)
             if text is None:
                 residual.append(part)
             else:
-                pushed.append(text)
-        if len(" and ".join(pushed)) > self.max_filter:
-            longest = max(
-                (p for p in conjuncts(query.where) if isinstance(p, Condition) and p.op == "in"),
-                key=lambda c: len(c.value),
-                default=None,
+                pushed.append((part, text))
+        room = self._room(query)
+        if room.fits([t for _, t in pushed]):
+            return _Plan([t for _, t in pushed], residual, None)
+        # Too long for one URL. The longest "in" list is sent in chunks (one request each);
+        # what else does not fit is narrowed upstream by a shorter condition it implies, and
+        # evaluated here in full.
+        split = max(
+            (
+                (p, t)
+                for p, t in pushed
+                if isinstance(p, Condition) and p.op == "in" and not room.half().fits([t])
+            ),
+            key=lambda pair: room.cost(pair[1]),
+            default=None,
+        )
+        fixed = [pair for pair in pushed if pair is not split]
+        share = room.half() if split is not None else room
+        texts: list[str] = []
+        for part, text in sorted(fixed, key=lambda pair: room.cost(pair[1])):
+            if share.fits([*texts, text]):
+                texts.append(text)
+                continue
+            residual.append(part)
+            shorter = self._implied(part, entity, share, texts)
+            if shorter is not None:
+                texts.append(shorter)
+            elif isinstance(part, Condition):
+                self._refuse_unless_local(part, entity, text, share)
+        if split is None:
+            return _Plan(texts, residual, None)
+        assert isinstance(split[0], Condition)
+        return _Plan(texts, residual, split[0], self._chunks(split[0], entity, room, texts))
+
+    def _chunks(
+        self, condition: Condition, entity: Entity, room: _Room, texts: list[str]
+    ) -> list[list[Any]]:
+        """The values of ``condition`` (an "in") in chunks whose URLs are short enough."""
+        field = entity.field(condition.field)
+        fixed = " and ".join(texts) + " and " if texts else ""
+        chars = room.chars - len(fixed) - 2  # the chunk's parentheses
+        size = room.bytes - _cost(fixed) - 6
+        chunks: list[list[Any]] = [[]]
+        used_chars = used_bytes = 0
+        for value in dict.fromkeys(condition.value):
+            piece = f"{field.source} eq {literal(value, field)}"
+            piece_chars, piece_bytes = len(piece) + 4, _cost(piece) + 8  # and " or "
+            if piece_chars - 4 > chars or piece_bytes - 8 > size:
+                raise BadUserInputError(
+                    f"where: a value of {condition.field}.in is {len(str(value))} characters"
+                    f" ({piece_bytes - 8} bytes in the request URL); the upstream accepts at"
+                    f" most {max(size, 0)} bytes of filter: use shorter values",
+                    argument=f"where.{condition.field}.in",
+                    length=len(str(value)),
+                    limit=max(size, 0),
+                )
+            if chunks[-1] and (used_chars + piece_chars > chars or used_bytes + piece_bytes > size):
+                chunks.append([])
+                used_chars = used_bytes = 0
+            chunks[-1].append(value)
+            used_chars += piece_chars
+            used_bytes += piece_bytes
+        return chunks
+
+    def _room(self, query: Query) -> _Room:
+        """How long ``$filter`` may be: characters before, bytes after percent-encoding."""
+        entity = query.entity
+        # The longest the other options can be: every field selected, the order, a window.
+        widest = {"$select": ",".join(f.source for f in entity.fields)}
+        if query.order:
+            widest["$orderby"] = _orderby(query.order, entity)
+        base = len(build_url(self.root, entity, widest)) + len(_WINDOW_OPTIONS)
+        return _Room(self.max_filter, max(self.max_url - base, _MIN_FILTER))
+
+    def _implied(self, part: Filter, entity: Entity, share: _Room, texts: list[str]) -> str | None:
+        """A shorter pushed condition that ``part`` implies and that fits next to ``texts``."""
+        if not isinstance(part, Condition):
+            return None
+        field = entity.field(part.field)
+        op, value = part.op, part.value
+        if op == "nin":
+            # Outside a part of the set is implied by outside all of it: the longest prefix
+            # of the values that fits.
+            values = list(dict.fromkeys(value))
+
+            def outside(count: int) -> str | None:
+                return translate(
+                    Condition(part.field, "nin", tuple(values[:count])), entity, self.functions
+                )
+
+            return self._longest(outside, len(values), share, texts)
+        if field.type is not ScalarType.STRING or not isinstance(value, str):
+            return None
+        if op == "eq" and "startswith" in self.functions:
+            op = "startsWith"
+        if op not in ("contains", "startsWith", "endsWith"):
+            return None
+
+        def text_of(length: int) -> str | None:
+            piece = value[len(value) - length :] if op == "endsWith" else value[:length]
+            return translate(Condition(part.field, op, piece), entity, self.functions)
+
+        # The longest prefix (suffix for endsWith) of the value that still fits.
+        return self._longest(text_of, len(value), share, texts)
+
+    @staticmethod
+    def _longest(
+        text_of: Callable[[int], str | None], most: int, share: _Room, texts: list[str]
+    ) -> str | None:
+        """``text_of(n)`` for the largest n in 1..most that fits next to ``texts``, if any."""
+        low, high = 0, most
+        while low < high:
+            middle = (low + high + 1) // 2
+            candidate = text_of(middle)
+            if candidate is not None and share.fits([*texts, candidate]):
+                low = middle
+            else:
+                high = middle - 1
+        return text_of(low) if low > 0 else None
+
+    def _refuse_unless_local(self, part: Condition, entity: Entity, text: str, room: _Room) -> None:
+        field = entity.field(part.field)
+        if part.op in ("gt", "gte", "lt", "lte") and field.type is ScalarType.STRING:
+            # The upstream's collation orders text; the gateway cannot repeat it faithfully.
+            raise BadUserInputError(
+                f"where: the filter {part.field}.{part.op} is {len(str(part.value))} characters"
+                f" ({room.cost(text)} bytes in the request URL); the upstream accepts at most"
+                f" {room.bytes} bytes of filter: use a shorter value",
+                argument=f"where.{part.field}.{part.op}",
+                length=len(str(part.value)),
+                limit=room.bytes,
             )
-            if longest is not None:
-                split = longest
-                pushed = [
-                    t
-                    for p in conjuncts(query.where)
-                    if p is not longest and p not in residual
-                    for t in [translate(p, query.entity, self.functions)]
-                    if t is not None
-                ]
-        return _Plan(pushed, residual, split)
 
     def _params(self, query: Query, pushed: list[str]) -> dict[str, str]:
         params: dict[str, str] = {}
@@ -241,26 +392,24 @@ class ODataSource(Source):
 
     async def _chunked(self, query: Query, plan: _Plan) -> list[Row]:
         assert plan.split is not None
-        values = list(dict.fromkeys(plan.split.value))
         field = query.entity.field(plan.split.field)
-        budget = max(self.max_filter - len(" and ".join(plan.pushed)), 200)
-        chunks: list[list[Any]] = [[]]
-        used = 0
-        for value in values:
-            cost = len(field.source) + len(literal(value, field)) + 8
-            if chunks[-1] and used + cost > budget:
-                chunks.append([])
-                used = 0
-            chunks[-1].append(value)
-            used += cost
+        chunks = plan.chunks
+        # One request per chunk at least, known before the first is sent.
+        upstream_budget.spend(
+            len(chunks),
+            f"{self.register.name} {query.entity.name}: {len(dict.fromkeys(plan.split.value))}"
+            f" values of {plan.split.field}.in in {len(chunks)} requests",
+        )
         pages = await asyncio.gather(
             *(
-                self._window(
+                self._pages(
                     query,
                     self._params(
                         query,
                         [*plan.pushed, self._in_filter(query.entity, field, chunk)],
                     ),
+                    query.options.get("cache", True) is not False,
+                    prepaid=1,
                 )
                 for chunk in chunks
             )
@@ -285,7 +434,16 @@ class ODataSource(Source):
         keep = query.options.get("cache", True) is not False
         return await self._pages(query, params, keep)
 
-    async def _pages(self, query: Query, params: dict[str, str], keep: bool) -> Page:
+    async def _pages(
+        self, query: Query, params: dict[str, str], keep: bool, *, prepaid: int = 0
+    ) -> Page:
+        """The window's rows; ``prepaid`` of its requests were already spent by the caller."""
+        what = f"{self.register.name} {query.entity.name}: pages of {self.page_size} rows"
+        if query.limit is not None:
+            # The pages a window needs are known from its size (fewer if the rows run out).
+            pages = max(1, -(-query.limit // self.page_size))
+            upstream_budget.spend(pages - prepaid, f"{what}, first: {query.limit}")
+            prepaid = max(prepaid, pages)
         if query.offset:
             params["$skip"] = str(query.offset)
         if query.limit is not None:
@@ -298,6 +456,12 @@ class ODataSource(Source):
         total: int | None = None
         has_more = False
         while url is not None:
+            if prepaid > 0:
+                prepaid -= 1
+            else:
+                # A page beyond what could be foreseen (an unbounded window): spent as it
+                # comes, so the query stops before the request that would exceed the budget.
+                upstream_budget.spend(1, f"{what}, following odata.nextLink")
             answer = await self._get(url, query.entity, keep)
             if total is None and query.count:
                 total = _count(answer.count)

@@ -1,0 +1,162 @@
+"""A budget of upstream requests per GraphQL request.
+
+One query may cost many upstream requests: an ``in`` list of thousands of ids is sent in
+chunks, a large ``first`` in pages, a filter the upstream lacks over every row. The request
+handler opens a :func:`scope` with the caller's allowance; adapters call :func:`spend`
+*before* making requests whose number they know in advance (chunks of an ``in`` list, pages
+of a window, documents of a fan-out), so an over-budget query stops with a clear error
+before its first request rather than after hundreds.
+
+Every upstream call also passes :func:`draw` (the register's :class:`~gateway.resilience.Guard`
+calls it), which takes the call out of what was spent in advance, or spends one more for a
+call nobody foresaw (the next page of an unbounded result). Spending in advance is a
+reservation: what was reserved but not used — answered from a cache, or coalesced onto
+another caller's request in flight, which never reach the Guard — is given back when the
+adapter call that reserved it ends (:func:`account`; every ``Source.fetch`` runs inside one).
+
+Without a scope (background refreshes, change detection, the command line) nothing is
+counted and nothing is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from gateway.errors import QueryTooComplexError
+
+__all__ = ["Budget", "UpstreamBudgetError", "account", "current", "draw", "scope", "spend", "spent"]
+
+
+class UpstreamBudgetError(QueryTooComplexError):
+    """The query needs more upstream requests than the caller's level allows."""
+
+
+@dataclass(slots=True)
+class Budget:
+    """Upstream requests of one GraphQL request: the allowance and what was used."""
+
+    limit: int | None  # None: unlimited (still counted)
+    spent: int = 0  # requests made, plus those reserved and not yet made
+    made: int = 0  # requests that reached the Guard
+    by_what: dict[str, int] = field(default_factory=dict)
+
+    def charge(self, n: int, what: str) -> None:
+        """Add ``n`` to what is spent, or refuse if that would exceed the limit."""
+        if n <= 0:
+            return
+        if self.limit is not None and self.spent + n > self.limit:
+            raise _refusal(self.limit, self.spent + n, what)
+        self.spent += n
+        self.by_what[what] = self.by_what.get(what, 0) + n
+
+
+@dataclass(slots=True)
+class _Credit:
+    """Requests reserved in advance within one adapter call and not yet made."""
+
+    budget: Budget
+    parent: _Credit | None
+    remaining: int = 0
+
+
+_BUDGET: ContextVar[Budget | None] = ContextVar("dls_upstream_budget", default=None)
+_CREDIT: ContextVar[_Credit | None] = ContextVar("dls_upstream_credit", default=None)
+
+
+def _refusal(limit: int, measured: int, what: str) -> UpstreamBudgetError:
+    return UpstreamBudgetError(
+        f"This query needs at least {measured} upstream requests ({what}); at most {limit} "
+        "are allowed for your access level. To get an answer, ask for less per query: "
+        "fewer ids in an `in` list, a smaller `first` (page on with the `after` cursor), "
+        "fewer nested relations; for bulk data use the export endpoint (/export), or a "
+        "higher access level.",
+        limit="upstreamRequests",
+        allowed=limit,
+        measured=measured,
+        what=what,
+    )
+
+
+@contextlib.contextmanager
+def _scope(limit: int | None) -> Iterator[Budget]:
+    budget = Budget(limit)
+    token = _BUDGET.set(budget)
+    credit = _CREDIT.set(None)
+    try:
+        yield budget
+    finally:
+        _CREDIT.reset(credit)
+        _BUDGET.reset(token)
+
+
+def scope(limit: int | None) -> contextlib.AbstractContextManager[Budget]:
+    """Count (and limit to ``limit``; None = unlimited) the upstream requests made inside."""
+    if limit is not None and limit < 0:
+        raise ValueError("an upstream request limit is at least 0")
+    return _scope(limit)
+
+
+def current() -> Budget | None:
+    """The budget of the request being served, if a scope is open."""
+    return _BUDGET.get()
+
+
+def spend(n: int, what: str) -> None:
+    """Reserve ``n`` upstream requests about to be made (``what`` says for what).
+
+    Raises :class:`UpstreamBudgetError` (``QUERY_TOO_COMPLEX``) if they would exceed the
+    budget; a no-op outside a scope. The requests then made draw on this reservation.
+    """
+    budget = _BUDGET.get()
+    if budget is None or n <= 0:
+        return
+    budget.charge(n, what)
+    credit = _CREDIT.get()
+    if credit is None or credit.budget is not budget:
+        # Reserved outside an adapter call: kept until the scope ends.
+        credit = _Credit(budget, credit if credit is not None and credit.budget is budget else None)
+        _CREDIT.set(credit)
+    credit.remaining += n
+
+
+def draw(what: str) -> None:
+    """One upstream request is being made now (the Guard calls this for every call)."""
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    credit = _CREDIT.get()
+    while credit is not None and credit.budget is budget:
+        if credit.remaining > 0:
+            credit.remaining -= 1
+            budget.made += 1
+            return
+        credit = credit.parent
+    budget.charge(1, what)
+    budget.made += 1
+
+
+@contextlib.contextmanager
+def account() -> Iterator[None]:
+    """Give back, on leaving, what was reserved inside and not used (cache hits, coalesced)."""
+    budget = _BUDGET.get()
+    if budget is None:
+        yield
+        return
+    outer = _CREDIT.get()
+    credit = _Credit(budget, outer if outer is not None and outer.budget is budget else None)
+    token = _CREDIT.set(credit)
+    try:
+        yield
+    finally:
+        _CREDIT.reset(token)
+        budget.spent -= credit.remaining
+        credit.remaining = 0
+
+
+def spent() -> int:
+    """Upstream requests spent so far in the current scope (0 without one)."""
+    budget = _BUDGET.get()
+    return 0 if budget is None else budget.spent
