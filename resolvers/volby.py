@@ -17,6 +17,11 @@ Source.json options besides ``kind`` and ``datamodel``:
 ``documents``    which endpoints exist and which entities each serves (``national``,
                  ``councils``, ``batches``; defaults fit the municipal elections)
 ``ttl``, ``timeout``, ``concurrency`` (parallel requests), ``max_bytes`` (largest document)
+
+CPU-heavy steps run in a worker thread so the event loop keeps serving other requests: a
+document of at least :data:`OFFLOAD_BYTES` is parsed and mapped to rows there, and a query
+over at least :data:`OFFLOAD_ROWS` rows is filtered, ordered and copied there. The worker
+returns what it built; caches, batch streams and learnt districts are updated on the loop.
 """
 
 from __future__ import annotations
@@ -53,6 +58,12 @@ from resolvers.volby_rows import MappedDocument, read_document
 from resolvers.volby_xml import NOT_YET_AVAILABLE, Chyba
 
 __all__ = ["VolbySource"]
+
+# A document at least this large is parsed in a worker thread; smaller ones inline (a thread
+# hop costs more than parsing them).
+OFFLOAD_BYTES = 64 * 1024
+# A query over at least this many rows is answered in a worker thread.
+OFFLOAD_ROWS = 5_000
 
 
 class VolbySource(Source):
@@ -98,9 +109,10 @@ class VolbySource(Source):
             rows, notices = await self._document_rows(query)
         else:
             rows, notices = [], []
-        page = apply_in_memory(rows, query)
-        # Cached rows are shared; callers get their own copies.
-        page.rows = [dict(row) for row in page.rows]
+        if len(rows) >= OFFLOAD_ROWS:
+            page = await asyncio.to_thread(_answer, rows, query)
+        else:
+            page = _answer(rows, query)
         page.notices.extend(notices)
         return page
 
@@ -220,6 +232,10 @@ class VolbySource(Source):
             data = await self.guard.run(lambda: self._get(url, params))
             if data is None:
                 return MappedDocument("", None, {}, Chyba(NOT_YET_AVAILABLE, "HTTP 404"))
+            if len(data) >= OFFLOAD_BYTES:
+                return await asyncio.to_thread(
+                    read_document, data, self.register.datamodel, request.context
+                )
             return read_document(data, self.register.datamodel, request.context)
 
         return await self.services.cache.get_or_fetch(key, load, ttl, **self.cache_windows())
@@ -248,6 +264,14 @@ class VolbySource(Source):
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _answer(rows: list[Row], query: Query) -> Page:
+    """The page of ``query`` from ``rows`` (only read: it may run in a worker thread)."""
+    page = apply_in_memory(rows, query)
+    # Cached rows are shared; callers get their own copies.
+    page.rows = [dict(row) for row in page.rows]
+    return page
 
 
 @contextlib.contextmanager
