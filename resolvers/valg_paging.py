@@ -5,6 +5,10 @@ ahead. How many rows of an entity a file yields under a filter is remembered (a 
 never changes), so the next page skips the files before its window without reading them:
 paging through a whole country reads each file about once and holds one page, a few
 documents and the bounded content cache.
+
+Rows of a file of at least :data:`OFFLOAD_BYTES` are built in a worker thread, as is ordering
+at least :data:`OFFLOAD_ROWS` rows, so the event loop keeps serving other requests. The worker
+only reads the parsed content (shared through the content cache) and returns new rows.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ __all__ = ["RowCounts", "Selected", "page_rows"]
 Selected = tuple[FileMeta, DocContext, RowPlan]
 
 _AHEAD = 16
+
+# A file at least this large is turned into rows in a worker thread; smaller ones inline.
+OFFLOAD_BYTES = 64 * 1024
+# At least this many rows are filtered and ordered in a worker thread.
+OFFLOAD_ROWS = 5_000
 
 
 class RowCounts:
@@ -93,6 +102,15 @@ def _rows(query: Query, doc: Any, ctx: DocContext, plan: RowPlan) -> list[Row]:
     return rows
 
 
+async def _file_rows(
+    query: Query, doc: Any, meta: FileMeta, ctx: DocContext, plan: RowPlan
+) -> list[Row]:
+    """:func:`_rows`, in a worker thread for a large file."""
+    if meta.size >= OFFLOAD_BYTES:
+        return await asyncio.to_thread(_rows, query, doc, ctx, plan)
+    return _rows(query, doc, ctx, plan)
+
+
 async def page_rows(
     store: ValgStore,
     query: Query,
@@ -107,11 +125,14 @@ async def page_rows(
         if not all(k.field in entity.key and not k.descending for k in query.order):
             # Another order needs every matching row first (memory grows with the matches).
             rows: list[Row] = []
-            for index, (_, ctx, plan) in enumerate(selected):
+            for index, (meta, ctx, plan) in enumerate(selected):
                 doc = await loader.get(index)
                 if doc is not None:
-                    rows += _rows(query, doc, ctx, plan)
-            page = apply_in_memory(rows, query, where=None)
+                    rows += await _file_rows(query, doc, meta, ctx, plan)
+            if len(rows) >= OFFLOAD_ROWS:
+                page = await asyncio.to_thread(apply_in_memory, rows, query, where=None)
+            else:
+                page = apply_in_memory(rows, query, where=None)
             page.notices = notices
             return page
         return await _key_ordered(loader, query, counts)
@@ -141,7 +162,7 @@ async def _key_ordered(loader: _Loader, query: Query, counts: RowCounts) -> Page
         # Fetch ahead no further than the page can need (at least a row per document).
         needed = _AHEAD if end is None or query.count else end + 1 - total
         doc = await loader.get(index, min(_AHEAD, needed))
-        rows = [] if doc is None else _rows(query, doc, ctx, plan)
+        rows = [] if doc is None else await _file_rows(query, doc, meta, ctx, plan)
         if doc is not None:
             counts.put(key, len(rows))
         for row in rows:

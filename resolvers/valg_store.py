@@ -15,6 +15,11 @@ still being written changes size.
 Content is kept in a least-recently-used cache bounded by the files' byte size, so paging
 through a whole country holds a bounded amount; evicted content is downloaded (and verified)
 again when needed.
+
+Verifying and parsing a file of at least :data:`OFFLOAD_BYTES`, and grouping a listing of at
+least :data:`OFFLOAD_ENTRIES` entries into series, run in a worker thread so the event loop
+keeps serving other requests. The worker only computes and returns; the store's caches and
+memos are written on the loop.
 """
 
 from __future__ import annotations
@@ -42,7 +47,13 @@ from resolvers.valg_codec import (
 )
 from resolvers.valg_sftp import RemoteEntry, SftpClient
 
-__all__ = ["DocSpec", "FileMeta", "Hinter", "ValgStore"]
+__all__ = ["OFFLOAD_BYTES", "OFFLOAD_ENTRIES", "DocSpec", "FileMeta", "Hinter", "ValgStore"]
+
+# A file at least this large is verified and parsed in a worker thread; smaller ones inline
+# (a thread hop costs more than the work).
+OFFLOAD_BYTES = 64 * 1024
+# A listing of at least this many entries is grouped into series in a worker thread.
+OFFLOAD_ENTRIES = 2_000
 
 logger = logging.getLogger("resolvers.valg")
 
@@ -246,7 +257,10 @@ class ValgStore:
             entries = await self.listing(directory)
         except FileProblem:
             return []  # the dataset has not been published in this root (yet)
-        series = _series(entries, spec.file)
+        if len(entries) >= OFFLOAD_ENTRIES:
+            series = await asyncio.to_thread(_series, entries, spec.file)
+        else:
+            series = _series(entries, spec.file)
         if spec.file is not None:
             wanted = None  # a geografi file holds every element; rows are filtered later
         chosen, absent, claims = await self._candidates(directory, series, wanted, hinter)
@@ -470,11 +484,11 @@ class ValgStore:
         data, signature = await asyncio.gather(
             self.sftp.read(f"{self.base}/{path}"), self.sftp.read(f"{self.base}/{path}.hash")
         )
-        if not data:
-            raise FileProblem("empty", path)
-        if not verify_signature(key, data, signature):
-            raise FileProblem("signature", path)
-        return parse_document(data), data
+        if len(data) >= OFFLOAD_BYTES:
+            doc = await asyncio.to_thread(_verified, key, path, data, signature)
+        else:
+            doc = _verified(key, path, data, signature)
+        return doc, data
 
     async def content(self, meta: FileMeta) -> Any:
         """The parsed, verified content of a selected file (downloaded again if evicted)."""
@@ -483,6 +497,15 @@ class ValgStore:
             doc, data = await self._download(meta.root, meta.path, True)
             self.contents.put(meta.path, doc, len(data))
         return doc
+
+
+def _verified(key: rsa.RSAPublicKey, path: str, data: bytes, signature: bytes) -> Any:
+    """The parsed content of ``data`` once ``signature`` verifies; raises FileProblem."""
+    if not data:
+        raise FileProblem("empty", path)
+    if not verify_signature(key, data, signature):
+        raise FileProblem("signature", path)
+    return parse_document(data)
 
 
 def _safe_name(name: str) -> bool:
