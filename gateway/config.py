@@ -153,6 +153,16 @@ class Settings:
             auth = AuthSettings.from_config(merged_auth, base)
             if "keys" not in values["auth"]:
                 auth = replace(auth, keys=self.auth.keys)
+            if "jwt" not in values["auth"]:
+                # e.g. GATEWAY_AUTH_MAX_FAILURES alone keeps the file's JWT settings.
+                auth = replace(
+                    auth,
+                    jwt_algorithms=self.auth.jwt_algorithms,
+                    jwt_keys=self.auth.jwt_keys,
+                    jwt_issuer=self.auth.jwt_issuer,
+                    jwt_audience=self.auth.jwt_audience,
+                    level_claim=self.auth.level_claim,
+                )
             changes["auth"] = auth
         rate = values.get("rate_limit")
         if rate is not None:

@@ -26,8 +26,9 @@ class _Result:
 
 
 class _Context:
-    touched = {"FT"}
-    notices: list[Any] = []
+    def __init__(self) -> None:
+        self.touched = {"FT"}
+        self.notices: list[Any] = []
 
 
 def _answer(n: int) -> dict[str, Any]:

@@ -85,13 +85,16 @@ async def test_websocket_flood_is_rate_limited_then_closed_4429() -> None:
                 }
                 assert json.loads(await ws.recv())["type"] == "complete"
             errors = []
-            with pytest.raises(ConnectionClosed) as closed:
+            code = None
+            try:
                 for ident in range(5, 400):
                     await ws.send(
                         json.dumps({"id": str(ident), "type": "subscribe", "payload": QUERY})
                     )
                     errors.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd is not None else None
+            assert code == 4429
         assert len(errors) == 3
         assert [e["id"] for e in errors] == ["5", "6", "7"]
         for error in errors:
@@ -137,32 +140,36 @@ async def test_wrong_keys_are_slowed_per_address() -> None:
 
 
 async def test_forwarded_for_is_ignored_by_default() -> None:
-    async with served(rate_limit=RateLimitSettings(per_ip=3)) as (address, _):
-        async with httpx.AsyncClient(base_url=f"http://{address}") as client:
-            statuses = []
-            for n in range(6):
-                headers = {"X-Forwarded-For": f"203.0.113.{n}", "Forwarded": f"for=198.51.100.{n}"}
-                response = await client.post("/graphql", json=QUERY, headers=headers)
-                statuses.append(response.status_code)
+    async with (
+        served(rate_limit=RateLimitSettings(per_ip=3)) as (address, _),
+        httpx.AsyncClient(base_url=f"http://{address}") as client,
+    ):
+        statuses = []
+        for n in range(6):
+            headers = {"X-Forwarded-For": f"203.0.113.{n}", "Forwarded": f"for=198.51.100.{n}"}
+            response = await client.post("/graphql", json=QUERY, headers=headers)
+            statuses.append(response.status_code)
     assert statuses == [200, 200, 200, 429, 429, 429]
 
 
 async def test_forwarded_for_is_honoured_from_a_trusted_proxy() -> None:
     limits = RateLimitSettings(per_ip=2)
-    async with served(rate_limit=limits, trusted_proxies=("127.0.0.0/8",)) as (address, _):
-        async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+    async with (
+        served(rate_limit=limits, trusted_proxies=("127.0.0.0/8",)) as (address, _),
+        httpx.AsyncClient(base_url=f"http://{address}") as client,
+    ):
 
-            async def status(**headers: str) -> int:
-                return (await client.post("/graphql", json=QUERY, headers=headers)).status_code
+        async def status(**headers: str) -> int:
+            return (await client.post("/graphql", json=QUERY, headers=headers)).status_code
 
-            first = {"X-Forwarded-For": "203.0.113.1"}
-            assert [await status(**first) for _ in range(3)] == [200, 200, 429]
-            # A client cannot escape by prepending addresses: the nearest untrusted hop counts.
-            assert await status(**{"X-Forwarded-For": "10.9.9.9, 203.0.113.1"}) == 429
-            assert await status(**{"X-Forwarded-For": "203.0.113.2"}) == 200
-            assert await status(Forwarded='for="203.0.113.3:4711";proto=https') == 200
-            assert await status(Forwarded="for=203.0.113.3") == 200
-            assert await status(Forwarded="for=203.0.113.3") == 429
+        first = {"X-Forwarded-For": "203.0.113.1"}
+        assert [await status(**first) for _ in range(3)] == [200, 200, 429]
+        # A client cannot escape by prepending addresses: the nearest untrusted hop counts.
+        assert await status(**{"X-Forwarded-For": "10.9.9.9, 203.0.113.1"}) == 429
+        assert await status(**{"X-Forwarded-For": "203.0.113.2"}) == 200
+        assert await status(Forwarded='for="203.0.113.3:4711";proto=https') == 200
+        assert await status(Forwarded="for=203.0.113.3") == 200
+        assert await status(Forwarded="for=203.0.113.3") == 429
 
 
 # -- request headers ---------------------------------------------------------------------
