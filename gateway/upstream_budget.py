@@ -42,12 +42,20 @@ class Budget:
     spent: int = 0  # requests made, plus those reserved and not yet made
     made: int = 0  # requests that reached the Guard
     by_what: dict[str, int] = field(default_factory=dict)
+    refused: tuple[int, str] | None = None  # (measured, what) of the first refusal
 
     def charge(self, n: int, what: str) -> None:
-        """Add ``n`` to what is spent, or refuse if that would exceed the limit."""
+        """Add ``n`` to what is spent, or refuse if that would exceed the limit.
+
+        Once refused, the query is over its budget: every later charge is refused the same
+        way (a field tried again by another execution path sends nothing more upstream).
+        """
         if n <= 0:
             return
+        if self.limit is not None and self.refused is not None:
+            raise _refusal(self.limit, *self.refused)
         if self.limit is not None and self.spent + n > self.limit:
+            self.refused = (self.spent + n, what)
             raise _refusal(self.limit, self.spent + n, what)
         self.spent += n
         self.by_what[what] = self.by_what.get(what, 0) + n

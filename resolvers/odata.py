@@ -188,6 +188,7 @@ class ODataSource(Source):
         self.max_filter = int(options.get("maxFilterLength", 1800))
         # Bytes of a whole request URL, percent-encoded: under common server limits (4096).
         self.max_url = int(options.get("maxUrlLength", 4000))
+        self.reserve_rows = int(options.get("reserveRows", 1000))
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
@@ -366,7 +367,9 @@ class ODataSource(Source):
     async def fetch(self, query: Query) -> Page:
         plan = self._plan(query)
         if not plan.residual and plan.split is None:
-            return await self._window(query, self._params(query, plan.pushed))
+            return await self._window(
+                query, self._params(query, plan.pushed), _row_bound(query.where, query.entity)
+            )
         # The gateway finishes the work: fetch every row the upstream can narrow down to.
         needed = query.fields
         if needed:
@@ -375,7 +378,9 @@ class ODataSource(Source):
                 needed = needed | filter_fields(part)
         everything = Query(query.entity, None, query.order, 0, None, needed, False, query.options)
         if plan.split is None:
-            rows = (await self._window(everything, self._params(everything, plan.pushed))).rows
+            params = self._params(everything, plan.pushed)
+            bound = _row_bound(query.where, query.entity)
+            rows = (await self._window(everything, params, bound)).rows
         else:
             rows = await self._chunked(everything, plan)
         remaining = And(tuple(plan.residual)) if plan.residual else None
@@ -394,13 +399,15 @@ class ODataSource(Source):
         assert plan.split is not None
         field = query.entity.field(plan.split.field)
         chunks = plan.chunks
-        # One request per chunk at least, known before the first is sent.
+        # A request per chunk at least (per page of it, on the key), known before the first.
+        on_key = list(query.entity.key) == [field.name]
+        pages = [self._foreseen(None, len(chunk) if on_key else None) for chunk in chunks]
         upstream_budget.spend(
-            len(chunks),
+            sum(pages),
             f"{self.register.name} {query.entity.name}: {len(dict.fromkeys(plan.split.value))}"
             f" values of {plan.split.field}.in in {len(chunks)} requests",
         )
-        pages = await asyncio.gather(
+        answers = await asyncio.gather(
             *(
                 self._pages(
                     query,
@@ -409,14 +416,14 @@ class ODataSource(Source):
                         [*plan.pushed, self._in_filter(query.entity, field, chunk)],
                     ),
                     query.options.get("cache", True) is not False,
-                    prepaid=1,
+                    prepaid=paid,
                 )
-                for chunk in chunks
+                for chunk, paid in zip(chunks, pages, strict=True)
             )
         )
         seen: set[tuple[Any, ...]] = set()
         rows: list[Row] = []
-        for page in pages:
+        for page in answers:
             for row in page.rows:
                 identity = tuple(row.get(k) for k in query.entity.key)
                 if identity not in seen:
@@ -429,21 +436,43 @@ class ODataSource(Source):
         assert text is not None  # "in" always translates
         return text
 
-    async def _window(self, query: Query, params: dict[str, str]) -> Page:
+    async def _window(
+        self, query: Query, params: dict[str, str], rows_at_most: int | None = None
+    ) -> Page:
         """Rows [offset, offset+limit), following ``odata.nextLink`` across the page cap."""
         keep = query.options.get("cache", True) is not False
-        return await self._pages(query, params, keep)
+        return await self._pages(query, params, keep, rows_at_most=rows_at_most)
+
+    def _foreseen(self, limit: int | None, rows_at_most: int | None) -> int:
+        """The requests a window will take if the upstream has the rows (at least one).
+
+        Known from the window's size (``first``) up to ``reserveRows`` rows, the largest a
+        caller may ask, or from the filter (at most one row per key asked for). A larger
+        window without such a bound (a relation's row cap) is paid page by page.
+        """
+        sizes = [n for n in (rows_at_most,) if n is not None]
+        if limit is not None and (limit <= self.reserve_rows or sizes):
+            sizes.append(limit)
+        if not sizes:
+            return 1
+        return max(1, -(-min(sizes) // self.page_size))
 
     async def _pages(
-        self, query: Query, params: dict[str, str], keep: bool, *, prepaid: int = 0
+        self,
+        query: Query,
+        params: dict[str, str],
+        keep: bool,
+        *,
+        prepaid: int = 0,
+        rows_at_most: int | None = None,
     ) -> Page:
         """The window's rows; ``prepaid`` of its requests were already spent by the caller."""
         what = f"{self.register.name} {query.entity.name}: pages of {self.page_size} rows"
-        if query.limit is not None:
-            # The pages a window needs are known from its size (fewer if the rows run out).
-            pages = max(1, -(-query.limit // self.page_size))
-            upstream_budget.spend(pages - prepaid, f"{what}, first: {query.limit}")
-            prepaid = max(prepaid, pages)
+        foreseen = self._foreseen(query.limit, rows_at_most)
+        if foreseen > prepaid:
+            size = f"first: {query.limit}" if query.limit is not None else "every row"
+            upstream_budget.spend(foreseen - prepaid, f"{what}, {size}")
+            prepaid = foreseen
         if query.offset:
             params["$skip"] = str(query.offset)
         if query.limit is not None:
@@ -566,6 +595,19 @@ class _Answer(NamedTuple):
     rows: list[Row]
     count: Any  # ``odata.count`` as sent (a string in OData v3), None when absent
     next_link: str | None
+
+
+def _row_bound(where: Filter | None, entity: Entity) -> int | None:
+    """The most rows ``where`` can match, if its top level fixes the (single) key."""
+    if len(entity.key) != 1:
+        return None
+    key = entity.key[0]
+    bounds = [
+        1 if part.op == "eq" else len(set(part.value))
+        for part in conjuncts(where)
+        if isinstance(part, Condition) and part.field == key and part.op in ("eq", "in")
+    ]
+    return min(bounds, default=None)
 
 
 def _count(raw: Any) -> int:
