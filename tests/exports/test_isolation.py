@@ -12,6 +12,7 @@ during sampling.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -46,6 +48,16 @@ async def replica() -> AsyncIterator[WahldatenDemo]:
         await demo.stop()
 
 
+def _config(registers: Path) -> Path:
+    """A configuration for loopback measurements: the per-client rate limit off."""
+    path = registers / "gateway.toml"
+    path.write_text(
+        f"registers = {json.dumps(str(registers))}\n[rate_limit]\nenabled = false\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gateway(replica: WahldatenDemo) -> AsyncIterator[str]:
     """``gateway serve`` in its own process (as deployed), DE read from the replica."""
@@ -57,7 +69,7 @@ async def gateway(replica: WahldatenDemo) -> AsyncIterator[str]:
     }
     with register_subset("DE") as registers:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", "--registers", str(registers),
+            sys.executable, "-m", "gateway", "serve", "--config", str(_config(registers)),
             "--port", str(port), "--log-level", "warning",
             cwd=ROOT, env=env,
         )  # fmt: skip
