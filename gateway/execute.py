@@ -18,7 +18,9 @@ from strawberry.dataloader import DataLoader
 
 from gateway.cache import NOTICES, Cache
 from gateway.datamodel import Entity, Register, Relation, ScalarType
+from gateway.demand import Meter, Observed, entity_id
 from gateway.errors import BadUserInputError, ForbiddenError
+from gateway.naming import type_name
 from gateway.observe import Metrics
 from gateway.query import And, Condition, Filter, Page, Query, Row, SortKey, filter_fields
 from gateway.selection import Selection
@@ -56,6 +58,7 @@ class Runtime:
     max_first: int = 1000
     cache: Cache | None = None
     metrics: Metrics | None = None
+    observed: Observed = field(default_factory=Observed)
 
 
 @dataclass(slots=True)
@@ -69,6 +72,9 @@ class RequestContext:
     notices: list[dict[str, Any]] = field(default_factory=list)
     denials: int = 0
     touched: set[str] = field(default_factory=set)
+    meter: Meter | None = None
+    denied: dict[str, tuple[int, int]] = field(default_factory=dict)
+    defer_denial_log: bool = False
 
     def __post_init__(self) -> None:
         # Share the request's notice list with the cache (stale answers), if one is set.
@@ -84,13 +90,37 @@ class RequestContext:
         self.denials += 1
         if self.runtime.metrics is not None:
             self.runtime.metrics.denied.labels(str(level), str(self.level)).inc()
-        log.warning(
-            "denied caller=%s level=%d required=%d what=%s", self.caller, self.level, level, what
-        )
+        seen = self.denied.get(what)
+        self.denied[what] = (level, 1 if seen is None else seen[1] + 1)
+        if not self.defer_denial_log:
+            log.warning(
+                "denied caller=%s level=%d required=%d what=%s",
+                self.caller,
+                self.level,
+                level,
+                what,
+            )
         raise ForbiddenError(
             f"{what} requires security level {level}; the caller has level {self.level}",
             requiredLevel=level,
         )
+
+    def log_denials(self) -> None:
+        """One log line for all the denials of a request (when they were deferred)."""
+        if not self.denied:
+            return
+        (what, (level, count)), *rest = self.denied.items()
+        more = "".join(f"; {w} required={lv} x{n}" for w, (lv, n) in rest)
+        log.warning(
+            "denied caller=%s level=%d required=%d what=%s x%d%s",
+            self.caller,
+            self.level,
+            level,
+            what,
+            count,
+            more,
+        )
+        self.denied.clear()
 
     def loader(self, key: Hashable, load: Callable[[list[Any]], Any]) -> DataLoader[Any, Any]:
         found = self.loaders.get(key)
@@ -256,7 +286,9 @@ async def resolve_connection(
     binding.check(ctx, where, order)
     window = Window.from_args(args, ctx.runtime)
     source = ctx.runtime.sources[binding.register.name]
-    fields = frozenset(binding.source_fields(node_selection(selection), ctx.level))
+    names = node_selection(selection)
+    fields = frozenset(binding.source_fields(names, ctx.level))
+    selected = len(names)
     want_count = "totalCount" in selection
     full_order = _order(binding, order)
 
@@ -264,8 +296,17 @@ async def resolve_connection(
 
     async def fetch(offset: int, limit: int | None, count: bool) -> Page:
         query = Query(binding.entity, where, full_order, offset, limit, fields, count)
+        if ctx.meter is not None:
+            ctx.meter.check()
         page = await source.fetch(query)
         ctx.notices.extend(page.notices)
+        if where is None:
+            if page.total is not None:
+                ctx.runtime.observed.saw_total(entity_id(binding.entity), page.total)
+            elif offset == 0 and not page.has_more and (limit is None or len(page.rows) < limit):
+                ctx.runtime.observed.saw_total(entity_id(binding.entity), len(page.rows))
+        if ctx.meter is not None:
+            ctx.meter.charge(f"Query.{binding.entity.graphql_name}", len(page.rows), selected)
         return page
 
     start, stop = window.start, window.stop
@@ -313,7 +354,9 @@ async def load_related(
     where: Filter | None,
     order: Sequence[SortKey],
     fields: frozenset[str],
+    selected: int | None = None,
 ) -> list[list[Row]]:
+    """The target rows of every key (one upstream query for all), charged to the meter."""
     target_field = target.entity.by_source[relation.target_field]
     wanted = sorted(
         {k for k in (_coerce_key(v, target_field.type) for v in keys) if k is not None},
@@ -325,14 +368,31 @@ async def load_related(
         condition: Filter = Condition(target_field.name, "in", wanted)
         if where is not None:
             condition = And((condition, where))
+        cost_fields = len(fields) if selected is None else selected
+        limit: int | None = None
+        if ctx.meter is not None:
+            ctx.meter.check()
+            # Ask for no more rows than the budget can still pay for (rounded up to a power
+            # of two, so that the upstream cache sees few distinct limits): the upstream work
+            # stays within twice the budget, and a full answer tells that it was crossed.
+            limit = 1 << ctx.meter.rows_left(cost_fields).bit_length()
         query = Query(
             target.entity,
             condition,
             _order(target, order),
+            limit=limit,
             fields=fields | {target_field.name},
         )
         page = await ctx.runtime.sources[target.register.name].fetch(query)
         ctx.notices.extend(page.notices)
+        if where is None and (limit is None or len(page.rows) < limit):
+            ctx.runtime.observed.saw_fanout(relation, len(wanted), len(page.rows))
+        if ctx.meter is not None:
+            ctx.meter.charge(
+                f"{type_name(relation.source_register, relation.source_entity)}.{relation.alias}",
+                len(page.rows),
+                cost_fields,
+            )
         for row in page.rows:
             grouped.setdefault(_group_key(row.get(target_field.name)), []).append(row)
     return [grouped.get(_group_key(k), []) if k is not None else [] for k in keys]
@@ -363,9 +423,10 @@ async def resolve_one(
     if value is None:
         return None
     fields = frozenset(target.source_fields(selection.names, ctx.level))
+    selected = len(selection.names)
     loader = ctx.loader(
         ("one", relation, fields),
-        lambda keys: load_related(ctx, target, relation, keys, None, (), fields),
+        lambda keys: load_related(ctx, target, relation, keys, None, (), fields, selected),
     )
     rows: list[Row] = await loader.load(value)
     return rows[0] if rows else None
@@ -387,12 +448,15 @@ async def resolve_many(
     target.check(ctx, where, order)
     window = Window.from_args(args, ctx.runtime)
     value = parent.get(binding.entity.by_source[relation.source_field].name)
-    fields = frozenset(target.source_fields(node_selection(selection), ctx.level))
+    names = node_selection(selection)
+    fields = frozenset(target.source_fields(names, ctx.level))
     rows: list[Row] = []
     if value is not None:
         loader = ctx.loader(
             ("many", relation, fields, repr(where), tuple(order)),
-            lambda keys: load_related(ctx, target, relation, keys, where, order, fields),
+            lambda keys: load_related(
+                ctx, target, relation, keys, where, order, fields, len(names)
+            ),
         )
         rows = await loader.load(value)
     return window_connection(rows, window)

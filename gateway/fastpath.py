@@ -56,7 +56,7 @@ from gateway.execute import (
     resolve_connection,
     window_connection,
 )
-from gateway.limits import LimitSettings, measure, verdict
+from gateway.limits import LimitSettings
 from gateway.query import Filter, Row, SortKey, filter_fields
 from gateway.selection import Selection
 
@@ -155,16 +155,7 @@ class Plan:
         )
         if isinstance(variables, list):
             raise StepAside  # variable errors are reported by the full path
-        if self.limits is not None:
-            measured = measure(
-                self.schema,
-                self.document,
-                self.operation_name,
-                raw_variables,
-                self.limits.default_first,
-            )
-            if verdict(measured, self.limits, ctx.level) is not None:
-                raise StepAside
+        # The limits were checked before the plan was looked up (GatewaySchema.execute).
         run = _Run(self, ctx, variables)
         run.preflight()
         values = await asyncio.gather(
@@ -185,9 +176,15 @@ def _collect(
     selection_set: SelectionSetNode,
     fragments: Mapping[str, FragmentDefinitionNode],
     out: OrderedDict[str, list[FieldNode]],
-    seen: frozenset[str] = frozenset(),
+    seen: set[str] | None = None,
 ) -> OrderedDict[str, list[FieldNode]]:
-    """Fields by response key, merged in first-appearance order (graphql-core's order)."""
+    """Fields by response key, merged in first-appearance order (graphql-core's order).
+
+    As in graphql-core, a fragment is collected once per selection set however often it is
+    spread there, so the work is linear in the document.
+    """
+    if seen is None:
+        seen = set()
     for selection in selection_set.selections:
         if selection.directives:
             raise Unsupported("directives")
@@ -203,7 +200,8 @@ def _collect(
             fragment = fragments.get(name)
             if fragment is None or fragment.directives:
                 raise Unsupported("fragment")
-            _collect(fragment.selection_set, fragments, out, seen | {name})
+            seen.add(name)
+            _collect(fragment.selection_set, fragments, out, seen)
     return out
 
 
@@ -211,9 +209,10 @@ def _merged(
     nodes: Sequence[FieldNode], fragments: Mapping[str, FragmentDefinitionNode]
 ) -> OrderedDict[str, list[FieldNode]]:
     out: OrderedDict[str, list[FieldNode]] = OrderedDict()
+    seen: set[str] = set()
     for node in nodes:
         if node.selection_set is not None:
-            _collect(node.selection_set, fragments, out)
+            _collect(node.selection_set, fragments, out, seen)
     return out
 
 
@@ -562,7 +561,9 @@ class _Run:
         if f.kind == "one":
             fields = frozenset(target.source_fields(selection.names, self.ctx.level))
             found = (
-                await load_related(self.ctx, target, relation, unique, None, (), fields)
+                await load_related(
+                    self.ctx, target, relation, unique, None, (), fields, len(selection.names)
+                )
                 if unique
                 else []
             )
@@ -574,9 +575,10 @@ class _Run:
         assert f.definition is not None
         args, where, order = self.arguments(f.definition, f.nodes[0], target)
         window = Window.from_args(args, self.ctx.runtime)
-        fields = frozenset(target.source_fields(node_selection(selection), self.ctx.level))
+        names = node_selection(selection)
+        fields = frozenset(target.source_fields(names, self.ctx.level))
         groups = (
-            await load_related(self.ctx, target, relation, unique, where, order, fields)
+            await load_related(self.ctx, target, relation, unique, where, order, fields, len(names))
             if unique
             else []
         )

@@ -1,16 +1,20 @@
-"""Query limits, checked before any upstream request: size, tokens, depth, aliases, cost.
+"""Query limits, checked before any upstream request: size, tokens, depth, aliases,
+expanded fields, estimated cost.
 
 Each refusal is a ``QUERY_TOO_COMPLEX`` error naming the limit and the measured value.
-The cost estimate counts the fields a query would resolve: a connection multiplies what is
-below its ``nodes``/``edges`` by its page size (``first``/``last``, else the default).
+The measurement is linear in the document: every fragment is summarised once and reused
+wherever it is spread. The cost estimate counts the fields a query would resolve; a
+connection multiplies what is below its ``nodes``/``edges`` by the rows it is expected to
+yield — a pinned key bounds it, otherwise what :mod:`gateway.demand` has observed, and the
+page size only for root fields (see docs/cost.md). The real cost is metered while executing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import (
     FieldNode,
@@ -29,14 +33,14 @@ from graphql import (
 )
 from graphql.error import GraphQLSyntaxError
 from graphql.language import Lexer, Source
-from strawberry.extensions import SchemaExtension
-from strawberry.types.execution import ExecutionResult
+from graphql.utilities import value_from_ast_untyped
+
+from gateway.demand import HINT, cost_error
 
 __all__ = [
     "LimitSettings",
     "QueryMeasure",
     "count_tokens",
-    "limits_extension",
     "measure",
     "verdict",
 ]
@@ -50,13 +54,23 @@ class LimitSettings:
     max_tokens: int = 5_000
     max_depth: int = 15
     max_aliases: int = 30
+    # Fields of the document once every fragment is expanded (what one row of each level
+    # would resolve): a small document can expand to millions.
+    max_fields: int = 2_000
     cost_budget: Mapping[int, int] = field(
         default_factory=lambda: {0: 50_000, 1: 100_000, 2: 200_000, 3: 500_000}
+    )
+    # Upstream requests one query may cause (``in`` chunks, relation chunks, pages).
+    upstream_requests: Mapping[int, int] = field(
+        default_factory=lambda: {0: 64, 1: 128, 2: 256, 3: 512}
     )
     default_first: int = 100
 
     def budget(self, level: int) -> int:
         return self.cost_budget.get(level, max(self.cost_budget.values()))
+
+    def upstream_budget(self, level: int) -> int:
+        return self.upstream_requests.get(level, max(self.upstream_requests.values()))
 
 
 def too_complex(message: str, limit: str, allowed: int, measured: int) -> GraphQLError:
@@ -126,100 +140,247 @@ def check_document(text: str, settings: LimitSettings) -> GraphQLError | None:
 
 @dataclass(slots=True)
 class QueryMeasure:
-    """Depth, alias count and estimated cost of one operation."""
+    """Depth, alias count, expanded field count and estimated cost of one operation.
+
+    ``by_field`` is the estimated cost below each connection field (``Type.field``), so a
+    refusal can name the one that drives the cost.
+    """
 
     depth: int = 0
     aliases: int = 0
     cost: int = 0
+    fields: int = 0
+    by_field: dict[str, int] = field(default_factory=dict)
+    steps: int = 0  # selections visited by the measurement (linear in the document)
+
+    def costliest(self) -> str | None:
+        """The innermost connection carrying at least half of the heaviest one's cost."""
+        if not self.by_field:
+            return None
+        top = max(self.by_field.values())
+        heavy = [(cost, name) for name, cost in self.by_field.items() if cost * 2 >= top]
+        return min(heavy)[1]
+
+
+@dataclass(slots=True)
+class _Summary:
+    """A selection set measured once at multiplier 1 (fragments are summarised once each)."""
+
+    depth: int = 0
+    aliases: int = 0
+    fields: int = 0
+    cost: int = 0
+    by_field: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: _Summary, times: int = 1, deeper: int = 0) -> None:
+        self.depth = max(self.depth, other.depth + deeper)
+        self.aliases += other.aliases
+        self.fields += other.fields
+        self.cost += other.cost * times
+        for name, cost in other.by_field.items():
+            self.by_field[name] = self.by_field.get(name, 0) + cost * times
+
+
+class Knowledge(Protocol):
+    """What the estimate may know beyond the document (see :class:`gateway.demand.Observed`).
+
+    ``rows`` answers how many rows a connection field is expected to yield per parent.
+    """
+
+    def rows(
+        self, parent: str, field_name: str, target: str, where: Any, page: int, root: bool
+    ) -> int: ...  # pragma: no cover - a protocol
 
 
 class _Walker:
+    """Measures a document in time linear in its size, whatever its fragments expand to."""
+
     def __init__(
         self,
         schema: GraphQLSchema,
         fragments: Mapping[str, FragmentDefinitionNode],
         variables: Mapping[str, Any],
         default_first: int,
+        knowledge: Knowledge | None,
     ) -> None:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
         self.default_first = default_first
-        self.result = QueryMeasure()
+        self.knowledge = knowledge
+        self.memo: dict[str, _Summary] = {}
+        self.memo_parts: dict[str, tuple[_Summary, _Summary]] = {}
+        self.steps = 0
+        self.active: set[str] = set()
+        self.root_type: GraphQLObjectType | None = None
 
-    def _size(self, node: FieldNode) -> int:
+    def _number(self, value: Any) -> Any:
+        if isinstance(value, IntValueNode):
+            return int(value.value)
+        if isinstance(value, VariableNode):
+            return self.variables.get(value.name.value)
+        return None
+
+    def _size(self, node: FieldNode, parent: GraphQLObjectType, connection: str) -> int:
         size: int | None = None
+        where: Any = None
         for argument in node.arguments or ():
-            if argument.name.value not in ("first", "last"):
-                continue
-            value = argument.value
-            number: Any = None
-            if isinstance(value, IntValueNode):
-                number = int(value.value)
-            elif isinstance(value, VariableNode):
-                number = self.variables.get(value.name.value)
-            if isinstance(number, int):
-                size = number if size is None else min(size, number)
-        return max(size if size is not None else self.default_first, 0)
+            name = argument.name.value
+            if name in ("first", "last"):
+                number = self._number(argument.value)
+                if isinstance(number, int) and not isinstance(number, bool):
+                    size = number if size is None else min(size, number)
+            elif name == "where":
+                try:
+                    where = value_from_ast_untyped(argument.value, dict(self.variables))
+                except Exception:
+                    where = None
+        page = max(size if size is not None else self.default_first, 0)
+        if self.knowledge is None:
+            return page
+        root = parent is self.root_type
+        target = connection.removesuffix("Connection")
+        known = self.knowledge.rows(parent.name, node.name.value, target, where, page, root)
+        return max(0, min(page, known))
 
-    def _fields(self, selection_set: SelectionSetNode, seen: frozenset[str]) -> Iterator[FieldNode]:
-        for sel in selection_set.selections:
-            if isinstance(sel, FieldNode):
-                yield sel
-            elif isinstance(sel, InlineFragmentNode):
-                yield from self._fields(sel.selection_set, seen)
-            elif isinstance(sel, FragmentSpreadNode):
-                fragment = self.fragments.get(sel.name.value)
-                if fragment is not None and sel.name.value not in seen:
-                    yield from self._fields(fragment.selection_set, seen | {sel.name.value})
+    def _fragment(self, name: str, parent: GraphQLObjectType) -> _Summary | None:
+        found = self.memo.get(name)
+        if found is not None:
+            return found
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.active:
+            return None  # unknown or cyclic: validation reports it
+        condition = self.schema.get_type(fragment.type_condition.name.value)
+        on = condition if isinstance(condition, GraphQLObjectType) else parent
+        self.active.add(name)
+        try:
+            summary = self.selection(fragment.selection_set, on)
+        finally:
+            self.active.discard(name)
+        self.memo[name] = summary
+        return summary
 
-    def walk(
+    def selection(self, selection_set: SelectionSetNode, parent: GraphQLObjectType) -> _Summary:
+        """One selection set's summary; a fragment spread twice in it counts once."""
+        out = _Summary()
+        spread: set[str] = set()
+        self._into(out, selection_set, parent, spread)
+        return out
+
+    def _into(
         self,
+        out: _Summary,
         selection_set: SelectionSetNode,
         parent: GraphQLObjectType,
-        multiplier: int,
-        depth: int,
-        seen: frozenset[str] = frozenset(),
+        spread: set[str],
     ) -> None:
-        self.result.depth = max(self.result.depth, depth)
-        for node in self._fields(selection_set, seen):
-            if node.alias is not None:
-                self.result.aliases += 1
-            self.result.cost += multiplier
-            definition = parent.fields.get(node.name.value)
-            if definition is None or node.selection_set is None:
-                continue
-            child = get_named_type(definition.type)
-            if not isinstance(child, GraphQLObjectType):
-                continue
-            inner = multiplier
-            if child.name.endswith("Connection") and {"nodes", "edges"} <= set(child.fields):
-                inner = multiplier * max(self._size(node), 1)
-                self._walk_connection(node.selection_set, child, multiplier, inner, depth + 1)
-            else:
-                self.walk(node.selection_set, child, inner, depth + 1, seen)
+        for sel in selection_set.selections:
+            self.steps += 1
+            if isinstance(sel, FieldNode):
+                self._field(out, sel, parent)
+            elif isinstance(sel, InlineFragmentNode):
+                on: Any = parent
+                if sel.type_condition is not None:
+                    named = self.schema.get_type(sel.type_condition.name.value)
+                    on = named if isinstance(named, GraphQLObjectType) else parent
+                self._into(out, sel.selection_set, on, spread)
+            elif isinstance(sel, FragmentSpreadNode):
+                name = sel.name.value
+                if name in spread:
+                    continue
+                spread.add(name)
+                summary = self._fragment(name, parent)
+                if summary is not None:
+                    out.add(summary)
 
-    def _walk_connection(
+    def _field(self, out: _Summary, node: FieldNode, parent: GraphQLObjectType) -> None:
+        out.depth = max(out.depth, 1)
+        out.fields += 1
+        out.cost += 1
+        if node.alias is not None:
+            out.aliases += 1
+        definition = parent.fields.get(node.name.value)
+        if definition is None or node.selection_set is None:
+            return
+        child = get_named_type(definition.type)
+        if not isinstance(child, GraphQLObjectType):
+            return
+        if child.name.endswith("Connection") and {"nodes", "edges"} <= set(child.fields):
+            size = self._size(node, parent, child.name)
+            inner = self._connection(node.selection_set, child, size)
+            out.add(inner, deeper=1)
+            out.by_field[f"{parent.name}.{node.name.value}"] = (
+                out.by_field.get(f"{parent.name}.{node.name.value}", 0) + inner.cost
+            )
+        else:
+            out.add(self.selection(node.selection_set, child), deeper=1)
+
+    def _connection(
+        self, selection_set: SelectionSetNode, connection: GraphQLObjectType, size: int
+    ) -> _Summary:
+        plain, rows = _Summary(), _Summary()
+        self._parts(plain, rows, selection_set, connection, set())
+        out = _Summary()
+        out.add(plain)
+        out.add(rows, times=size, deeper=1)
+        return out
+
+    def _parts(
         self,
+        plain: _Summary,
+        rows: _Summary,
         selection_set: SelectionSetNode,
         connection: GraphQLObjectType,
-        outer: int,
-        inner: int,
-        depth: int,
+        spread: set[str],
     ) -> None:
-        self.result.depth = max(self.result.depth, depth)
-        for node in self._fields(selection_set, frozenset()):
-            if node.alias is not None:
-                self.result.aliases += 1
-            self.result.cost += outer
-            definition = connection.fields.get(node.name.value)
-            if definition is None or node.selection_set is None:
-                continue
-            child = get_named_type(definition.type)
-            if not isinstance(child, GraphQLObjectType):
-                continue
-            multiplier = inner if node.name.value in ("nodes", "edges") else outer
-            self.walk(node.selection_set, child, multiplier, depth + 1)
+        """A connection's selection in two parts: paid once, and paid per row."""
+        for sel in selection_set.selections:
+            self.steps += 1
+            if isinstance(sel, FieldNode):
+                definition = connection.fields.get(sel.name.value)
+                child = get_named_type(definition.type) if definition is not None else None
+                if (
+                    sel.name.value in ("nodes", "edges")
+                    and sel.selection_set is not None
+                    and isinstance(child, GraphQLObjectType)
+                ):
+                    plain.depth = max(plain.depth, 1)
+                    plain.fields += 1
+                    plain.cost += 1
+                    plain.aliases += sel.alias is not None
+                    rows.add(self.selection(sel.selection_set, child))
+                else:
+                    self._field(plain, sel, connection)
+            elif isinstance(sel, InlineFragmentNode):
+                self._parts(plain, rows, sel.selection_set, connection, spread)
+            elif isinstance(sel, FragmentSpreadNode):
+                name = sel.name.value
+                if name in spread:
+                    continue
+                spread.add(name)
+                parts = self._connection_fragment(name, connection)
+                if parts is not None:
+                    plain.add(parts[0])
+                    rows.add(parts[1])
+
+    def _connection_fragment(
+        self, name: str, connection: GraphQLObjectType
+    ) -> tuple[_Summary, _Summary] | None:
+        key = f"{name}\x00rows"
+        found = self.memo_parts.get(key)
+        if found is not None:
+            return found
+        fragment = self.fragments.get(name)
+        if fragment is None or key in self.active:
+            return None
+        self.active.add(key)
+        plain, rows = _Summary(), _Summary()
+        try:
+            self._parts(plain, rows, fragment.selection_set, connection, {name})
+        finally:
+            self.active.discard(key)
+        self.memo_parts[key] = (plain, rows)
+        return plain, rows
 
 
 def measure(
@@ -228,8 +389,9 @@ def measure(
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
     default_first: int,
+    knowledge: Knowledge | None = None,
 ) -> QueryMeasure:
-    """Measure the operation that will run."""
+    """Measure the operation that will run (linear in the document's size)."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -239,36 +401,22 @@ def measure(
         for o in operations
         if operation_name is None or (o.name and o.name.value == operation_name)
     ]
-    walker = _Walker(schema, fragments, variables or {}, default_first)
+    walker = _Walker(schema, fragments, variables or {}, default_first, knowledge)
+    result = QueryMeasure()
     for operation in chosen[:1]:
         root = schema.get_root_type(operation.operation)
         if root is not None:
-            walker.walk(operation.selection_set, root, 1, 1)
-    return walker.result
-
-
-def limits_extension(settings: LimitSettings) -> type[SchemaExtension]:
-    """A schema extension refusing over-deep, over-aliased or over-costly operations."""
-
-    class QueryLimits(SchemaExtension):
-        def on_execute(self) -> Iterator[None]:
-            context = self.execution_context
-            document = context.graphql_document
-            if document is not None and context.result is None:
-                measured = measure(
-                    context.schema._schema,
-                    document,
-                    context.operation_name,
-                    context.variables,
-                    settings.default_first,
-                )
-                level = getattr(context.context, "level", 0)
-                error = verdict(measured, settings, level)
-                if error is not None:
-                    context.result = ExecutionResult(data=None, errors=[error])
-            yield
-
-    return QueryLimits
+            walker.root_type = root
+            summary = walker.selection(operation.selection_set, root)
+            result = QueryMeasure(
+                summary.depth,
+                summary.aliases,
+                summary.cost,
+                summary.fields,
+                summary.by_field,
+                walker.steps,
+            )
+    return result
 
 
 def verdict(measured: QueryMeasure, settings: LimitSettings, level: int) -> GraphQLError | None:
@@ -286,13 +434,26 @@ def verdict(measured: QueryMeasure, settings: LimitSettings, level: int) -> Grap
             settings.max_aliases,
             measured.aliases,
         )
+    if measured.fields > settings.max_fields:
+        return too_complex(
+            f"the query selects {measured.fields} fields once its fragments are expanded; "
+            f"at most {settings.max_fields} are allowed (spread fewer fragments)",
+            "fields",
+            settings.max_fields,
+            measured.fields,
+        )
     budget = settings.budget(level)
     if measured.cost > budget:
-        return too_complex(
-            f"the query's estimated cost is {measured.cost}; the budget at level {level} is "
-            f"{budget} (ask for fewer rows per page, or page with cursors)",
-            "cost",
+        top = measured.costliest()
+        error = cost_error(
+            f"the query's estimated cost is {measured.cost} field resolutions; the budget at "
+            f"level {level} is {budget}. Most of it is below {top or 'the root field'}: "
+            + HINT.format(field=top or "the root field"),
             budget,
             measured.cost,
+            top,
+            stage="estimate",
+            estimated=measured.cost,
         )
+        return error
     return None

@@ -30,6 +30,7 @@ from strawberry.types.unset import UNSET
 
 from gateway import subscriptions
 from gateway.datamodel import Entity, Register, Relation
+from gateway.demand import Knowledge, Meter
 from gateway.errors import BadUserInputError, GatewayError
 from gateway.execute import (
     Binding,
@@ -48,7 +49,7 @@ from gateway.graphql_types import (
     python_type,
     security_level,
 )
-from gateway.limits import LimitSettings, check_document, limits_extension, measure, verdict
+from gateway.limits import LimitSettings, QueryMeasure, check_document, measure, verdict
 from gateway.query import And, Condition, Filter, Or, SortKey
 from gateway.response_cache import ResponseCache
 from gateway.scalars import SCALAR_MAP
@@ -563,6 +564,7 @@ class GatewaySchema(strawberry.Schema):
     limit_settings: LimitSettings | None = None
     response_cache: ResponseCache | None = None
     fast_path: FastPath | None = None
+    bindings_by_type: Mapping[str, Binding] = types.MappingProxyType({})
 
     async def execute(
         self,
@@ -574,24 +576,56 @@ class GatewaySchema(strawberry.Schema):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
+        """The request pipeline: document limits → response cache → estimate → execution
+        (one-pass, else field by field) under the meter → answer."""
         if query is not None and self.limit_settings is not None:
             error = check_document(query, self.limit_settings)
             if error is not None:
                 self.process_errors([error])
                 return ExecutionResult(data=None, errors=[error])
+        want_cost = _wants_cost(kwargs.get("operation_extensions"))
         key = None
         cache = self.response_cache
-        if cache is not None and query is not None:
+        if cache is not None and query is not None and not want_cost:
             level = getattr(context_value, "level", 0)
             key = cache.key(query, variable_values, operation_name, level)
             hit = await cache.get(key)
             if hit is not None:
                 return hit
-        result = await self._fast(query, variable_values, context_value, operation_name)
-        if result is None:
-            result = await super().execute(
-                query, variable_values, context_value, root_value, operation_name, *args, **kwargs
-            )
+        meter: Meter | None = None
+        if query is not None and self.limit_settings is not None:
+            measured = self._estimate(query, variable_values, context_value, operation_name)
+            if isinstance(measured, GraphQLError):
+                self.process_errors([measured])
+                return ExecutionResult(data=None, errors=[measured])
+            if measured is not None and isinstance(context_value, RequestContext):
+                level = context_value.level
+                meter = Meter(self.limit_settings.budget(level), level, measured.cost)
+                context_value.meter = meter
+        if isinstance(context_value, RequestContext):
+            context_value.defer_denial_log = True
+        try:
+            result = await self._fast(query, variable_values, context_value, operation_name)
+            if result is None:
+                result = await super().execute(
+                    query,
+                    variable_values,
+                    context_value,
+                    root_value,
+                    operation_name,
+                    *args,
+                    **kwargs,
+                )
+        finally:
+            if isinstance(context_value, RequestContext):
+                context_value.log_denials()
+        if meter is not None and meter.error is not None:
+            self.process_errors([meter.error])
+            result = ExecutionResult(data=None, errors=[meter.error], extensions=result.extensions)
+        elif result.errors:
+            result.errors = collapse_denials(result.errors)
+        if want_cost and meter is not None:
+            result.extensions = {**(result.extensions or {}), "cost": meter.report()}
         if key is not None and cache is not None:
             kept = await cache.store(key, result, context_value)
             if kept is not None:
@@ -612,7 +646,8 @@ class GatewaySchema(strawberry.Schema):
         if query is not None and self.limit_settings is not None:
             error = check_document(query, self.limit_settings)
             if error is None:
-                error = self._measured(query, variable_values, context_value, operation_name)
+                measured = self._estimate(query, variable_values, context_value, operation_name)
+                error = measured if isinstance(measured, GraphQLError) else None
             if error is not None:
                 self.process_errors([error])
                 return _refused(error)
@@ -620,22 +655,36 @@ class GatewaySchema(strawberry.Schema):
             query, variable_values, context_value, root_value, operation_name, *args, **kwargs
         )
 
-    def _measured(
+    def _estimate(
         self,
         query: str,
         variables: dict[str, Any] | None,
         context: Any,
         operation_name: str | None,
-    ) -> GraphQLError | None:
+    ) -> QueryMeasure | GraphQLError | None:
+        """The operation measured (linear in the document), or its refusal; None when the
+        document does not parse (strawberry reports the syntax error)."""
         assert self.limit_settings is not None
         try:
-            document = parse(query)
+            document = _parse_once(query, ())
         except GraphQLError:
-            return None  # strawberry reports the syntax error
-        measured = measure(
-            self._schema, document, operation_name, variables, self.limit_settings.default_first
+            return None
+        runtime = getattr(context, "runtime", None)
+        knowledge = (
+            Knowledge(self.bindings_by_type, runtime.observed)
+            if runtime is not None and self.bindings_by_type
+            else None
         )
-        return verdict(measured, self.limit_settings, getattr(context, "level", 0))
+        measured = measure(
+            self._schema,
+            document,
+            operation_name,
+            variables,
+            self.limit_settings.default_first,
+            knowledge,
+        )
+        error = verdict(measured, self.limit_settings, getattr(context, "level", 0))
+        return error if error is not None else measured
 
     async def _fast(
         self,
@@ -655,6 +704,9 @@ class GatewaySchema(strawberry.Schema):
         try:
             data = await plan.run(context, variables)
         except StepAside:
+            if context.meter is not None and context.meter.error is not None:
+                # Stopped by the meter: the refusal is the answer (no second attempt).
+                return ExecutionResult(data=None, errors=[context.meter.error])
             # Start the field-by-field path from a clean slate (upstream answers are cached).
             fast.step_asides += 1
             del context.notices[notices:]
@@ -670,6 +722,35 @@ class GatewaySchema(strawberry.Schema):
             if code == "INTERNAL_SERVER_ERROR":
                 continue  # already logged with its traceback
             log.info("query error %s: %s", code, error.message)
+
+
+def _wants_cost(extensions: Any) -> bool:
+    """Whether the request asked for ``extensions.cost`` (``{"extensions": {"cost": true}}``)."""
+    return isinstance(extensions, Mapping) and bool(extensions.get("cost"))
+
+
+def collapse_denials(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """One ``FORBIDDEN`` error per denied selection, not one per row.
+
+    Errors that differ only in the row indices of their path are one: the first is kept
+    (its path names the first row) with ``extensions.count`` rows.
+    """
+    out: list[GraphQLError] = []
+    seen: dict[tuple[Any, ...], GraphQLError] = {}
+    for error in errors:
+        extensions = error.extensions or {}
+        if extensions.get("code") != "FORBIDDEN" or not error.path:
+            out.append(error)
+            continue
+        shape = (error.message, *("#" if isinstance(p, int) else p for p in error.path))
+        first = seen.get(shape)
+        if first is None:
+            seen[shape] = error
+            error.extensions = {**extensions, "count": 1}
+            out.append(error)
+        else:
+            first.extensions = {**(first.extensions or {}), "count": first.extensions["count"] + 1}  # type: ignore[index]
+    return out
 
 
 async def _refused(error: GraphQLError) -> AsyncIterator[PreExecutionError]:
@@ -694,8 +775,6 @@ def build_schema(
         ParsedOnce,
         lambda: ValidationCache(maxsize=_DOCUMENT_CACHE),
     ]
-    if limits is not None:
-        extensions.append(limits_extension(limits))
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     schema = GatewaySchema(
@@ -708,8 +787,9 @@ def build_schema(
     )
     schema.limit_settings = limits
     schema.response_cache = response_cache
+    by_type = {b.entity.graphql_name: b for b in builder.bindings.values()}
+    schema.bindings_by_type = by_type
     if fast_path:
-        by_type = {b.entity.graphql_name: b for b in builder.bindings.values()}
         roots = {
             b.entity.graphql_name: b
             for b in builder.bindings.values()

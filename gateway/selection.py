@@ -6,14 +6,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from graphql import (
+    BooleanValueNode,
+    DirectiveNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     InlineFragmentNode,
     SelectionSetNode,
-    get_directive_values,
+    VariableNode,
 )
-from graphql.type import GraphQLIncludeDirective, GraphQLSkipDirective
 
 __all__ = ["Selection", "subselection"]
 
@@ -37,13 +38,19 @@ class Selection:
                 self._collect(node.selection_set, set())
 
     def _included(self, node: Any) -> bool:
-        skip = get_directive_values(GraphQLSkipDirective, node, self._variables)
-        if skip and skip.get("if") is True:
-            return False
-        include = get_directive_values(GraphQLIncludeDirective, node, self._variables)
-        return not (include and include.get("if") is False)
+        """``@skip``/``@include`` as graphql-core decides them (variables already coerced)."""
+        for directive in node.directives or ():
+            name = directive.name.value
+            if name not in ("skip", "include"):
+                continue
+            value = _condition(directive, self._variables)
+            if (name == "skip") is value:
+                return False
+        return True
 
     def _collect(self, selection_set: SelectionSetNode, seen: set[str]) -> None:
+        # ``seen`` is shared by the whole collection, as in graphql-core's collect_fields: a
+        # fragment spread twice adds nothing the second time, so the work is linear.
         for sel in selection_set.selections:
             if not self._included(sel):
                 continue
@@ -55,7 +62,8 @@ class Selection:
                 name = sel.name.value
                 fragment = self._fragments.get(name)
                 if fragment is not None and name not in seen:
-                    self._collect(fragment.selection_set, seen | {name})
+                    seen.add(name)
+                    self._collect(fragment.selection_set, seen)
 
     @property
     def names(self) -> set[str]:
@@ -72,6 +80,21 @@ class Selection:
     def nodes(self, name: str) -> list[FieldNode]:
         """The field nodes selected under ``name`` (one per alias or repetition)."""
         return list(self._children.get(name, ()))
+
+
+def _condition(directive: DirectiveNode, variables: Any) -> bool | None:
+    """The ``if`` argument of ``@skip``/``@include``: a literal or a coerced variable."""
+    for argument in directive.arguments or ():
+        if argument.name.value != "if":
+            continue
+        value = argument.value
+        if isinstance(value, BooleanValueNode):
+            return bool(value.value)
+        if isinstance(value, VariableNode):
+            coerced = getattr(variables, "coerced", variables)
+            found = coerced.get(value.name.value) if isinstance(coerced, Mapping) else None
+            return found if isinstance(found, bool) else None
+    return None
 
 
 def subselection(info: Any) -> Selection:

@@ -112,7 +112,15 @@ def _deep(levels: int) -> str:
         ("{ FT_Stemmetype { nodes { " + "id " * 6000 + "} } }", "tokens"),
         ("# " + "x" * 120_000 + "\n{ FT_Stemmetype { totalCount } }", "documentBytes"),
         (
-            "{ FT_Afstemning(first: 300) { nodes { Stemme(first: 300) { nodes { id } } } } }",
+            # Five root pages of 1,000 rows, twelve fields each: certainly over 50,000.
+            "{ "
+            + " ".join(
+                f"a{i}: FT_Aktoer(first: 1000) {{ nodes {{ id typeid gruppenavnkort navn "
+                "fornavn efternavn biografi periodeid opdateringsdato startdato slutdato "
+                "Aktoertype { type } } }"
+                for i in range(5)
+            )
+            + " }",
             "cost",
         ),
     ],
@@ -125,22 +133,37 @@ def test_limits_refuse_before_any_upstream_request(
     assert harness.replica.requests == []
     if limit == "cost":
         assert extensions["allowed"] == 50_000
-        assert extensions["measured"] >= 300 * 300
+        assert extensions["measured"] >= 5 * 1000 * 12
+        assert extensions["stage"] == "estimate"
 
 
 def test_cost_counts_variables_and_budgets_are_per_level(harness: Harness) -> None:
     query = (
-        "query($n: Int) { FT_Afstemning(first: $n, where: {id: {lte: 200}}) "
-        "{ nodes { Stemme(first: $n) { nodes { id } } } } }"
+        "query($n: Int) { a: FT_Aktoer(first: $n) { nodes { id navn fornavn efternavn } } "
+        "b: FT_Aktoer(first: $n) { nodes { id navn fornavn efternavn } } }"
     )
     harness.replica.reset_log()
-    refused(harness.post({"query": query, "variables": {"n": 250}}), "cost")
+    # 2 × 1,000 rows × 4 fields × ... at n = 1000 the estimate is 10,000 + 2: allowed;
+    # but with a stricter budget per level the variables decide.
+    small = harness.post({"query": query, "variables": {"n": 10}})
+    assert "errors" not in small.json(), small.json()
+    aliased = (
+        "query($n: Int) { "
+        + " ".join(
+            f"a{i}: FT_Aktoer(first: $n) {{ nodes {{ id navn fornavn efternavn biografi "
+            "periodeid opdateringsdato startdato slutdato typeid gruppenavnkort } }"
+            for i in range(6)
+        )
+        + " }"
+    )
+    harness.replica.reset_log()
+    refused(harness.post({"query": aliased, "variables": {"n": 1000}}), "cost")
     assert harness.replica.requests == []
-    allowed = harness.post({"query": query, "variables": {"n": 250}}, **{"X-API-Key": KEY3})
+    allowed = harness.post({"query": aliased, "variables": {"n": 1000}}, **{"X-API-Key": KEY3})
     body = allowed.json()
     assert "errors" not in body, body
-    ballots = body["data"]["FT_Afstemning"]["nodes"]
-    assert len(ballots) == sum(1 for r in raw.afstemning() if int(r["id"] or 0) <= 200)
+    actors = body["data"]["a0"]["nodes"]
+    assert len(actors) == min(1000, len(raw.aktoer()))
 
 
 # --- fuzzing the document parser ---------------------------------------------------------

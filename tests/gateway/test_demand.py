@@ -1,0 +1,103 @@
+"""Demand control on FT: measurement linear in the document, fragments summarised once,
+``@skip``/``@include`` with variables on both execution paths, ``extensions.cost``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from replicas.ft import FtReplica
+from tests.ft import raw
+from tests.gateway.test_measure import doubling
+from tests.support import gateway_client, register_subset
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def replica() -> AsyncIterator[FtReplica]:
+    async with FtReplica() as running:
+        yield running
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["one-pass", "field-by-field"])
+async def client(
+    request: pytest.FixtureRequest, replica: FtReplica
+) -> AsyncIterator[httpx.AsyncClient]:
+    with register_subset("FT") as registers:
+        async with gateway_client(
+            registers,
+            {"FT": {"url": replica.url}},
+            rate_limit=None,
+            fast_path=request.param == "one-pass",
+        ) as opened:
+            yield opened
+
+
+async def post(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = (await client.post("/graphql", json=body)).json()
+    return answer
+
+
+def first_votes(count: int) -> list[dict[str, Any]]:
+    """The first ``count`` FT_Stemme rows by id, read straight from the recording."""
+    return raw.stemme()[:count]
+
+
+DIRECTIVES = """query ($with: Boolean!, $without: Boolean!) {
+  FT_Stemme(first: 3) { nodes { id typeid @include(if: $with)
+    ... on FT_Stemme @skip(if: $without) { aktoerid } } } }"""
+
+
+@pytest.mark.parametrize(("with_", "without"), [(True, True), (False, False), (True, False)])
+async def test_skip_and_include_with_variables(
+    client: httpx.AsyncClient, with_: bool, without: bool
+) -> None:
+    body = await post(
+        client, {"query": DIRECTIVES, "variables": {"with": with_, "without": without}}
+    )
+    assert "errors" not in body, body
+    nodes = body["data"]["FT_Stemme"]["nodes"]
+    expected = first_votes(3)
+    assert [n["id"] for n in nodes] == [r["id"] for r in expected]
+    for node, row in zip(nodes, expected, strict=True):
+        assert ("typeid" in node) is with_
+        if with_:
+            assert node["typeid"] == row["typeid"]
+        assert ("aktoerid" in node) is (not without)
+
+
+async def test_fragments_spread_twice_side_by_side_are_collected_once(
+    client: httpx.AsyncClient, replica: FtReplica
+) -> None:
+    document = doubling(40, nested=False)
+    body = await post(client, {"query": document, "extensions": {"cost": True}})
+    assert "errors" not in body, body
+    assert body["data"]["FT_Stemme"]["nodes"] == [{"id": first_votes(1)[0]["id"]}]
+
+
+async def test_a_document_expanding_past_the_limits_is_refused_before_any_request(
+    client: httpx.AsyncClient, replica: FtReplica
+) -> None:
+    replica.reset_log()
+    body = await post(client, {"query": doubling(12, nested=True)})
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["limit"] in ("depth", "fields")
+    assert replica.requests == []
+
+
+async def test_cost_is_reported_only_when_asked(client: httpx.AsyncClient) -> None:
+    query = "{ FT_Stemme(first: 5) { totalCount nodes { id typeid } } }"
+    plain = await post(client, {"query": query})
+    assert "cost" not in plain.get("extensions", {})
+    asked = await post(client, {"query": query, "extensions": {"cost": True}})
+    cost = asked["extensions"]["cost"]
+    assert cost["actual"] == 5 * 2  # five rows, two fields each
+    assert cost["budget"] == 50_000
+    assert cost["estimated"] >= cost["actual"]
+    assert asked["data"] == plain["data"]
