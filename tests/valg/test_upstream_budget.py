@@ -1,0 +1,82 @@
+"""The VALG adapter spends each file download (a data file and its signature) before it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway import upstream_budget
+from gateway.cache import Cache
+from gateway.datamodel import Datamodel, Register
+from gateway.query import And, Condition, Query, SortKey
+from replicas.valg import ValgReplica
+from resolvers.base import Services
+from resolvers.valg import ValgSource
+from tests.valg.rawdata import FV
+
+AABENRAA_MIDT = 702016
+
+
+def _results(datamodel: Datamodel) -> Query:
+    where = And(
+        (
+            Condition("Valgmappe", "eq", FV),
+            Condition("AfstemningsomraadeDagiId", "eq", AABENRAA_MIDT),
+        )
+    )
+    return Query(datamodel.entities["Valgresultat"], where=where, order=(SortKey("Noegle"),))
+
+
+async def test_sftp_operations_are_spent_and_known_files_are_free(
+    source: ValgSource, replica: ValgReplica, datamodel: Datamodel
+) -> None:
+    with upstream_budget.scope(None) as budget:
+        page = await source.fetch(_results(datamodel))
+    assert page.rows
+    assert budget.spent == budget.made == source.requests > 0
+    assert replica.downloads("")
+    before = source.requests
+    with upstream_budget.scope(None) as again:
+        assert (await source.fetch(_results(datamodel))).rows == page.rows
+    assert again.spent == again.made == source.requests - before
+
+
+async def test_a_download_over_the_budget_is_not_started(
+    replica: ValgReplica,
+    register: Register,
+    source_json: dict[str, Any],
+    datamodel: Datamodel,
+) -> None:
+    needed = await _cost(replica, register, source_json, datamodel)
+    replica.log.clear()
+    cache = Cache()
+    fresh = ValgSource(register, {**source_json, **replica.overrides["VALG"]}, Services(cache))
+    try:
+        with (
+            upstream_budget.scope(needed - 1) as budget,
+            pytest.raises(upstream_budget.UpstreamBudgetError) as refused,
+        ):
+            await fresh.fetch(_results(datamodel))
+    finally:
+        await fresh.aclose()
+        await cache.close()
+    assert refused.value.extensions["allowed"] == needed - 1
+    assert "signature" in refused.value.extensions["what"]
+    assert budget.made <= needed - 1
+    # The last download (a data file and its signature) was refused before it started.
+    assert len(replica.downloads("")) <= needed - 2
+
+
+async def _cost(
+    replica: ValgReplica, register: Register, source_json: dict[str, Any], datamodel: Datamodel
+) -> int:
+    cache = Cache()
+    adapter = ValgSource(register, {**source_json, **replica.overrides["VALG"]}, Services(cache))
+    try:
+        with upstream_budget.scope(None) as budget:
+            await adapter.fetch(_results(datamodel))
+    finally:
+        await adapter.aclose()
+        await cache.close()
+    return budget.made
