@@ -28,7 +28,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
 
-from gateway import subscriptions
+from gateway import subscriptions, upstream_budget
 from gateway.datamodel import Entity, Register, Relation
 from gateway.demand import Knowledge, Meter
 from gateway.errors import BadUserInputError, GatewayError
@@ -54,6 +54,7 @@ from gateway.query import And, Condition, Filter, Or, SortKey
 from gateway.response_cache import ResponseCache
 from gateway.scalars import SCALAR_MAP
 from gateway.selection import subselection
+from gateway.upstream_budget import Budget
 
 __all__ = ["GatewaySchema", "SchemaSpec", "build_schema"]
 
@@ -604,28 +605,35 @@ class GatewaySchema(strawberry.Schema):
                 context_value.meter = meter
         if isinstance(context_value, RequestContext):
             context_value.defer_denial_log = True
-        try:
-            result = await self._fast(query, variable_values, context_value, operation_name)
-            if result is None:
-                result = await super().execute(
-                    query,
-                    variable_values,
-                    context_value,
-                    root_value,
-                    operation_name,
-                    *args,
-                    **kwargs,
-                )
-        finally:
-            if isinstance(context_value, RequestContext):
-                context_value.log_denials()
-        if meter is not None and meter.error is not None:
-            self.process_errors([meter.error])
-            result = ExecutionResult(data=None, errors=[meter.error], extensions=result.extensions)
+        allowance = None
+        if self.limit_settings is not None:
+            allowance = self.limit_settings.upstream_budget(getattr(context_value, "level", 0))
+        with upstream_budget.scope(allowance) as upstream:
+            try:
+                result = await self._fast(query, variable_values, context_value, operation_name)
+                if result is None:
+                    result = await super().execute(
+                        query,
+                        variable_values,
+                        context_value,
+                        root_value,
+                        operation_name,
+                        *args,
+                        **kwargs,
+                    )
+            finally:
+                if isinstance(context_value, RequestContext):
+                    context_value.log_denials()
+        refusal = _stopped(meter, upstream, result)
+        if refusal is not None:
+            # Over a budget: the refusal is the answer, whatever else had been resolved.
+            self.process_errors([refusal])
+            result = ExecutionResult(data=None, errors=[refusal], extensions=result.extensions)
         elif result.errors:
             result.errors = collapse_denials(result.errors)
         if want_cost and meter is not None:
-            result.extensions = {**(result.extensions or {}), "cost": meter.report()}
+            report = {**meter.report(), "upstreamRequests": upstream.made}
+            result.extensions = {**(result.extensions or {}), "cost": report}
         if key is not None and cache is not None:
             kept = await cache.store(key, result, context_value)
             if kept is not None:
@@ -703,10 +711,16 @@ class GatewaySchema(strawberry.Schema):
         notices = len(context.notices)
         try:
             data = await plan.run(context, variables)
-        except StepAside:
+        except StepAside as stepped:
             if context.meter is not None and context.meter.error is not None:
                 # Stopped by the meter: the refusal is the answer (no second attempt).
                 return ExecutionResult(data=None, errors=[context.meter.error])
+            budget = upstream_budget.current()
+            if budget is not None and budget.refused is not None:
+                cause = stepped.__cause__
+                error = _as_graphql_error(cause)
+                if error is not None:
+                    return ExecutionResult(data=None, errors=[error])
             # Start the field-by-field path from a clean slate (upstream answers are cached).
             fast.step_asides += 1
             del context.notices[notices:]
@@ -722,6 +736,29 @@ class GatewaySchema(strawberry.Schema):
             if code == "INTERNAL_SERVER_ERROR":
                 continue  # already logged with its traceback
             log.info("query error %s: %s", code, error.message)
+
+
+def _stopped(meter: Meter | None, upstream: Budget, result: Any) -> GraphQLError | None:
+    """The budget refusal that ended the request, if one did (the cost meter's first)."""
+    if meter is not None and meter.error is not None:
+        return meter.error
+    if upstream.refused is None:
+        return None
+    for error in result.errors or ():
+        if (error.extensions or {}).get("limit") == "upstreamRequests":
+            return GraphQLError(error.message, extensions=error.extensions)
+    return None
+
+
+def _as_graphql_error(cause: BaseException | None) -> GraphQLError | None:
+    """A gateway error raised inside the one-pass path, as the answer's error."""
+    while cause is not None and not isinstance(cause, (GatewayError, GraphQLError)):
+        cause = cause.__cause__
+    if isinstance(cause, GraphQLError):
+        return cause
+    if isinstance(cause, GatewayError):
+        return GraphQLError(cause.message, extensions=cause.extensions)
+    return None
 
 
 def _wants_cost(extensions: Any) -> bool:

@@ -101,3 +101,26 @@ async def test_cost_is_reported_only_when_asked(client: httpx.AsyncClient) -> No
     assert cost["budget"] == 50_000
     assert cost["estimated"] >= cost["actual"]
     assert asked["data"] == plain["data"]
+
+
+async def test_an_in_list_over_the_upstream_budget_is_refused_before_any_request(
+    client: httpx.AsyncClient, replica: FtReplica
+) -> None:
+    query = "query($ids: [Int!]) { FT_Stemme(where: {id: {in: $ids}}) { nodes { id } } }"
+    replica.reset_log()
+    body = await post(client, {"query": query, "variables": {"ids": list(range(20_000))}})
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["limit"] == "upstreamRequests"
+    assert error["extensions"]["allowed"] == 64
+    assert body.get("data") is None
+    assert replica.requests == []
+    # A list the budget allows is answered, and the requests it cost are reported.
+    ids = [row["id"] for row in raw.stemme()[:300]]
+    replica.reset_log()
+    body = await post(
+        client, {"query": query, "variables": {"ids": ids}, "extensions": {"cost": True}}
+    )
+    assert "errors" not in body, body
+    assert sorted(n["id"] for n in body["data"]["FT_Stemme"]["nodes"]) == sorted(ids[:100])
+    assert body["extensions"]["cost"]["upstreamRequests"] == len(replica.requests) > 0
