@@ -56,7 +56,11 @@ async def serve_asgi(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Ru
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    # Forwarding headers are the app's business (the gateway trusts only configured
+    # proxies): uvicorn must not rewrite the client address from X-Forwarded-For.
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", access_log=False, proxy_headers=False
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -198,3 +198,29 @@ async def test_oversized_or_too_many_headers_get_431() -> None:
         async with websockets.connect(url, subprotocols=[TRANSPORT_WS]) as ws:
             await ws.send(json.dumps({"type": "connection_init"}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
+
+
+async def test_servers_started_in_process_ignore_forwarding_headers() -> None:
+    """The demo's servers (``replicas.http.serve_asgi``) leave the client address alone."""
+    from replicas.http import serve_asgi
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(scope.get("client"))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    server = await serve_asgi(app)
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(
+                f"http://127.0.0.1:{server.port}/", headers={"X-Forwarded-For": "203.0.113.7"}
+            )
+        assert response.status_code == 204
+    finally:
+        await server.stop()
+    (client_address,) = seen
+    assert client_address[0] == "127.0.0.1"
