@@ -13,13 +13,16 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from hypothesis import HealthCheck, given, settings, strategies as st
+from graphql import parse
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from gateway.app import create_app
 from gateway.auth import ApiKey, AuthSettings, hash_key
 from gateway.config import Settings
+from gateway.limits import measure
 from replicas.ft import FtReplica
 from tests.ft import raw
+from tests.gateway.test_measure import schema as harness_schema
 from tests.support import REGISTERS
 
 KEY3 = "level-three-key-0123456789abcdefgh"
@@ -312,3 +315,111 @@ def test_pushed_down_filters_answer_like_the_raw_data(
     got = body["data"]["FT_Aktoer"]
     assert got["totalCount"] == len(expected), json.dumps(where, ensure_ascii=False)
     assert [n["id"] for n in got["nodes"]] == expected[:20]
+
+
+# --- generated documents: fragments, aliases, directives, variables -----------------------
+
+_SCALARS = {
+    "FT_Stemme": ["id", "typeid", "afstemningid", "aktoerid", "opdateringsdato"],
+    "FT_Aktoer": ["id", "typeid", "navn", "fornavn", "biografi", "opdateringsdato"],
+}
+# to-one relations, and to-many ones (connections) with the type they lead to
+_ONE = {"FT_Stemme": [("Aktoer", "FT_Aktoer")], "FT_Aktoer": []}
+_MANY = {"FT_Stemme": [], "FT_Aktoer": [("Stemme", "FT_Stemme")]}
+_DIRECTIVE = st.sampled_from(
+    ["", "", "@include(if: $b)", "@skip(if: $b)", "@include(if: true)", "@skip(if: false)"]
+)
+
+
+@st.composite
+def _selection(draw: st.DrawFn, type_name: str, depth: int, spreads: range) -> str:
+    """A selection set on ``type_name``: fields, aliases, directives, spreads (of the
+    fragments in ``spreads``) and inline fragments."""
+    items: list[str] = []
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["scalar", "scalar", "one", "many", "spread", "inline"]))
+        directive = draw(_DIRECTIVE)
+        if kind == "one" and _ONE[type_name] and depth > 0:
+            name, target = draw(st.sampled_from(_ONE[type_name]))
+            inner = draw(_selection(target, depth - 1, range(0)))
+            items.append(f"{name}_{len(items)}: {name} {directive} {{ {inner} }}")
+        elif kind == "many" and _MANY[type_name] and depth > 0:
+            name, target = draw(st.sampled_from(_MANY[type_name]))
+            first = draw(st.sampled_from(["", "(first: $n)", "(first: 2)", "(last: 1)"]))
+            inner = draw(_selection(target, depth - 1, range(0)))
+            items.append(
+                f"{name}_{len(items)}: {name}{first} {directive} {{ nodes {{ {inner} }} }}"
+            )
+        elif kind == "spread" and len(spreads):
+            index = draw(st.sampled_from(spreads))
+            items.append(f"...{type_name}F{index} {directive}")
+        elif kind == "inline":
+            inner = draw(_selection(type_name, max(depth - 1, 0), spreads))
+            items.append(f"... on {type_name} {directive} {{ {inner} }}")
+        else:
+            field = draw(st.sampled_from(_SCALARS[type_name]))
+            alias = draw(st.sampled_from(["", f"{field}_x: "]))
+            items.append(f"{alias}{field} {directive}")
+    return " ".join(items)
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    fragments = draw(st.integers(0, 5))
+    definitions = []
+    uses = []
+    for type_name in ("FT_Stemme", "FT_Aktoer"):
+        for index in range(fragments):
+            # A fragment spreads later ones only (no cycles), often twice: the expansion can
+            # double at each fragment while the document stays small.
+            body = draw(_selection(type_name, 2, range(index + 1, fragments)))
+            definitions.append(f"fragment {type_name}F{index} on {type_name} {{ {body} }}")
+        spread_all = " ".join(f"...{type_name}F{i}" for i in range(fragments))
+        if spread_all:
+            uses.append(f"{type_name}_all: {type_name}(first: 1) {{ nodes {{ {spread_all} }} }}")
+    root = draw(st.sampled_from(["FT_Stemme", "FT_Aktoer"]))
+    first = draw(st.sampled_from(["(first: $n)", "(first: 3)", ""]))
+    body = draw(_selection(root, 3, range(fragments)))
+    operation = (
+        f"query($b: Boolean!, $n: Int) {{ {root}{first} {{ nodes {{ {body} }} }} "
+        f"uses: FT_Stemme(first: $n) @skip(if: $b) {{ totalCount }} {' '.join(uses)} }}"
+    )
+    variables = {"b": draw(st.booleans()), "n": draw(st.sampled_from([0, 1, 5, 1000, None]))}
+    return operation + "\n" + "\n".join(definitions), variables
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(_documents())
+def test_generated_documents_never_make_a_500_and_refusals_come_first(
+    harness: Harness, case: tuple[str, dict[str, Any]]
+) -> None:
+    document, variables = case
+    harness.replica.reset_log()
+    response = harness.post({"query": document, "variables": variables})
+    assert response.status_code in (200, 400), response.text
+    body = response.json()
+    codes = sorted(
+        {
+            f"{e.get('extensions', {}).get('code')} {e.get('extensions', {}).get('limit', '')}"
+            for e in body.get("errors", [])
+        }
+    )
+    event("answered" if body.get("data") else f"refused {codes}")
+    for error in body.get("errors", []):
+        extensions = error.get("extensions", {})
+        assert extensions.get("code") != "INTERNAL_SERVER_ERROR", (document, body)
+        if extensions.get("code") != "QUERY_TOO_COMPLEX":
+            continue
+        if extensions.get("limit") == "upstreamRequests":
+            # Found while executing (the pages of a relation): never more than allowed.
+            assert len(harness.replica.requests) <= extensions["allowed"], document
+        elif extensions.get("stage") != "execution":
+            assert harness.replica.requests == [], (document, body)
+    # The checks are linear in the document: each selection visited a bounded number of
+    # times, however the fragments expand.
+    parsed = parse(document)
+    nodes = document.count("{") + document.count("...") + len(document.split())
+    measured = measure(harness_schema(), parsed, None, variables, 100)
+    assert measured.steps <= 2 * nodes, (document, measured.steps)
