@@ -133,13 +133,12 @@ class Settings:
                 changes[key] = int(limits[key])
         limit_changes: dict[str, Any] = {
             k: int(limits[k])
-            for k in ("max_document_bytes", "max_tokens", "max_depth", "max_aliases")
+            for k in ("max_document_bytes", "max_tokens", "max_depth", "max_aliases", "max_fields")
             if k in limits
         }
-        if "cost_budget" in limits:
-            limit_changes["cost_budget"] = {
-                int(k): int(v) for k, v in limits["cost_budget"].items()
-            }
+        for per_level in ("cost_budget", "upstream_requests"):
+            if per_level in limits:
+                limit_changes[per_level] = {int(k): int(v) for k, v in limits[per_level].items()}
         if limit_changes or "default_first" in limits:
             limit_changes["default_first"] = int(limits.get("default_first", self.default_first))
             changes["limits"] = replace(self.limits, **limit_changes)

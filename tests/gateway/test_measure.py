@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from graphql import GraphQLSchema, parse
@@ -99,3 +100,21 @@ def test_observed_fanout_bounds_the_estimate() -> None:
     # Without knowledge the old rule (page size at every level) applies.
     blind = measure(schema(), document, None, None, 100)
     assert blind.cost > 1000 * 1000 * 2
+
+
+def test_limits_are_configured_per_level(tmp_path: Path) -> None:
+    settings = Settings().merged(
+        {
+            "limits": {
+                "max_fields": 50,
+                "cost_budget": {"0": 10, "3": 99},
+                "upstream_requests": {"0": 4, "2": 40},
+            }
+        },
+        base=tmp_path,
+    )
+    limits = settings.limits
+    assert limits.max_fields == 50
+    assert (limits.budget(0), limits.budget(3)) == (10, 99)
+    assert (limits.upstream_budget(0), limits.upstream_budget(2)) == (4, 40)
+    assert limits.upstream_budget(7) == 40  # a level above the table gets its highest
