@@ -83,7 +83,8 @@ def cost_error(
 
 HINT = (
     "lower `first` on {field}, page with cursors (`after`), use the file exports "
-    "(/exports/…) for whole tables, or send an API key of a higher level"
+    "(GET /{{REG}}/v{{N}}/download/{{Entity}}.csv) for whole tables, or send an API key "
+    "of a higher level"
 )
 
 
