@@ -43,6 +43,16 @@ class Budget:
     made: int = 0  # requests that reached the Guard
     by_what: dict[str, int] = field(default_factory=dict)
     refused: tuple[int, str] | None = None  # (measured, what) of the first refusal
+    outer: Budget | None = None  # a scope opened around this one spends along with it
+
+    def chain(self) -> list[Budget]:
+        """This budget and the ones around it."""
+        out: list[Budget] = []
+        budget: Budget | None = self
+        while budget is not None:
+            out.append(budget)
+            budget = budget.outer
+        return out
 
     def charge(self, n: int, what: str) -> None:
         """Add ``n`` to what is spent, or refuse if that would exceed the limit.
@@ -52,13 +62,27 @@ class Budget:
         """
         if n <= 0:
             return
-        if self.limit is not None and self.refused is not None:
-            raise _refusal(self.limit, *self.refused)
-        if self.limit is not None and self.spent + n > self.limit:
-            self.refused = (self.spent + n, what)
-            raise _refusal(self.limit, self.spent + n, what)
-        self.spent += n
-        self.by_what[what] = self.by_what.get(what, 0) + n
+        chain = self.chain()
+        for budget in chain:
+            if budget.limit is not None and budget.refused is not None:
+                raise _refusal(budget.limit, *budget.refused)
+        for budget in chain:
+            if budget.limit is not None and budget.spent + n > budget.limit:
+                budget.refused = (budget.spent + n, what)
+                if budget is not self:
+                    self.refused = budget.refused
+                raise _refusal(budget.limit, budget.spent + n, what)
+        for budget in chain:
+            budget.spent += n
+            budget.by_what[what] = budget.by_what.get(what, 0) + n
+
+    def _made(self) -> None:
+        for budget in self.chain():
+            budget.made += 1
+
+    def _refund(self, n: int) -> None:
+        for budget in self.chain():
+            budget.spent -= n
 
 
 @dataclass(slots=True)
@@ -90,7 +114,7 @@ def _refusal(limit: int, measured: int, what: str) -> UpstreamBudgetError:
 
 @contextlib.contextmanager
 def _scope(limit: int | None) -> Iterator[Budget]:
-    budget = Budget(limit)
+    budget = Budget(limit, outer=_BUDGET.get())
     token = _BUDGET.set(budget)
     credit = _CREDIT.set(None)
     try:
@@ -101,7 +125,10 @@ def _scope(limit: int | None) -> Iterator[Budget]:
 
 
 def scope(limit: int | None) -> contextlib.AbstractContextManager[Budget]:
-    """Count (and limit to ``limit``; None = unlimited) the upstream requests made inside."""
+    """Count (and limit to ``limit``; None = unlimited) the upstream requests made inside.
+
+    A scope opened inside another spends from both: the tighter limit refuses first.
+    """
     if limit is not None and limit < 0:
         raise ValueError("an upstream request limit is at least 0")
     return _scope(limit)
@@ -139,11 +166,11 @@ def draw(what: str) -> None:
     while credit is not None and credit.budget is budget:
         if credit.remaining > 0:
             credit.remaining -= 1
-            budget.made += 1
+            budget._made()
             return
         credit = credit.parent
     budget.charge(1, what)
-    budget.made += 1
+    budget._made()
 
 
 @contextlib.contextmanager
@@ -160,7 +187,7 @@ def account() -> Iterator[None]:
         yield
     finally:
         _CREDIT.reset(token)
-        budget.spent -= credit.remaining
+        budget._refund(credit.remaining)
         credit.remaining = 0
 
 
