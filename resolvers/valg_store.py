@@ -34,6 +34,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from gateway import upstream_budget
 from gateway.cache import Cache
 from gateway.errors import UpstreamInvalidError
 from resolvers.valg_codec import (
@@ -477,12 +478,18 @@ class ValgStore:
         self.contents.put(path, doc, len(data))
         return meta
 
+    async def _signature(self, path: str) -> bytes:
+        with upstream_budget.uncounted():
+            return await self.sftp.read(f"{self.base}/{path}.hash")
+
     async def _download(self, root: str, path: str, signed: bool) -> tuple[Any, bytes]:
         if not signed:
             raise FileProblem("unsigned", f"{path} has no .json.hash")
         key = await self.public_key(root)
+        # A file and its detached signature are one download of the budget.
+        upstream_budget.spend(1, f"VALG {path}")
         data, signature = await asyncio.gather(
-            self.sftp.read(f"{self.base}/{path}"), self.sftp.read(f"{self.base}/{path}.hash")
+            self.sftp.read(f"{self.base}/{path}"), self._signature(path)
         )
         if len(data) >= OFFLOAD_BYTES:
             doc = await asyncio.to_thread(_verified, key, path, data, signature)

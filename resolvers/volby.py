@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from gateway import upstream_budget
 from gateway.datamodel import Register
 from gateway.errors import (
     BadUserInputError,
@@ -120,6 +121,7 @@ class VolbySource(Source):
 
     async def _document_rows(self, query: Query) -> tuple[list[Row], list[dict[str, Any]]]:
         plan = plan_documents(query, self.config, self.register.datamodel, self._district_of)
+        upstream_budget.spend(len(plan.requests), f"{len(plan.requests)} volby.cz documents")
         limit = asyncio.Semaphore(self.config.concurrency)
 
         async def bounded(request: DocRequest) -> MappedDocument:

@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from gateway import upstream_budget
 from gateway.datamodel import Entity, Register
 from gateway.errors import DescriptorError, UpstreamError
 from gateway.filters import equal_values, matches
@@ -207,6 +208,7 @@ class WahldatenSource(Source):
         groups: dict[str, dict[str, _Version]] = {}
         for (group, dataset), name in newest.items():
             groups.setdefault(group, {})[dataset] = by_name[(group, dataset, name.name)]
+        upstream_budget.spend(len(groups), f"{len(groups)} DE files naming their election")
         elections = await asyncio.gather(
             *(self._election(files, notes, memo) for files in groups.values())
         )
