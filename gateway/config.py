@@ -133,7 +133,14 @@ class Settings:
                 changes[key] = int(limits[key])
         limit_changes: dict[str, Any] = {
             k: int(limits[k])
-            for k in ("max_document_bytes", "max_tokens", "max_depth", "max_aliases", "max_fields")
+            for k in (
+                "max_document_bytes",
+                "max_tokens",
+                "max_depth",
+                "max_aliases",
+                "max_fields",
+                "max_variable_values",
+            )
             if k in limits
         }
         for per_level in ("cost_budget", "upstream_requests"):

@@ -57,12 +57,15 @@ class LimitSettings:
     # Fields of the document once every fragment is expanded (what one row of each level
     # would resolve): a small document can expand to millions.
     max_fields: int = 2_000
+    # Values in the request's variables (list items and object fields, counted through
+    # nesting): coercing and planning 100,000 ids costs the event loop ~1 ms per 1,000.
+    max_variable_values: int = 10_000
     cost_budget: Mapping[int, int] = field(
         default_factory=lambda: {0: 50_000, 1: 100_000, 2: 200_000, 3: 500_000}
     )
     # Upstream requests one query may cause (``in`` chunks, relation chunks, pages).
     upstream_requests: Mapping[int, int] = field(
-        default_factory=lambda: {0: 64, 1: 128, 2: 256, 3: 512}
+        default_factory=lambda: {0: 256, 1: 512, 2: 1024, 3: 2048}
     )
     default_first: int = 100
 
@@ -117,6 +120,30 @@ def _count_tokens(text: str, stop_after: int) -> int:
     return count
 
 
+def check_variables(variables: Any, settings: LimitSettings) -> GraphQLError | None:
+    """The variables' size, counted without recursion and stopping past the limit."""
+    limit = settings.max_variable_values
+    count = 0
+    stack = [variables]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            count += len(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            count += len(value)
+            stack.extend(value)
+        if count > limit:
+            return too_complex(
+                f"the variables hold more than {limit} values; send fewer ids per query "
+                "(page through them) or use the file exports for whole tables",
+                "variableValues",
+                limit,
+                count,
+            )
+    return None
+
+
 def check_document(text: str, settings: LimitSettings) -> GraphQLError | None:
     """Size and token limits, before the document is parsed."""
     size = len(text.encode("utf-8"))
@@ -152,6 +179,7 @@ class QueryMeasure:
     fields: int = 0
     by_field: dict[str, int] = field(default_factory=dict)
     steps: int = 0  # selections visited by the measurement (linear in the document)
+    nesting_exceeded: bool = False  # selections and fragments nest past the walk's cap
 
     def costliest(self) -> str | None:
         """The innermost connection carrying at least half of the heaviest one's cost."""
@@ -192,6 +220,9 @@ class Knowledge(Protocol):
     ) -> int: ...  # pragma: no cover - a protocol
 
 
+_NESTING_CAP = 64
+
+
 class _Walker:
     """Measures a document in time linear in its size, whatever its fragments expand to."""
 
@@ -211,6 +242,11 @@ class _Walker:
         self.memo: dict[str, _Summary] = {}
         self.memo_parts: dict[str, tuple[_Summary, _Summary]] = {}
         self.steps = 0
+        # Nesting of the walk: past the cap the document is too deep anyway, so the walk
+        # stops descending (no recursion limit however deep a chain of fragments goes).
+        self.nesting = 0
+        self.cap = _NESTING_CAP
+        self.truncated = False
         self.active: set[str] = set()
         self.root_type: GraphQLObjectType | None = None
 
@@ -263,8 +299,14 @@ class _Walker:
     def selection(self, selection_set: SelectionSetNode, parent: GraphQLObjectType) -> _Summary:
         """One selection set's summary; a fragment spread twice in it counts once."""
         out = _Summary()
-        spread: set[str] = set()
-        self._into(out, selection_set, parent, spread)
+        if self.nesting >= self.cap:
+            self.truncated = True  # refused without walking on
+            return out
+        self.nesting += 1
+        try:
+            self._into(out, selection_set, parent, set())
+        finally:
+            self.nesting -= 1
         return out
 
     def _into(
@@ -319,7 +361,14 @@ class _Walker:
         self, selection_set: SelectionSetNode, connection: GraphQLObjectType, size: int
     ) -> _Summary:
         plain, rows = _Summary(), _Summary()
-        self._parts(plain, rows, selection_set, connection, set())
+        if self.nesting >= self.cap:
+            self.truncated = True
+            return plain
+        self.nesting += 1
+        try:
+            self._parts(plain, rows, selection_set, connection, set())
+        finally:
+            self.nesting -= 1
         out = _Summary()
         out.add(plain)
         out.add(rows, times=size, deeper=1)
@@ -415,11 +464,20 @@ def measure(
                 summary.fields,
                 summary.by_field,
                 walker.steps,
+                walker.truncated,
             )
     return result
 
 
 def verdict(measured: QueryMeasure, settings: LimitSettings, level: int) -> GraphQLError | None:
+    if measured.nesting_exceeded:
+        return too_complex(
+            f"selections and fragment spreads nest more than {_NESTING_CAP} levels deep "
+            "(a chain of fragments each spreading the next); flatten the document",
+            "nesting",
+            _NESTING_CAP,
+            _NESTING_CAP + 1,
+        )
     if measured.depth > settings.max_depth:
         return too_complex(
             f"the query is {measured.depth} levels deep; at most {settings.max_depth} are allowed",

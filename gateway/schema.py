@@ -49,7 +49,14 @@ from gateway.graphql_types import (
     python_type,
     security_level,
 )
-from gateway.limits import LimitSettings, QueryMeasure, check_document, measure, verdict
+from gateway.limits import (
+    LimitSettings,
+    QueryMeasure,
+    check_document,
+    check_variables,
+    measure,
+    verdict,
+)
 from gateway.query import And, Condition, Filter, Or, SortKey
 from gateway.response_cache import ResponseCache
 from gateway.scalars import SCALAR_MAP
@@ -580,7 +587,9 @@ class GatewaySchema(strawberry.Schema):
         """The request pipeline: document limits → response cache → estimate → execution
         (one-pass, else field by field) under the meter → answer."""
         if query is not None and self.limit_settings is not None:
-            error = check_document(query, self.limit_settings)
+            error = check_document(query, self.limit_settings) or check_variables(
+                variable_values, self.limit_settings
+            )
             if error is not None:
                 self.process_errors([error])
                 return ExecutionResult(data=None, errors=[error])
@@ -652,7 +661,9 @@ class GatewaySchema(strawberry.Schema):
     ) -> Any:
         """Operations over WebSockets: the same document limits as over HTTP, first."""
         if query is not None and self.limit_settings is not None:
-            error = check_document(query, self.limit_settings)
+            error = check_document(query, self.limit_settings) or check_variables(
+                variable_values, self.limit_settings
+            )
             if error is None:
                 measured = self._estimate(query, variable_values, context_value, operation_name)
                 error = measured if isinstance(measured, GraphQLError) else None

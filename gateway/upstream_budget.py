@@ -27,7 +27,17 @@ from dataclasses import dataclass, field
 
 from gateway.errors import QueryTooComplexError
 
-__all__ = ["Budget", "UpstreamBudgetError", "account", "current", "draw", "scope", "spend", "spent"]
+__all__ = [
+    "Budget",
+    "UpstreamBudgetError",
+    "account",
+    "current",
+    "draw",
+    "scope",
+    "spend",
+    "spent",
+    "uncounted",
+]
 
 
 class UpstreamBudgetError(QueryTooComplexError):
@@ -95,6 +105,7 @@ class _Credit:
 
 
 _BUDGET: ContextVar[Budget | None] = ContextVar("dls_upstream_budget", default=None)
+_FREE: ContextVar[bool] = ContextVar("dls_upstream_free", default=False)
 _CREDIT: ContextVar[_Credit | None] = ContextVar("dls_upstream_credit", default=None)
 
 
@@ -103,8 +114,8 @@ def _refusal(limit: int, measured: int, what: str) -> UpstreamBudgetError:
         f"This query needs at least {measured} upstream requests ({what}); at most {limit} "
         "are allowed for your access level. To get an answer, ask for less per query: "
         "fewer ids in an `in` list, a smaller `first` (page on with the `after` cursor), "
-        "fewer nested relations; for bulk data use the export endpoint (/export), or a "
-        "higher access level.",
+        "fewer nested relations; for bulk data use the file exports "
+        "(GET /{REG}/v{N}/download/{Entity}.csv), or a higher access level.",
         limit="upstreamRequests",
         allowed=limit,
         measured=measured,
@@ -157,10 +168,24 @@ def spend(n: int, what: str) -> None:
     credit.remaining += n
 
 
+def check(n: int, what: str) -> None:
+    """Refuse now if ``n`` more upstream requests would exceed the budget (nothing reserved).
+
+    For a cheap lower bound computed before expensive planning: a hopeless query is refused
+    without the work of planning it.
+    """
+    budget = _BUDGET.get()
+    if budget is None or budget.limit is None or n <= 0:
+        return
+    if budget.spent + n > budget.limit:
+        budget.refused = (budget.spent + n, what)
+        raise _refusal(budget.limit, budget.spent + n, what)
+
+
 def draw(what: str) -> None:
     """One upstream request is being made now (the Guard calls this for every call)."""
     budget = _BUDGET.get()
-    if budget is None:
+    if budget is None or _FREE.get():
         return
     credit = _CREDIT.get()
     while credit is not None and credit.budget is budget:
@@ -189,6 +214,16 @@ def account() -> Iterator[None]:
         _CREDIT.reset(token)
         budget._refund(credit.remaining)
         credit.remaining = 0
+
+
+@contextlib.contextmanager
+def uncounted() -> Iterator[None]:
+    """Upstream calls inside are part of one already counted (a file's detached signature)."""
+    token = _FREE.set(True)
+    try:
+        yield
+    finally:
+        _FREE.reset(token)
 
 
 def spent() -> int:

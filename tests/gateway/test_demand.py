@@ -10,6 +10,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from gateway.limits import LimitSettings
 from replicas.ft import FtReplica
 from tests.ft import raw
 from tests.gateway.test_measure import doubling
@@ -87,7 +88,7 @@ async def test_a_document_expanding_past_the_limits_is_refused_before_any_reques
     body = await post(client, {"query": doubling(12, nested=True)})
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
-    assert error["extensions"]["limit"] in ("depth", "fields")
+    assert error["extensions"]["limit"] in ("depth", "fields", "nesting")
     assert replica.requests == []
 
 
@@ -108,13 +109,23 @@ async def test_an_in_list_over_the_upstream_budget_is_refused_before_any_request
 ) -> None:
     query = "query($ids: [Int!]) { FT_Stemme(where: {id: {in: $ids}}) { nodes { id } } }"
     replica.reset_log()
+    # 20,000 ids: refused for the variables' size, before they are even coerced.
     body = await post(client, {"query": query, "variables": {"ids": list(range(20_000))}})
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
-    assert error["extensions"]["limit"] == "upstreamRequests"
-    assert error["extensions"]["allowed"] == 64
-    assert body.get("data") is None
+    assert error["extensions"]["limit"] == "variableValues"
+    assert error["extensions"]["allowed"] == LimitSettings().max_variable_values
     assert replica.requests == []
+    # 9,000 ids: under both limits, answered; the chunks it took are reported.
+    ids = [row["id"] for row in raw.stemme()[:9_000]]
+    replica.reset_log()
+    body = await post(
+        client, {"query": query, "variables": {"ids": ids}, "extensions": {"cost": True}}
+    )
+    assert "errors" not in body, body
+    assert [n["id"] for n in body["data"]["FT_Stemme"]["nodes"]] == sorted(ids)[:100]
+    made = body["extensions"]["cost"]["upstreamRequests"]
+    assert made == len(replica.requests) <= LimitSettings().upstream_budget(0)
     # A list the budget allows is answered, and the requests it cost are reported.
     ids = [row["id"] for row in raw.stemme()[:300]]
     replica.reset_log()

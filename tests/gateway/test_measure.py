@@ -55,11 +55,11 @@ def test_measurement_is_linear_in_the_document_whatever_it_expands_to() -> None:
         measured = measure(schema(), document, None, None, 100)
         selections = 8 * count + 3  # what the document holds, not what it expands to
         assert measured.steps <= 2 * selections
-        assert measured.fields >= 2**count  # what it expands to
+        assert measured.fields >= 2 ** min(count, 10)  # what it expands to
         refusal = verdict(measured, limits, 3)
         assert refusal is not None
         assert refusal.extensions is not None
-        assert refusal.extensions["limit"] in ("depth", "fields")
+        assert refusal.extensions["limit"] in ("depth", "fields", "nesting")
 
 
 @settings(max_examples=200, deadline=None)
@@ -118,3 +118,18 @@ def test_limits_are_configured_per_level(tmp_path: Path) -> None:
     assert (limits.budget(0), limits.budget(3)) == (10, 99)
     assert (limits.upstream_budget(0), limits.upstream_budget(2)) == (4, 40)
     assert limits.upstream_budget(7) == 40  # a level above the table gets its highest
+
+
+def test_chains_of_fragments_deeper_than_python_recursion_are_refused() -> None:
+    limits = LimitSettings()
+    for document in (doubling(400, nested=True), doubling(2_000, nested=False)):
+        measured = measure(schema(), parse(document), None, None, 100)
+        refusal = verdict(measured, limits, 3)
+        assert refusal is not None
+        assert refusal.extensions is not None
+        assert refusal.extensions["limit"] == "nesting"
+    # Sixty fragments side by side in a chain stay under the cap, and are measured small.
+    chained = measure(schema(), parse(doubling(60, nested=False)), None, None, 100)
+    assert verdict(chained, limits, 0) is None
+    assert chained.depth == 3
+    assert chained.fields <= 2 * 60 + 4  # one id per fragment, not 2**60
