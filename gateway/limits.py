@@ -470,6 +470,14 @@ def measure(
 
 
 def verdict(measured: QueryMeasure, settings: LimitSettings, level: int) -> GraphQLError | None:
+    if measured.depth > settings.max_depth:
+        deep = f"at least {measured.depth}" if measured.nesting_exceeded else str(measured.depth)
+        return too_complex(
+            f"the query is {deep} levels deep; at most {settings.max_depth} are allowed",
+            "depth",
+            settings.max_depth,
+            measured.depth,
+        )
     if measured.nesting_exceeded:
         return too_complex(
             f"selections and fragment spreads nest more than {_NESTING_CAP} levels deep "
@@ -477,13 +485,6 @@ def verdict(measured: QueryMeasure, settings: LimitSettings, level: int) -> Grap
             "nesting",
             _NESTING_CAP,
             _NESTING_CAP + 1,
-        )
-    if measured.depth > settings.max_depth:
-        return too_complex(
-            f"the query is {measured.depth} levels deep; at most {settings.max_depth} are allowed",
-            "depth",
-            settings.max_depth,
-            measured.depth,
         )
     if measured.aliases > settings.max_aliases:
         return too_complex(

@@ -122,12 +122,16 @@ def test_limits_are_configured_per_level(tmp_path: Path) -> None:
 
 def test_chains_of_fragments_deeper_than_python_recursion_are_refused() -> None:
     limits = LimitSettings()
-    for document in (doubling(400, nested=True), doubling(2_000, nested=False)):
+    for document, limit in (
+        (doubling(400, nested=True), "depth"),  # deep as it expands: depth, at least 48
+        (doubling(2_000, nested=False), "nesting"),  # flat, but a chain of 2,000 spreads
+    ):
         measured = measure(schema(), parse(document), None, None, 100)
+        assert measured.nesting_exceeded
         refusal = verdict(measured, limits, 3)
         assert refusal is not None
         assert refusal.extensions is not None
-        assert refusal.extensions["limit"] == "nesting"
+        assert refusal.extensions["limit"] == limit
     # Sixty fragments side by side in a chain stay under the cap, and are measured small.
     chained = measure(schema(), parse(doubling(60, nested=False)), None, None, 100)
     assert verdict(chained, limits, 0) is None
