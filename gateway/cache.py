@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from aiocache import RedisCache
 from aiocache.serializers import PickleSerializer
 
-from gateway.errors import UpstreamError
+from gateway.errors import QueryTooComplexError, UpstreamError
 
 __all__ = ["DEFAULT_MAX_BYTES", "NOTICES", "TIERS", "Cache", "CacheStats", "Entry", "size_of"]
 
@@ -360,7 +360,12 @@ class Cache:
         pending = self._inflight.get(key)
         if pending is not None:
             self.stats.coalesced += 1
-            shared: T = await asyncio.shield(pending)
+            try:
+                shared: T = await asyncio.shield(pending)
+            except QueryTooComplexError:
+                # The first caller's own budget stopped its fetch: no answer for this one,
+                # which fetches under its own budget.
+                return await self._fetch_once(key, fetch, ttl, keep)
             return shared
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future

@@ -146,3 +146,32 @@ async def test_redis_outage_degrades_and_recovers(caplog: pytest.LogCaptureFixtu
         await cache.close()
         server.stop()
         server.stop()
+
+
+async def test_a_budget_refusal_of_the_first_caller_is_not_shared_with_the_others() -> None:
+    from gateway.upstream_budget import UpstreamBudgetError
+
+    cache = Cache()
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def over_budget() -> str:
+        started.set()
+        await release.wait()
+        raise UpstreamBudgetError("over", limit="upstreamRequests", allowed=1, measured=2)
+
+    async def within() -> str:
+        return "rows"
+
+    try:
+        first = asyncio.create_task(cache.get_or_fetch("k", over_budget, 60))
+        await started.wait()
+        second = asyncio.create_task(cache.get_or_fetch("k", within, 60))
+        await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(UpstreamBudgetError):
+            await first
+        assert await second == "rows"  # fetched under its own budget
+        assert cache.stats.coalesced >= 1
+    finally:
+        await cache.close()
