@@ -27,8 +27,6 @@ import datetime as dt
 import json
 import os
 import platform
-import signal
-import socket
 import sys
 import time
 from collections import Counter
@@ -47,7 +45,11 @@ from graphql import parse  # noqa: E402
 from gateway.limits import LimitSettings, check_document, measure, verdict  # noqa: E402
 from replicas.ft import FtReplica  # noqa: E402
 from tests.gateway.test_measure import doubling, schema  # noqa: E402
-from tests.support import register_subset  # noqa: E402
+from tests.support import (  # noqa: E402
+    register_subset,
+    start_gateway_process,
+    stop_gateway_process,
+)
 
 SIZES = (5, 10, 20, 40, 80, 160)
 SMALL = {"query": "{ FT_Stemme(first: 3) { nodes { id typeid } } }"}
@@ -184,44 +186,6 @@ def report_measurements(rows: list[Timed]) -> str:
 # Part 2: a real gateway process
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _config(registers: Path) -> Path:
-    path = registers / "gateway.toml"
-    path.write_text(
-        f"registers = {json.dumps(str(registers))}\n[rate_limit]\nenabled = false\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-async def _start_gateway(registers: Path, replica_url: str, log: Any) -> tuple[Any, str]:
-    port = _free_port()
-    env = {**os.environ, "GATEWAY_SOURCE__FT__url": replica_url, "GATEWAY_SOURCE__FT__rate": "0"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", "--config", str(_config(registers)),
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        cwd=ROOT, env=env, stdout=log, stderr=log,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, timeout=2) as http:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return process, url
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the gateway did not start")
-
-
 def attacks() -> dict[str, dict[str, Any]]:
     ids = list(range(20_000))
     inline = ", ".join(map(str, ids))
@@ -305,15 +269,12 @@ async def serve_part(seconds: float, samples: int) -> dict[str, Any]:
         with register_subset("FT") as registers:
             log_path = registers / "gateway.log"
             with log_path.open("wb") as log:
-                process, url = await _start_gateway(registers, replica.url, log)
+                sources = {"FT__url": replica.url, "FT__rate": "0"}
+                process, url = await start_gateway_process(registers, sources, output=log)
                 try:
                     result = await _serve_measure(url, replica, bodies, seconds, samples)
                 finally:
-                    process.send_signal(signal.SIGINT)
-                    try:
-                        await asyncio.wait_for(process.wait(), 15)
-                    except TimeoutError:
-                        process.kill()
+                    await stop_gateway_process(process)
             text = log_path.read_text(encoding="utf-8", errors="replace")
             result["unhandled"] = text.count("Exception in ASGI application")
             result["recursion errors"] = text.count("RecursionError")

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
-import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -30,27 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from replicas.wahldaten import WahldatenReplica, start_replica  # noqa: E402
-from tests.support import register_subset  # noqa: E402
+from tests.support import (  # noqa: E402
+    register_subset,
+    start_gateway_process,
+    stop_gateway_process,
+)
 
 EXPORT = "/DE/v1/download/Stimme.csv"
 TRIVIAL = {"query": "{ __typename }"}
-
-
-def _config(registers: Path) -> Path:
-    """A configuration for loopback measurements: the per-client rate limit off."""
-    path = registers / "gateway.toml"
-    path.write_text(
-        f"registers = {json.dumps(str(registers))}\n[rate_limit]\nenabled = false\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -72,40 +56,16 @@ async def _time_health(http: httpx.AsyncClient) -> float:
     return time.perf_counter() - started
 
 
-async def _start_gateway(
-    root: Path, registers: Path, replica_url: str
-) -> tuple[asyncio.subprocess.Process, str]:
-    port = _free_port()
-    env = {**os.environ, "GATEWAY_SOURCE__DE__url": replica_url, "GATEWAY_SOURCE__DE__rate": "0"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", "--config", str(_config(registers)),
-        "--port", str(port), "--log-level", "warning",
-        cwd=root, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, timeout=2) as http:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return process, url
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the gateway did not start")
-
-
 async def run(root: Path, seconds: float, samples: int) -> dict[str, list[float]]:
     demo = await start_replica(WahldatenReplica.recorded())
     try:
         with register_subset("DE") as registers:
-            process, url = await _start_gateway(root, registers, demo.url)
+            sources = {"DE__url": demo.url, "DE__rate": "0"}
+            process, url = await start_gateway_process(registers, sources, cwd=root)
             try:
                 return await _measure(url, seconds, samples)
             finally:
-                process.send_signal(signal.SIGINT)
-                await process.wait()
+                await stop_gateway_process(process)
     finally:
         await demo.stop()
 

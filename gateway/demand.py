@@ -11,7 +11,6 @@ request before its next upstream request once the caller's budget is crossed.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,13 +23,13 @@ __all__ = ["Knowledge", "Meter", "Observed", "cost_error", "entity_id", "pinned_
 class Observed:
     """Sizes met so far, per process: entity totals and relation fan-outs.
 
-    Bounded by the schema (one figure per entity and per relation), updated in place.
+    Bounded by the schema (one figure per entity and per relation), updated in place on the
+    event loop.
     """
 
     def __init__(self) -> None:
         self._totals: dict[Hashable, int] = {}
         self._fanout: dict[Hashable, tuple[int, int]] = {}  # parents, rows
-        self._lock = threading.Lock()
 
     def total(self, entity: Hashable) -> int | None:
         """The entity's row count when last seen unfiltered, or None."""
@@ -49,13 +48,12 @@ class Observed:
     def saw_fanout(self, relation: Hashable, parents: int, rows: int) -> None:
         if parents <= 0:
             return
-        with self._lock:
-            before = self._fanout.get(relation, (0, 0))
-            parents_seen, rows_seen = before[0] + parents, before[1] + rows
-            # Keep the mean, forget the volume: recent loads weigh as much as old ones.
-            if parents_seen > 1_000_000:
-                parents_seen, rows_seen = parents_seen // 2, rows_seen // 2
-            self._fanout[relation] = (parents_seen, rows_seen)
+        before = self._fanout.get(relation, (0, 0))
+        parents_seen, rows_seen = before[0] + parents, before[1] + rows
+        # Keep the mean, forget the volume: recent loads weigh as much as old ones.
+        if parents_seen > 1_000_000:
+            parents_seen, rows_seen = parents_seen // 2, rows_seen // 2
+        self._fanout[relation] = (parents_seen, rows_seen)
 
     def expected(self, relation: Hashable, page: int) -> int:
         """Rows per parent to expect (at most ``page``); 1 before anything was seen."""

@@ -70,7 +70,6 @@ class RequestContext:
     caller: str = "anonymous"
     loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
     notices: list[dict[str, Any]] = field(default_factory=list)
-    denials: int = 0
     touched: set[str] = field(default_factory=set)
     meter: Meter | None = None
     denied: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -87,7 +86,6 @@ class RequestContext:
         """Deny (FORBIDDEN, logged) unless the caller's level reaches ``level``."""
         if self.level >= level:
             return
-        self.denials += 1
         if self.runtime.metrics is not None:
             self.runtime.metrics.denied.labels(str(level), str(self.level)).inc()
         seen = self.denied.get(what)
@@ -354,9 +352,10 @@ async def load_related(
     where: Filter | None,
     order: Sequence[SortKey],
     fields: frozenset[str],
-    selected: int | None = None,
+    selected: int,
 ) -> list[list[Row]]:
-    """The target rows of every key (one upstream query for all), charged to the meter."""
+    """The target rows of every key (one upstream query for all), charged to the meter as
+    rows × ``selected`` (the fields the query selects on them)."""
     target_field = target.entity.by_source[relation.target_field]
     wanted = sorted(
         {k for k in (_coerce_key(v, target_field.type) for v in keys) if k is not None},
@@ -368,14 +367,13 @@ async def load_related(
         condition: Filter = Condition(target_field.name, "in", wanted)
         if where is not None:
             condition = And((condition, where))
-        cost_fields = len(fields) if selected is None else selected
         limit: int | None = None
         if ctx.meter is not None:
             ctx.meter.check()
             # Ask for no more rows than the budget can still pay for (rounded up to a power
             # of two, so that the upstream cache sees few distinct limits): the upstream work
             # stays within twice the budget, and a full answer tells that it was crossed.
-            limit = 1 << ctx.meter.rows_left(cost_fields).bit_length()
+            limit = 1 << ctx.meter.rows_left(selected).bit_length()
         query = Query(
             target.entity,
             condition,
@@ -391,7 +389,7 @@ async def load_related(
             ctx.meter.charge(
                 f"{type_name(relation.source_register, relation.source_entity)}.{relation.alias}",
                 len(page.rows),
-                cost_fields,
+                selected,
             )
         for row in page.rows:
             grouped.setdefault(_group_key(row.get(target_field.name)), []).append(row)

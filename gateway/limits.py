@@ -209,7 +209,7 @@ class _Summary:
             self.by_field[name] = self.by_field.get(name, 0) + cost * times
 
 
-class Knowledge(Protocol):
+class Sizes(Protocol):
     """What the estimate may know beyond the document (see :class:`gateway.demand.Observed`).
 
     ``rows`` answers how many rows a connection field is expected to yield per parent.
@@ -232,7 +232,7 @@ class _Walker:
         fragments: Mapping[str, FragmentDefinitionNode],
         variables: Mapping[str, Any],
         default_first: int,
-        knowledge: Knowledge | None,
+        knowledge: Sizes | None,
     ) -> None:
         self.schema = schema
         self.fragments = fragments
@@ -438,7 +438,7 @@ def measure(
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
     default_first: int,
-    knowledge: Knowledge | None = None,
+    knowledge: Sizes | None = None,
 ) -> QueryMeasure:
     """Measure the operation that will run (linear in the document's size)."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]

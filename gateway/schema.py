@@ -587,9 +587,7 @@ class GatewaySchema(strawberry.Schema):
         """The request pipeline: document limits → response cache → estimate → execution
         (one-pass, else field by field) under the meter → answer."""
         if query is not None and self.limit_settings is not None:
-            error = check_document(query, self.limit_settings) or check_variables(
-                variable_values, self.limit_settings
-            )
+            error = _document_refusal(query, variable_values, self.limit_settings)
             if error is not None:
                 self.process_errors([error])
                 return ExecutionResult(data=None, errors=[error])
@@ -633,7 +631,7 @@ class GatewaySchema(strawberry.Schema):
             finally:
                 if isinstance(context_value, RequestContext):
                     context_value.log_denials()
-        refusal = _stopped(meter, upstream, result)
+        refusal = _budget_refusal(meter, upstream)
         if refusal is not None:
             # Over a budget: the refusal is the answer, whatever else had been resolved.
             self.process_errors([refusal])
@@ -661,9 +659,7 @@ class GatewaySchema(strawberry.Schema):
     ) -> Any:
         """Operations over WebSockets: the same document limits as over HTTP, first."""
         if query is not None and self.limit_settings is not None:
-            error = check_document(query, self.limit_settings) or check_variables(
-                variable_values, self.limit_settings
-            )
+            error = _document_refusal(query, variable_values, self.limit_settings)
             if error is None:
                 measured = self._estimate(query, variable_values, context_value, operation_name)
                 error = measured if isinstance(measured, GraphQLError) else None
@@ -722,16 +718,11 @@ class GatewaySchema(strawberry.Schema):
         notices = len(context.notices)
         try:
             data = await plan.run(context, variables)
-        except StepAside as stepped:
-            if context.meter is not None and context.meter.error is not None:
-                # Stopped by the meter: the refusal is the answer (no second attempt).
-                return ExecutionResult(data=None, errors=[context.meter.error])
-            budget = upstream_budget.current()
-            if budget is not None and budget.refused is not None:
-                cause = stepped.__cause__
-                error = _as_graphql_error(cause)
-                if error is not None:
-                    return ExecutionResult(data=None, errors=[error])
+        except StepAside:
+            refusal = _budget_refusal(context.meter, upstream_budget.current())
+            if refusal is not None:
+                # Stopped by a budget: the refusal is the answer (no second attempt).
+                return ExecutionResult(data=None, errors=[refusal])
             # Start the field-by-field path from a clean slate (upstream answers are cached).
             fast.step_asides += 1
             del context.notices[notices:]
@@ -749,27 +740,19 @@ class GatewaySchema(strawberry.Schema):
             log.info("query error %s: %s", code, error.message)
 
 
-def _stopped(meter: Meter | None, upstream: Budget, result: Any) -> GraphQLError | None:
+def _document_refusal(query: str, variables: Any, settings: LimitSettings) -> GraphQLError | None:
+    """Size, tokens and variables, before the document is parsed."""
+    return check_document(query, settings) or check_variables(variables, settings)
+
+
+def _budget_refusal(meter: Meter | None, upstream: Budget | None) -> GraphQLError | None:
     """The budget refusal that ended the request, if one did (the cost meter's first)."""
     if meter is not None and meter.error is not None:
         return meter.error
-    if upstream.refused is None:
+    refused = upstream.refusal() if upstream is not None else None
+    if refused is None:
         return None
-    for error in result.errors or ():
-        if (error.extensions or {}).get("limit") == "upstreamRequests":
-            return GraphQLError(error.message, extensions=error.extensions)
-    return None
-
-
-def _as_graphql_error(cause: BaseException | None) -> GraphQLError | None:
-    """A gateway error raised inside the one-pass path, as the answer's error."""
-    while cause is not None and not isinstance(cause, (GatewayError, GraphQLError)):
-        cause = cause.__cause__
-    if isinstance(cause, GraphQLError):
-        return cause
-    if isinstance(cause, GatewayError):
-        return GraphQLError(cause.message, extensions=cause.extensions)
-    return None
+    return GraphQLError(refused.message, extensions=refused.extensions)
 
 
 def _wants_cost(extensions: Any) -> bool:

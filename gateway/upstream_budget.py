@@ -64,6 +64,13 @@ class Budget:
             budget = budget.outer
         return out
 
+    def refusal(self) -> UpstreamBudgetError | None:
+        """The error of the first refusal, if the query went over its budget (as raised)."""
+        for budget in self.chain():
+            if budget.limit is not None and budget.refused is not None:
+                return _refusal(budget.limit, *budget.refused)
+        return None
+
     def charge(self, n: int, what: str) -> None:
         """Add ``n`` to what is spent, or refuse if that would exceed the limit.
 
@@ -72,15 +79,13 @@ class Budget:
         """
         if n <= 0:
             return
+        refused = self.refusal()
+        if refused is not None:
+            raise refused
         chain = self.chain()
-        for budget in chain:
-            if budget.limit is not None and budget.refused is not None:
-                raise _refusal(budget.limit, *budget.refused)
         for budget in chain:
             if budget.limit is not None and budget.spent + n > budget.limit:
                 budget.refused = (budget.spent + n, what)
-                if budget is not self:
-                    self.refused = budget.refused
                 raise _refusal(budget.limit, budget.spent + n, what)
         for budget in chain:
             budget.spent += n
@@ -166,20 +171,6 @@ def spend(n: int, what: str) -> None:
         credit = _Credit(budget, credit if credit is not None and credit.budget is budget else None)
         _CREDIT.set(credit)
     credit.remaining += n
-
-
-def check(n: int, what: str) -> None:
-    """Refuse now if ``n`` more upstream requests would exceed the budget (nothing reserved).
-
-    For a cheap lower bound computed before expensive planning: a hopeless query is refused
-    without the work of planning it.
-    """
-    budget = _BUDGET.get()
-    if budget is None or budget.limit is None or n <= 0:
-        return
-    if budget.spent + n > budget.limit:
-        budget.refused = (budget.spent + n, what)
-        raise _refusal(budget.limit, budget.spent + n, what)
 
 
 def draw(what: str) -> None:

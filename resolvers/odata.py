@@ -219,7 +219,6 @@ class ODataSource(Source):
 
     def _plan(self, query: Query) -> _Plan:
         entity = query.entity
-        self._hopeless(query)
         pushed: list[tuple[Filter, str]] = []
         residual: list[Filter] = []
         for part in conjuncts(query.where):
@@ -260,20 +259,6 @@ class ODataSource(Source):
             return _Plan(texts, residual, None)
         assert isinstance(split[0], Condition)
         return _Plan(texts, residual, split[0], self._chunks(split[0], entity, room, texts))
-
-    def _hopeless(self, query: Query) -> None:
-        """Refuse an ``in`` list that needs more requests than the budget has, before the
-        work of translating and chunking it: each value takes at least ``field eq v or ``."""
-        for part in conjuncts(query.where):
-            if not isinstance(part, Condition) or part.op != "in":
-                continue
-            if len(part.value) < 64:
-                continue
-            source = query.entity.field(part.field).source
-            least = len(part.value) * (len(source) + 9) // max(self.max_filter, 1)
-            upstream_budget.check(
-                least, f"{query.entity.name}: {len(part.value)} values of {part.field}.in"
-            )
 
     def _chunks(
         self, condition: Condition, entity: Entity, room: _Room, texts: list[str]

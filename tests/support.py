@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -116,3 +120,54 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+
+async def start_gateway_process(
+    registers: Path,
+    sources: Mapping[str, str],
+    *,
+    cwd: Path = ROOT,
+    output: Any = None,
+) -> tuple[asyncio.subprocess.Process, str]:
+    """``gateway serve`` in its own process (as deployed) over ``registers``, the per-client
+    rate limit off; ``sources`` are ``GATEWAY_SOURCE__…`` options (``{"FT__url": …}``).
+
+    Returns the process and its URL once ``/healthz`` answers.
+    """
+    config = registers / "gateway.toml"
+    config.write_text(
+        f"registers = {json.dumps(str(registers))}\n[rate_limit]\nenabled = false\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    env = {**os.environ, **{f"GATEWAY_SOURCE__{k}": v for k, v in sources.items()}}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve", "--config", str(config),
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        cwd=cwd, env=env, stdout=output, stderr=output,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=2) as http:
+        deadline = time.monotonic() + 60
+        while process.returncode is None and time.monotonic() < deadline:
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    return process, url
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    if process.returncode is None:
+        process.kill()
+    raise RuntimeError("the gateway did not start")
+
+
+async def stop_gateway_process(process: asyncio.subprocess.Process) -> None:
+    """Stop it as Ctrl-C would (graceful), killing it if it does not stop in 30 s."""
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        await asyncio.wait_for(process.wait(), 30)
+    except TimeoutError:
+        process.kill()
+        await process.wait()

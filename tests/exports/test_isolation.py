@@ -12,22 +12,17 @@ during sampling.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import signal
 import statistics
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
 
 from replicas.wahldaten import WahldatenDemo, WahldatenReplica, start_replica
-from tests.support import ROOT, free_port, register_subset
+from tests.support import register_subset, start_gateway_process, stop_gateway_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -48,52 +43,16 @@ async def replica() -> AsyncIterator[WahldatenDemo]:
         await demo.stop()
 
 
-def _config(registers: Path) -> Path:
-    """A configuration for loopback measurements: the per-client rate limit off."""
-    path = registers / "gateway.toml"
-    path.write_text(
-        f"registers = {json.dumps(str(registers))}\n[rate_limit]\nenabled = false\n",
-        encoding="utf-8",
-    )
-    return path
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gateway(replica: WahldatenDemo) -> AsyncIterator[str]:
     """``gateway serve`` in its own process (as deployed), DE read from the replica."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_SOURCE__DE__url": replica.url,
-        "GATEWAY_SOURCE__DE__rate": "0",
-    }
     with register_subset("DE") as registers:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", "--config", str(_config(registers)),
-            "--port", str(port), "--log-level", "warning",
-            cwd=ROOT, env=env,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
+        sources = {"DE__url": replica.url, "DE__rate": "0"}
+        process, url = await start_gateway_process(registers, sources)
         try:
-            async with httpx.AsyncClient(base_url=url, timeout=2) as http:
-                deadline = time.monotonic() + 60
-                while True:
-                    assert process.returncode is None, "the gateway exited"
-                    try:
-                        if (await http.get("/healthz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    assert time.monotonic() < deadline, "the gateway did not start"
-                    await asyncio.sleep(0.1)
             yield url
         finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+            await stop_gateway_process(process)
 
 
 async def _trivial(http: httpx.AsyncClient) -> float:

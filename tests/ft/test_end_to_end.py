@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from replicas.ft import FtReplica
 from tests.ft import raw
@@ -21,27 +19,7 @@ from tests.support import gateway_client, graphql, register_subset
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app_client(replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
-    with register_subset("FT") as registers:
-        async with gateway_client(registers, {"FT": {"url": replica.url, "timeout": 2}}) as client:
-            yield client
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def client(app_client: httpx.AsyncClient, replica: FtReplica) -> httpx.AsyncClient:
-    """The gateway with a cold cache and an empty replica log."""
-    gateway = app_client.app.state.gateway  # type: ignore[attr-defined]
-    await gateway.sources["FT"].services.cache.clear()
-    replica.clear_faults()
-    replica.reset_log()
-    return app_client
+FT_TIMEOUT = 2  # seconds per upstream request (tests/ft/conftest.py)
 
 
 async def _data(client: httpx.AsyncClient, query: str, **variables: Any) -> Any:

@@ -8,44 +8,19 @@ sent stays under the configured length.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from gateway.errors import BadUserInputError
 from gateway.query import Condition, Query
 from replicas.ft import FtReplica
 from tests.ft import raw
-from tests.support import gateway_client, register_subset
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 MAX_URL = 4000  # the adapter's default maxUrlLength
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app_client(replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
-    with register_subset("FT") as registers:
-        async with gateway_client(registers, {"FT": {"url": replica.url, "timeout": 5}}) as client:
-            yield client
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def client(app_client: httpx.AsyncClient, replica: FtReplica) -> httpx.AsyncClient:
-    gateway = app_client.app.state.gateway  # type: ignore[attr-defined]
-    await gateway.sources["FT"].services.cache.clear()
-    replica.clear_faults()
-    replica.reset_log()
-    return app_client
 
 
 async def _post(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:

@@ -7,46 +7,20 @@ request themselves, with an allowance of 64 (tighter than the level's own).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from gateway import upstream_budget
 from gateway.query import Condition, Query
 from replicas.ft import FtReplica
 from tests.ft import raw
-from tests.support import gateway_client, graphql, register_subset
+from tests.support import graphql
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ANONYMOUS = 64
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app_client(replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
-    with register_subset("FT") as registers:
-        async with gateway_client(registers, {"FT": {"url": replica.url, "timeout": 5}}) as client:
-            yield client
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def client(app_client: httpx.AsyncClient, replica: FtReplica) -> httpx.AsyncClient:
-    """The gateway with a cold cache and an empty replica log."""
-    gateway = app_client.app.state.gateway  # type: ignore[attr-defined]
-    await gateway.sources["FT"].services.cache.clear()
-    replica.clear_faults()
-    replica.latency = 0.0
-    replica.reset_log()
-    return app_client
 
 
 def _source(client: httpx.AsyncClient) -> Any:
