@@ -1,6 +1,6 @@
 """Benchmark: admission control — measuring documents before they run, and attacks on a server.
 
-Part 1, in this process: ``measure()`` + ``verdict()`` (gateway/limits.py) timed on the
+Part 1, in this process: ``measure()`` + ``verdict()`` (gateway/graphql/limits.py) timed on the
 fragment-doubling attack documents ``doubling(n, nested=True|False)`` of
 tests/gateway/test_measure.py and on ordinary documents of about the same byte size (one
 operation spreading many distinct fragments once each). Printed: µs per document, µs per KB,
@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from graphql import parse  # noqa: E402
 
-from gateway.limits import LimitSettings, check_document, measure, verdict  # noqa: E402
-from replicas.ft import FtReplica  # noqa: E402
+from gateway.graphql.limits import LimitSettings, check_document, measure, verdict  # noqa: E402
+from resolvers.odata.replica.server import FtReplica  # noqa: E402
 from tests.gateway.test_measure import doubling, schema  # noqa: E402
 from tests.support import (  # noqa: E402
     register_subset,

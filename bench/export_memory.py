@@ -43,7 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from replicas.ft import FtReplica  # noqa: E402
+from resolvers.odata.replica.server import FtReplica  # noqa: E402
 
 ENTITY = "/FT/v1/download/Stemme"
 
@@ -279,8 +279,8 @@ async def _traced(registers: Path, url: str, scenarios: list[tuple[str, str, Any
     import pyarrow as pa  # type: ignore[import-untyped]
     from asgi_lifespan import LifespanManager
 
-    from gateway.app import create_app
-    from gateway.config import Settings
+    from gateway.http.app import create_app
+    from gateway.http.config import Settings
 
     settings = Settings(registers_dir=registers, sources={"FT": {"url": url, "ttl": 0}})
     app = create_app(settings)

@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from replicas.ft import FtReplica, load_ft_data  # noqa: E402
+from resolvers.odata.replica.server import FtReplica, load_ft_data  # noqa: E402
 
 PAGE_QUERY = """query($a: Int!) {
   FT_Stemme(first: 100, where: {afstemningid: {gte: $a}}) {

@@ -26,7 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from replicas.wahldaten import WahldatenReplica, start_replica  # noqa: E402
+from resolvers.wahldaten_csv.replica.server import WahldatenReplica, start_replica  # noqa: E402
 from tests.support import (  # noqa: E402
     register_subset,
     start_gateway_process,

@@ -24,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from replicas.valg import start_replica  # noqa: E402
+from resolvers.valg_sftp.replica.server import start_replica  # noqa: E402
 from tests.support import gateway_client, register_subset  # noqa: E402
 
 FV = "folketingsvalg-135-24-03-2026"

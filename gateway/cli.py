@@ -17,13 +17,13 @@ from typing import Any
 
 import uvicorn
 
-from gateway.auth import DEMO_KEYS, AuthSettings
-from gateway.config import Settings
-from gateway.descriptors import load_registers, relations_skeleton
-from gateway.errors import DescriptorError
-from gateway.models import loader_for
-from gateway.observe import JsonFormatter
-from gateway.ratelimit import RateLimitSettings
+from gateway.dls import loader_for
+from gateway.dls.descriptors import load_registers, relations_skeleton
+from gateway.http.auth import DEMO_KEYS, AuthSettings
+from gateway.http.config import Settings
+from gateway.http.ratelimit import RateLimitSettings
+from gateway.model.errors import DescriptorError
+from gateway.sources.observe import JsonFormatter
 
 __all__ = ["main"]
 
@@ -33,10 +33,10 @@ DEFAULT_SCHEMA = ROOT / "schema.graphql"
 
 # Replica modules started by ``gateway demo``: module -> the registers it serves.
 DEMO_REPLICAS: dict[str, tuple[str, ...]] = {
-    "replicas.ft": ("FT",),
-    "replicas.valg": ("VALG",),
-    "replicas.volby": ("CZ", "CZPREZ"),
-    "replicas.wahldaten": ("DE",),
+    "resolvers.odata.replica.server": ("FT",),
+    "resolvers.valg_sftp.replica.server": ("VALG",),
+    "resolvers.volby_xml.replica.server": ("CZ", "CZPREZ"),
+    "resolvers.wahldaten_csv.replica.server": ("DE",),
 }
 
 
@@ -62,7 +62,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Write the SDL of the schema served at /graphql."""
-    from gateway.app import load_gateway
+    from gateway.http.app import load_gateway
 
     gateway = load_gateway(Settings(registers_dir=Path(args.registers)))
     sdl = gateway.schema_for(args.endpoint).as_str() + "\n"
@@ -101,7 +101,7 @@ SWITCH_INTERVAL = 0.001
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn options that keep the gateway's limits whole.
 
-    The client address is the app's business (:class:`gateway.ratelimit.TrustedProxyMiddleware`
+    The client address is the app's business (:class:`gateway.http.ratelimit.TrustedProxyMiddleware`
     believes forwarding headers from ``trusted_proxies`` only): uvicorn must not rewrite it
     from ``X-Forwarded-For``, as it does by default for 127.0.0.1. Header sizes are checked
     by the app for any server; with h11, the parser stops at the same size (plus room for a
@@ -116,7 +116,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the gateway per the configuration file and environment."""
-    from gateway.app import create_app
+    from gateway.http.app import create_app
 
     settings = Settings.load(Path(args.config) if args.config else None)
     if args.registers:
@@ -151,8 +151,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from gateway.app import create_app
-    from replicas.http import serve_asgi
+    from gateway.http.app import create_app
+    from resolvers.replica_kit.serve import serve_asgi
 
     handles: list[Any] = []
     overrides: dict[str, Any] = {}

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 
-from gateway.app import create_app
-from gateway.config import Settings
+from gateway.http.app import create_app
+from gateway.http.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTERS = ROOT / "registers"

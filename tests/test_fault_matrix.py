@@ -24,11 +24,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from replicas.ft import FtReplica
-from replicas.valg import start_replica as start_valg
-from replicas.volby import VolbyReplica
-from replicas.volby_replay import Fault as CzFault
-from replicas.wahldaten import Fault as DeFault, start_replica as start_de
+from resolvers.odata.replica.server import FtReplica
+from resolvers.valg_sftp.replica.server import start_replica as start_valg
+from resolvers.volby_xml.replica.replay import Fault as CzFault
+from resolvers.volby_xml.replica.server import VolbyReplica
+from resolvers.wahldaten_csv.replica.server import Fault as DeFault, start_replica as start_de
 from tests.support import gateway_client, register_subset
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.timeout(120)]

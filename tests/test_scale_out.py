@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from replicas.ft import FtReplica
+from resolvers.odata.replica.server import FtReplica
 from tests.support import REGISTERS, ROOT, RedisServer, free_port, wait_for_port
 
 pytestmark = pytest.mark.timeout(300)

@@ -60,13 +60,13 @@ def measure(registers: Path, via_decorator: bool = False) -> dict[str, Any]:
     """Seconds per start-up phase (see the module docstring)."""
     clock: dict[str, float] = {}
     started = time.perf_counter()
-    import gateway.schema
-    from gateway.app import load_gateway
+    import gateway.graphql.schema
+    from gateway.http.app import load_gateway
 
     if via_decorator:
-        gateway.schema._TypeSet.finish = staticmethod(_decorated)  # type: ignore[method-assign]
-    from gateway.config import Settings
-    from resolvers.base import SOURCE_KINDS
+        gateway.graphql.schema._TypeSet.finish = staticmethod(_decorated)  # type: ignore[method-assign]
+    from gateway.http.config import Settings
+    from gateway.sources.port import SOURCE_KINDS
 
     for target in SOURCE_KINDS.values():
         importlib.import_module(target.split(":")[0])
@@ -79,9 +79,9 @@ def measure(registers: Path, via_decorator: bool = False) -> dict[str, Any]:
     # The same work again, phase by phase (a second build reuses nothing of the first).
     import strawberry
 
-    from gateway.descriptors import load_registers
-    from gateway.schema import SchemaSpec, _Builder, build_schema
-    from gateway.view import GatewayView
+    from gateway.dls.descriptors import load_registers
+    from gateway.graphql.schema import SchemaSpec, _Builder, build_schema
+    from gateway.http.view import GatewayView
 
     report = load_registers(registers)
     started = _timed(clock, "load_registers", started)

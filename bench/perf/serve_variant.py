@@ -43,11 +43,11 @@ def no_memo_lex() -> None:
 
     The gateway remembers both per document text (bounded); this undoes the memo.
     """
-    import gateway.limits
-    import gateway.response_cache
+    import gateway.graphql.limits
+    import gateway.graphql.response_cache
 
-    gateway.limits._count_tokens_memo = gateway.limits._count_tokens
-    gateway.response_cache._normalise_memo = gateway.response_cache._normalise
+    gateway.graphql.limits._count_tokens_memo = gateway.graphql.limits._count_tokens
+    gateway.graphql.response_cache._normalise_memo = gateway.graphql.response_cache._normalise
 
 
 def data_cache() -> None:
@@ -57,9 +57,9 @@ def data_cache() -> None:
     """
     from strawberry.types import ExecutionResult
 
-    import gateway.response_cache
+    import gateway.graphql.response_cache
 
-    cls = gateway.response_cache.ResponseCache
+    cls = gateway.graphql.response_cache.ResponseCache
 
     async def get(self: Any, key: str) -> Any:
         found = await self.cache.get("data:" + key)
@@ -88,9 +88,9 @@ def eager_edges() -> None:
 
     The gateway builds them only when a query reads them (most select only ``nodes``).
     """
-    import gateway.execute
+    import gateway.graphql.execute
 
-    encode = gateway.execute.encode_cursor
+    encode = gateway.graphql.execute.encode_cursor
 
     def connection(rows: list[Any], start: int, has_next: bool, total: int | None) -> Any:
         edges = [{"cursor": encode(start + i), "node": row} for i, row in enumerate(rows)]
@@ -106,7 +106,7 @@ def eager_edges() -> None:
             },
         }
 
-    gateway.execute._connection = connection
+    gateway.graphql.execute._connection = connection
 
 
 def core_scalars() -> None:
@@ -114,23 +114,23 @@ def core_scalars() -> None:
 
     The gateway passes a value that is already of a built-in scalar's own type as it is.
     """
-    import gateway.fastpath
+    import gateway.graphql.fastpath
 
-    gateway.fastpath._serializer = lambda scalar: scalar.serialize
+    gateway.graphql.fastpath._serializer = lambda scalar: scalar.serialize
 
 
 def no_doc_caches() -> None:
     """No parse or validation cache on the strawberry path (the gateway keeps both)."""
     from strawberry.extensions import SchemaExtension
 
-    import gateway.schema
+    import gateway.graphql.schema
 
     class Uncached(SchemaExtension):
         def __init__(self, maxsize: int | None = None) -> None:
             super().__init__()
 
-    gateway.schema.ParsedOnce = Uncached  # type: ignore[misc]
-    gateway.schema.ValidationCache = Uncached  # type: ignore[misc]
+    gateway.graphql.schema.ParsedOnce = Uncached  # type: ignore[misc]
+    gateway.graphql.schema.ValidationCache = Uncached  # type: ignore[misc]
 
 
 class _HideSniffio(importlib.abc.MetaPathFinder):
@@ -160,9 +160,9 @@ def client_per_request() -> None:
     """A new HTTP client (no pooled keep-alive connection) for every upstream request."""
     import httpx
 
-    import resolvers.odata
+    import resolvers.odata.adapter
 
-    original = resolvers.odata.ODataSource._get
+    original = resolvers.odata.adapter.ODataSource._get
 
     async def get(self: Any, url: str, entity: Any, keep: bool = True) -> Any:
         pooled = self._client
@@ -175,7 +175,7 @@ def client_per_request() -> None:
             await self._client.aclose()
             self._client = pooled
 
-    resolvers.odata.ODataSource._get = get  # type: ignore[method-assign]
+    resolvers.odata.adapter.ODataSource._get = get  # type: ignore[method-assign]
 
 
 VARIANTS: dict[str, Callable[[], None]] = {

@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from replicas.ft import FtReplica  # noqa: E402
+from resolvers.odata.replica.server import FtReplica  # noqa: E402
 
 
 async def serve(valg: bool) -> None:
@@ -33,7 +33,7 @@ async def serve(valg: bool) -> None:
     handles.append(ft)
     overrides.update({k: dict(v) for k, v in ft.overrides.items()})
     if valg:
-        from replicas.valg import start_replica
+        from resolvers.valg_sftp.replica.server import start_replica
 
         replica = await start_replica()
         handles.append(replica)

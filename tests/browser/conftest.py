@@ -21,11 +21,11 @@ import pytest
 import pytest_asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.app import create_app
-from gateway.auth import AuthSettings
-from gateway.config import Settings
-from replicas.ft import FtReplica
-from replicas.http import serve_asgi
+from gateway.http.app import create_app
+from gateway.http.auth import AuthSettings
+from gateway.http.config import Settings
+from resolvers.odata.replica.server import FtReplica
+from resolvers.replica_kit.serve import serve_asgi
 from tests.support import ROOT, register_subset
 
 NODE_DIR = ROOT / "tests" / "node"

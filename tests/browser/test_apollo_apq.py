@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from gateway.persisted import APQ_PREFIX
+from gateway.http.persisted import APQ_PREFIX
 from tests.browser.conftest import Seen, Served, last_json, run_node
-from tests.ft import raw
-from tests.http.support import source_json
+from tests.gateway.http.support import source_json
+from tests.resolvers.odata import raw
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import Served, chromium, last_json, run_node
-from tests.ft import raw
-from tests.http.support import KEY_1
+from tests.gateway.http.support import KEY_1
+from tests.resolvers.odata import raw
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

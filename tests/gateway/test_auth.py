@@ -17,11 +17,11 @@ import redis.asyncio as redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gateway.auth import ApiKey, AuthSettings, hash_key
-from gateway.config import Settings
-from gateway.errors import DescriptorError
-from gateway.ratelimit import RateLimiter, RateLimitSettings
-from replicas.ft import FtReplica
+from gateway.http.auth import ApiKey, AuthSettings, hash_key
+from gateway.http.config import Settings
+from gateway.http.ratelimit import RateLimiter, RateLimitSettings
+from gateway.model.errors import DescriptorError
+from resolvers.odata.replica.server import FtReplica
 from tests.gateway.test_security import SECURITY
 from tests.support import REGISTERS, gateway_client, register_subset
 

@@ -10,8 +10,8 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as redis
 
-from gateway.cache import NOTICES, Cache
-from gateway.errors import UpstreamUnavailableError
+from gateway.model.errors import UpstreamUnavailableError
+from gateway.sources.cache import NOTICES, Cache
 from tests.support import RedisServer
 
 
@@ -149,7 +149,7 @@ async def test_redis_outage_degrades_and_recovers(caplog: pytest.LogCaptureFixtu
 
 
 async def test_a_budget_refusal_of_the_first_caller_is_not_shared_with_the_others() -> None:
-    from gateway.upstream_budget import UpstreamBudgetError
+    from gateway.sources.upstream_budget import UpstreamBudgetError
 
     cache = Cache()
     started = asyncio.Event()

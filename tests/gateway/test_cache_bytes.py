@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
-from gateway.cache import Cache
-from gateway.config import HttpSettings
-from gateway.persisted import APQ_PREFIX, PersistedQueries, sha256
-from gateway.response_cache import ResponseCache
+from gateway.graphql.response_cache import ResponseCache
+from gateway.http.config import HttpSettings
+from gateway.http.persisted import APQ_PREFIX, PersistedQueries, sha256
+from gateway.sources.cache import Cache
 from tests.support import gateway_client, register_subset
 
 MiB = 1024 * 1024

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from gateway.limits import LimitSettings
-from replicas.ft import FtReplica
-from tests.ft import raw
+from gateway.graphql.limits import LimitSettings
+from resolvers.odata.replica.server import FtReplica
 from tests.gateway.test_measure import doubling
+from tests.resolvers.odata import raw
 from tests.support import gateway_client, register_subset
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from gateway.app import create_app
 from gateway.cli import main
-from gateway.config import Settings
-from gateway.descriptors import load_registers
-from gateway.errors import DescriptorError
+from gateway.dls.descriptors import load_registers
+from gateway.http.app import create_app
+from gateway.http.config import Settings
+from gateway.model.errors import DescriptorError
 from tests.support import REGISTERS
 
 RELATIONS = Path("rc00001") / "2. Datamodel" / "Relations.json"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from gateway.descriptors import load_registers
-from gateway.schema import GatewaySchema, SchemaSpec, _parse_once, build_schema
+from gateway.dls.descriptors import load_registers
+from gateway.graphql.schema import GatewaySchema, SchemaSpec, _parse_once, build_schema
 from tests.support import REGISTERS
 
 pytestmark = pytest.mark.asyncio

@@ -28,10 +28,10 @@ from graphql import (
 )
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from gateway.app import create_app
-from gateway.config import Settings
-from gateway.fastpath import _serializer
-from replicas.ft import FtReplica
+from gateway.graphql.fastpath import _serializer
+from gateway.http.app import create_app
+from gateway.http.config import Settings
+from resolvers.odata.replica.server import FtReplica
 from tests.support import REGISTERS
 
 

@@ -16,13 +16,13 @@ from asgi_lifespan import LifespanManager
 from graphql import parse
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from gateway.app import create_app
-from gateway.auth import ApiKey, AuthSettings, hash_key
-from gateway.config import Settings
-from gateway.limits import measure
-from replicas.ft import FtReplica
-from tests.ft import raw
+from gateway.graphql.limits import measure
+from gateway.http.app import create_app
+from gateway.http.auth import ApiKey, AuthSettings, hash_key
+from gateway.http.config import Settings
+from resolvers.odata.replica.server import FtReplica
 from tests.gateway.test_measure import schema as harness_schema
+from tests.resolvers.odata import raw
 from tests.support import REGISTERS
 
 KEY3 = "level-three-key-0123456789abcdefgh"

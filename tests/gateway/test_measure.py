@@ -10,12 +10,12 @@ from typing import Any
 from graphql import GraphQLSchema, parse
 from hypothesis import given, settings, strategies as st
 
-from gateway.app import load_gateway
-from gateway.config import Settings
-from gateway.demand import Knowledge, Observed, pinned_rows
-from gateway.execute import Binding
-from gateway.limits import LimitSettings, measure, verdict
-from gateway.schema import GatewaySchema
+from gateway.graphql.demand import Knowledge, Observed, pinned_rows
+from gateway.graphql.execute import Binding
+from gateway.graphql.limits import LimitSettings, measure, verdict
+from gateway.graphql.schema import GatewaySchema
+from gateway.http.app import load_gateway
+from gateway.http.config import Settings
 from tests.support import REGISTERS
 
 

@@ -8,10 +8,10 @@ from urllib.parse import unquote
 import pytest
 from hypothesis import given, strategies as st
 
-from gateway.datamodel import Entity
-from gateway.models.edmx import load_edmx
-from gateway.query import And, Condition, Or
-from resolvers.odata import build_url, literal, translate
+from gateway.dls.edmx import load_edmx
+from gateway.model.datamodel import Entity
+from gateway.model.query import And, Condition, Or
+from resolvers.odata.adapter import build_url, literal, translate
 from tests.support import REGISTERS
 
 MODEL = load_edmx(REGISTERS / "FT" / "rc00001" / "2. Datamodel" / "1.0.0.FT.edmx", "FT", {})

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from gateway.observe import JsonFormatter
-from replicas.ft import FtReplica
+from gateway.sources.observe import JsonFormatter
+from resolvers.odata.replica.server import FtReplica
 from tests.support import gateway_client, graphql, register_subset
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -92,7 +92,7 @@ async def test_readiness_reports_registers_and_upstreams(client: httpx.AsyncClie
 
 
 async def test_json_log_lines_carry_the_request_id() -> None:
-    from gateway.observe import REQUEST_ID
+    from gateway.sources.observe import REQUEST_ID
 
     token = REQUEST_ID.set("abc")
     try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.app import load_gateway
-from gateway.config import Settings
+from gateway.http.app import load_gateway
+from gateway.http.config import Settings
 from tests.support import REGISTERS, ROOT
 
 

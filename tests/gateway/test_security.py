@@ -24,9 +24,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from gateway.auth import ApiKey, AuthSettings, hash_key
-from replicas.ft import FtReplica
-from tests.ft import raw
+from gateway.http.auth import ApiKey, AuthSettings, hash_key
+from resolvers.odata.replica.server import FtReplica
+from tests.resolvers.odata import raw
 from tests.support import REGISTERS, gateway_client
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

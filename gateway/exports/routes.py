@@ -1,0 +1,332 @@
+"""File exports generated from the datamodel (the DLS file downloads) and the catalogue.
+
+``GET /{REG}/v{N}/download/{Entity}.{csv|ndjson|parquet}`` streams every row of an entity
+the register's ``Automated_Predefined_Filedownloads.json`` offers, optionally narrowed by
+``?where=`` and ordered by ``?order=`` (JSON shaped like the GraphQL arguments; see
+:mod:`gateway.exports.where`). ``GET /catalog.json`` lists what there is
+(:mod:`gateway.exports.catalog`).
+
+Security is the GraphQL API's: an entity above the caller's level answers ``403 FORBIDDEN``
+before any upstream request, columns above it are absent from the file (not blank), and
+filtering or ordering on them is ``403`` too.
+
+The export pages through the register's source in windows of ``max_first`` rows (one window
+fetched ahead while the previous one is written), so it holds about two windows whatever the
+entity's size. Headers go out once the first window is in: ``X-Total-Count`` (the matching
+rows, when the source can count) and ``Content-Disposition``. Errors up to then are JSON
+with a status (400, 403, 404, 502, 504). An upstream failure after the response has started
+cannot change the status any more; the response is then ended without its final chunk (the
+connection closes), so a client sees an incomplete transfer rather than a shorter file.
+
+Encoding a window (CSV, NDJSON, Parquet) runs in a worker thread once it holds more than
+:data:`OFFLOAD_VALUES` values, so an export does not hold up the event loop and the other
+requests it serves. The encoder is only ever used by one call at a time (each is awaited
+before the next), in whichever thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from gateway.exports.catalog import Downloads, catalogue, export_name, read_downloads
+from gateway.exports.formats import ENCODING_ERRORS, FORMATS, Encoder
+from gateway.exports.where import decode_json, order_from_json, where_from_json
+from gateway.graphql.execute import Binding, RequestContext
+from gateway.http.auth import Caller
+from gateway.model.datamodel import Entity, Field, Register
+from gateway.model.errors import GatewayError, UpstreamInvalidError
+from gateway.model.query import Filter, Page, Query, Row, SortKey
+from gateway.sources.port import Source
+
+if TYPE_CHECKING:
+    from gateway.http.app import Gateway
+
+__all__ = ["OFFLOAD_VALUES", "ExportInterruptedError", "NotFoundError", "routes"]
+
+log = logging.getLogger("gateway.exports.routes")
+
+_STATUS = {
+    "BAD_USER_INPUT": 400,
+    "QUERY_TOO_COMPLEX": 400,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "UPSTREAM_UNAVAILABLE": 502,
+    "UPSTREAM_INVALID": 502,
+    "UPSTREAM_TIMEOUT": 504,
+}
+
+# A hint to adapters (Query.options): an export reads every page once, so storing the
+# upstream's answers would only fill the cache with the whole entity.
+_CACHE_OPTION = "cache"
+
+
+# A page of at least this many values (rows times columns) is encoded in a worker thread;
+# smaller ones inline, where a thread hop would cost more than the encoding.
+OFFLOAD_VALUES = 2_000
+
+# What ends an export that has started: the upstream failed, or a value cannot be written.
+_FAILURES: tuple[type[BaseException], ...] = (GatewayError, *ENCODING_ERRORS)
+
+
+class NotFoundError(GatewayError):
+    """No such register version, entity download or format."""
+
+    code = "NOT_FOUND"
+
+
+class ExportInterruptedError(Exception):
+    """An export failed after its response had started; the response is left incomplete."""
+
+
+def _error(exc: GatewayError) -> Response:
+    body = {"errors": [{"message": exc.message, "extensions": exc.extensions}]}
+    return JSONResponse(body, status_code=_STATUS.get(exc.code, 500))
+
+
+@dataclass(frozen=True, slots=True)
+class _Export:
+    """One export: what to ask the source for, window by window."""
+
+    source: Source
+    binding: Binding
+    where: Filter | None
+    order: tuple[SortKey, ...]
+    columns: tuple[Field, ...]
+    window: int
+
+    @property
+    def label(self) -> str:
+        return self.binding.entity.graphql_name
+
+    def query(self, offset: int, limit: int, count: bool) -> Query:
+        fields = frozenset(f.name for f in self.columns)
+        entity = self.binding.entity
+        return Query(
+            entity, self.where, self.order, offset, limit, fields, count, {_CACHE_OPTION: False}
+        )
+
+    async def fetch(self, offset: int, count: bool = False) -> Page:
+        page = await self.source.fetch(self.query(offset, self.window, count))
+        if len(page.rows) <= self.window:
+            return page
+        # An adapter may answer more than asked; the window is what the next offset assumes.
+        return Page(page.rows[: self.window], True, page.total, page.notices)
+
+    async def count(self) -> int | None:
+        return (await self.source.fetch(self.query(0, 0, True))).total
+
+
+async def _encode(encoder: Encoder, rows: Sequence[Row], columns: int) -> bytes:
+    """``encoder.page(rows)``, in a worker thread when the page is large."""
+    if len(rows) * max(1, columns) < OFFLOAD_VALUES:
+        return encoder.page(rows)
+    return await asyncio.to_thread(encoder.page, rows)
+
+
+async def _stream(
+    export: _Export, encoder: Encoder, head: bytes, first: Page
+) -> AsyncGenerator[bytes, None]:
+    """The file: ``head`` (already encoded), then each further window as it arrives."""
+    started = time.monotonic()
+    sent = offset = len(first.rows)
+    pending: asyncio.Task[Page] | None = None
+    if first.has_more and first.rows:
+        pending = asyncio.ensure_future(export.fetch(offset))
+    try:
+        yield head
+        while pending is not None:
+            page = await pending
+            pending = None
+            if not page.rows:
+                if page.has_more:
+                    raise UpstreamInvalidError(f"{export.label}: an empty page before the end")
+                break
+            offset += len(page.rows)
+            if page.has_more:
+                # Fetch the next window while this one is written to the client.
+                pending = asyncio.ensure_future(export.fetch(offset))
+            chunk = await _encode(encoder, page.rows, len(export.columns))
+            sent += len(page.rows)
+            yield chunk
+        yield encoder.end()
+    except _FAILURES as exc:
+        log.warning("export of %s interrupted after %d rows: %s", export.label, sent, exc)
+        raise ExportInterruptedError(
+            f"the export of {export.label} failed after {sent} rows: {exc}"
+        ) from exc
+    finally:
+        if pending is not None:
+            await _discard(pending)
+    log.info("exported %s: %d rows in %.1f s", export.label, sent, time.monotonic() - started)
+
+
+async def _discard(task: asyncio.Task[Page]) -> None:
+    """Cancel a prefetch nobody will read, and collect its outcome (no "never retrieved")."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
+
+
+class _ExportResponse(StreamingResponse):
+    """A streamed export whose generator is always closed (cancelling its prefetch)."""
+
+    def __init__(
+        self, stream: AsyncGenerator[bytes, None], media_type: str, headers: Mapping[str, str]
+    ) -> None:
+        super().__init__(stream, media_type=media_type, headers=headers)
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.stream.aclose()
+
+
+async def _nothing() -> AsyncGenerator[bytes, None]:
+    return
+    yield b""  # an async generator that yields nothing
+
+
+class _Exports:
+    """The route handlers, with what they look up per request prepared once."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.downloads: dict[str, Downloads] = {
+            name: read_downloads(register) for name, register in gateway.registers.items()
+        }
+        self.by_export_name: dict[str, dict[str, Entity]] = {
+            name: {export_name(register, e): e for e in register.datamodel.entities.values()}
+            for name, register in gateway.registers.items()
+        }
+        self.versions = {
+            (name, version)
+            for name, register in gateway.registers.items()
+            for version in register.relation_versions
+        }
+
+    def caller(self, request: Request) -> Caller:
+        caller: Caller | None = request.scope.get("caller")
+        if caller is None:
+            return Caller("anonymous", self.gateway.settings.auth.anonymous_level, "anonymous")
+        return caller
+
+    # -- /catalog.json ----------------------------------------------------------------
+
+    async def catalog(self, request: Request) -> Response:
+        caller = self.caller(request)
+        document = catalogue(
+            self.gateway,
+            {"level": caller.level, "method": caller.method},
+            caller.level,
+            self.downloads,
+        )
+        # The document depends on the caller's level: never from a shared cache.
+        headers = {"cache-control": "private, no-cache", "vary": "authorization, x-api-key"}
+        return JSONResponse(document, headers=headers)
+
+    # -- downloads --------------------------------------------------------------------
+
+    async def download(self, request: Request) -> Response:
+        try:
+            return await self._download(request)
+        except GatewayError as exc:
+            return _error(exc)
+
+    def _target(self, request: Request) -> tuple[Register, Entity, str]:
+        name = request.path_params["register"]
+        version = str(request.path_params["version"])
+        filename = request.path_params["filename"]
+        register = self.gateway.registers.get(name)
+        if register is None or (name, version) not in self.versions:
+            raise NotFoundError(f"no register version /{name}/v{version} is served here")
+        stem, _, fmt = filename.rpartition(".")
+        if fmt not in FORMATS:
+            raise NotFoundError(
+                f"unknown format {fmt!r}; exports come as {', '.join(FORMATS)}",
+                formats=list(FORMATS),
+            )
+        entity = self.by_export_name[name].get(stem)
+        if entity is None or entity.name not in self.downloads[name].offered:
+            raise NotFoundError(
+                f"{name} offers no download {stem!r}; see /catalog.json "
+                "(entities are named by their GraphQL type name without the register prefix)"
+            )
+        return register, entity, fmt
+
+    def _plan(self, request: Request, register: Register, entity: Entity) -> _Export:
+        caller = self.caller(request)
+        runtime = self.gateway.runtime
+        ctx = RequestContext(runtime=runtime, level=caller.level, caller=caller.name)
+        binding = Binding(register, entity, {})
+        # The entity first: a caller who may not read it learns nothing from the parameters.
+        ctx.require(binding.level, entity.graphql_name)
+        limits = self.gateway.settings.limits
+        params = request.query_params
+        where = where_from_json(
+            entity,
+            decode_json(params.get("where"), "where", limits.max_document_bytes),
+            limits.max_depth,
+        )
+        order = order_from_json(
+            entity, decode_json(params.get("order"), "order", limits.max_document_bytes)
+        )
+        binding.check(ctx, where, order)
+        named = {k.field for k in order}
+        full_order = (*order, *(SortKey(k) for k in entity.key if k not in named))
+        columns = tuple(f for f in entity.fields if binding.field_level(f.name) <= caller.level)
+        return _Export(
+            runtime.sources[register.name],
+            binding,
+            where,
+            full_order,
+            columns,
+            max(1, runtime.max_first),
+        )
+
+    async def _download(self, request: Request) -> Response:
+        register, entity, fmt = self._target(request)
+        export = self._plan(request, register, entity)
+        media_type, make_encoder = FORMATS[fmt]
+        headers = {
+            "content-disposition": f'attachment; filename="{entity.graphql_name}.{fmt}"',
+            "cache-control": "no-store",
+            "x-content-type-options": "nosniff",
+        }
+        if request.method == "HEAD":
+            total = await export.count()
+            if total is not None:
+                headers["x-total-count"] = str(total)
+            return _ExportResponse(_nothing(), media_type, headers)
+        first = await export.fetch(0, count=True)
+        metadata = {"register": register.name, "rc": register.rc, "entity": entity.name}
+        try:
+            encoder = make_encoder(export.columns, metadata)
+            head = encoder.begin() + await _encode(encoder, first.rows, len(export.columns))
+        except ENCODING_ERRORS as exc:
+            raise UpstreamInvalidError(f"{export.label}: a value cannot be written: {exc}") from exc
+        if first.total is not None:
+            headers["x-total-count"] = str(first.total)
+        return _ExportResponse(_stream(export, encoder, head, first), media_type, headers)
+
+
+def routes(gateway: Gateway) -> list[BaseRoute]:
+    """The export and catalogue routes of ``gateway``."""
+    exports = _Exports(gateway)
+    return [
+        Route("/catalog.json", exports.catalog, methods=["GET"]),
+        Route("/{register}/v{version:int}/download/{filename}", exports.download, methods=["GET"]),
+    ]

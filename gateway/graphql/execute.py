@@ -1,0 +1,476 @@
+"""Resolving root connections and relations: paging, projection, batching.
+
+Root fields become one :class:`Query` to the register's source. Relations become one query
+per relation and request (a DataLoader collects the keys of every parent row), so the number
+of upstream requests depends on the relation levels of the query, not on the rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from gateway.graphql.demand import Meter, Observed, entity_id
+from gateway.graphql.selection import Selection
+from gateway.model.datamodel import Entity, Register, Relation, ScalarType
+from gateway.model.errors import BadUserInputError, ForbiddenError
+from gateway.model.naming import type_name
+from gateway.model.query import And, Condition, Filter, Page, Query, Row, SortKey, filter_fields
+from gateway.sources.cache import NOTICES, Cache
+from gateway.sources.observe import Metrics
+from gateway.sources.port import Source
+
+__all__ = [
+    "Binding",
+    "RequestContext",
+    "Runtime",
+    "Window",
+    "check_join",
+    "decode_cursor",
+    "encode_cursor",
+    "load_related",
+    "node_selection",
+    "resolve_connection",
+    "resolve_guarded",
+    "resolve_many",
+    "resolve_one",
+    "window_connection",
+]
+
+CONNECTION_FIELDS = frozenset({"nodes", "edges", "pageInfo", "totalCount"})
+
+log = logging.getLogger("gateway.security")
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What every request shares: registers, their sources, limits."""
+
+    registers: Mapping[str, Register]
+    sources: Mapping[str, Source]
+    default_first: int = 100
+    max_first: int = 1000
+    cache: Cache | None = None
+    metrics: Metrics | None = None
+    observed: Observed = field(default_factory=Observed)
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Per request: the caller's level, the DataLoaders, notices for ``extensions``."""
+
+    runtime: Runtime
+    level: int = 0
+    caller: str = "anonymous"
+    loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+    meter: Meter | None = None
+    denied: dict[str, tuple[int, int]] = field(default_factory=dict)
+    defer_denial_log: bool = False
+
+    def __post_init__(self) -> None:
+        # Share the request's notice list with the cache (stale answers), if one is set.
+        shared = NOTICES.get()
+        if shared is not None:
+            shared.extend(self.notices)
+            self.notices = shared
+
+    def require(self, level: int, what: str) -> None:
+        """Deny (FORBIDDEN, logged) unless the caller's level reaches ``level``."""
+        if self.level >= level:
+            return
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.denied.labels(str(level), str(self.level)).inc()
+        seen = self.denied.get(what)
+        self.denied[what] = (level, 1 if seen is None else seen[1] + 1)
+        if not self.defer_denial_log:
+            log.warning(
+                "denied caller=%s level=%d required=%d what=%s",
+                self.caller,
+                self.level,
+                level,
+                what,
+            )
+        raise ForbiddenError(
+            f"{what} requires security level {level}; the caller has level {self.level}",
+            requiredLevel=level,
+        )
+
+    def log_denials(self) -> None:
+        """One log line for all the denials of a request (when they were deferred)."""
+        if not self.denied:
+            return
+        (what, (level, count)), *rest = self.denied.items()
+        more = "".join(f"; {w} required={lv} x{n}" for w, (lv, n) in rest)
+        log.warning(
+            "denied caller=%s level=%d required=%d what=%s x%d%s",
+            self.caller,
+            self.level,
+            level,
+            what,
+            count,
+            more,
+        )
+        self.denied.clear()
+
+    def loader(self, key: Hashable, load: Callable[[list[Any]], Any]) -> DataLoader[Any, Any]:
+        found = self.loaders.get(key)
+        if found is None:
+            found = self.loaders[key] = DataLoader(load_fn=load)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """An entity as served in one schema: its relations (by alias) and its source."""
+
+    register: Register
+    entity: Entity
+    relations: Mapping[str, Relation]
+
+    @property
+    def level(self) -> int:
+        return self.register.entity_level(self.entity.name)
+
+    def field_level(self, name: str) -> int:
+        """The level of a field (GraphQL name): the higher of its entity's and its own."""
+        return self.register.field_level(self.entity.name, self.entity.field(name).source)
+
+    def check(self, ctx: RequestContext, where: Filter | None, order: Sequence[SortKey]) -> None:
+        """Before any upstream call: the entity, and every field a filter or order reads."""
+        name = self.entity.graphql_name
+        ctx.require(self.level, name)
+        for field_name in sorted(filter_fields(where)):
+            ctx.require(self.field_level(field_name), f"filtering on {name}.{field_name}")
+        for key in order:
+            ctx.require(self.field_level(key.field), f"ordering by {name}.{key.field}")
+
+    def source_fields(self, selected: set[str], level: int) -> set[str]:
+        """The fields a selection needs from the upstream: scalars, keys, join columns.
+
+        Fields above the caller's ``level`` are not even fetched: they will answer FORBIDDEN.
+        """
+        needed = set(self.entity.key)
+        for name in selected:
+            relation = self.relations.get(name)
+            if relation is not None:
+                name = self.entity.by_source[relation.source_field].name
+            if name in self.entity.by_name and self.field_level(name) <= level:
+                needed.add(name)
+        return needed
+
+
+# --- cursors and windows ---------------------------------------------------------------
+
+
+def encode_cursor(offset: int) -> str:
+    """An opaque cursor for the row at ``offset`` of an ordered result."""
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode("ascii")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The offset a cursor stands for (BAD_USER_INPUT if it is not ours)."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+        kind, _, number = text.partition(":")
+        offset = int(number)
+    except (ValueError, UnicodeError, binascii.Error):
+        raise BadUserInputError(f"invalid cursor {cursor!r}") from None
+    if kind != "o" or offset < 0:
+        raise BadUserInputError(f"invalid cursor {cursor!r}")
+    return offset
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which rows of an ordered result a connection's arguments ask for."""
+
+    start: int
+    stop: int | None  # exclusive; None = up to the end (only with ``last``)
+    last: int | None  # keep only the last N rows of [start, stop)
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any], runtime: Runtime) -> Window:
+        first, last = args.get("first"), args.get("last")
+        after, before = args.get("after"), args.get("before")
+        for name, value in (("first", first), ("last", last)):
+            if value is not None and value < 0:
+                raise BadUserInputError(f"{name} must not be negative")
+            if value is not None and value > runtime.max_first:
+                raise BadUserInputError(
+                    f"{name} must be at most {runtime.max_first}; page with cursors "
+                    "(after/before) or use the file exports for larger pulls",
+                    limit=runtime.max_first,
+                    requested=value,
+                )
+        if first is None and last is None:
+            first = runtime.default_first
+        start = decode_cursor(after) + 1 if after is not None else 0
+        stop = decode_cursor(before) if before is not None else None
+        if stop is not None and stop < start:
+            stop = start
+        if first is not None:
+            stop = start + first if stop is None else min(stop, start + first)
+        return cls(start, stop, last)
+
+
+class Edges(Sequence[dict[str, Any]]):
+    """The edges of a connection, made only when read (most queries select only nodes)."""
+
+    __slots__ = ("_rows", "_start")
+
+    def __init__(self, rows: list[Row], start: int) -> None:
+        self._rows = rows
+        self._start = start
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._rows)))]
+        position = index + len(self._rows) if index < 0 else index
+        return {"cursor": encode_cursor(self._start + position), "node": self._rows[position]}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i, row in enumerate(self._rows):
+            yield {"cursor": encode_cursor(self._start + i), "node": row}
+
+
+def _connection(rows: list[Row], start: int, has_next: bool, total: int | None) -> dict[str, Any]:
+    return {
+        "nodes": rows,
+        "edges": Edges(rows, start),
+        "totalCount": total,
+        "pageInfo": {
+            "hasNextPage": has_next,
+            "hasPreviousPage": start > 0,
+            "startCursor": encode_cursor(start) if rows else None,
+            "endCursor": encode_cursor(start + len(rows) - 1) if rows else None,
+        },
+    }
+
+
+def node_selection(selection: Selection) -> set[str]:
+    return selection.child("nodes").names | selection.child("edges").child("node").names
+
+
+def _order(binding: Binding, order: Sequence[SortKey]) -> tuple[SortKey, ...]:
+    keys = list(order)
+    named = {k.field for k in keys}
+    keys.extend(SortKey(name) for name in binding.entity.key if name not in named)
+    return tuple(keys)
+
+
+# --- root connections ------------------------------------------------------------------
+
+
+async def resolve_connection(
+    ctx: RequestContext,
+    binding: Binding,
+    args: Mapping[str, Any],
+    selection: Selection,
+    where: Filter | None,
+    order: Sequence[SortKey],
+) -> dict[str, Any]:
+    """A root field: one query to the source for the window the arguments describe."""
+    binding.check(ctx, where, order)
+    window = Window.from_args(args, ctx.runtime)
+    source = ctx.runtime.sources[binding.register.name]
+    names = node_selection(selection)
+    fields = frozenset(binding.source_fields(names, ctx.level))
+    selected = len(names)
+    want_count = "totalCount" in selection
+    full_order = _order(binding, order)
+
+    ctx.touched.add(binding.register.name)
+
+    async def fetch(offset: int, limit: int | None, count: bool) -> Page:
+        query = Query(binding.entity, where, full_order, offset, limit, fields, count)
+        if ctx.meter is not None:
+            ctx.meter.check()
+        page = await source.fetch(query)
+        ctx.notices.extend(page.notices)
+        if where is None:
+            if page.total is not None:
+                ctx.runtime.observed.saw_total(entity_id(binding.entity), page.total)
+            elif offset == 0 and not page.has_more and (limit is None or len(page.rows) < limit):
+                ctx.runtime.observed.saw_total(entity_id(binding.entity), len(page.rows))
+        if ctx.meter is not None:
+            ctx.meter.charge(f"Query.{binding.entity.graphql_name}", len(page.rows), selected)
+        return page
+
+    start, stop = window.start, window.stop
+    total: int | None = None
+    if window.last is not None:
+        if stop is None:
+            # Counting backwards from the end needs the end: ask for the count first.
+            total = (await fetch(0, 0, True)).total or 0
+            stop = max(total, start)
+        start = max(start, stop - window.last)
+    assert stop is not None
+    page = await fetch(start, stop - start, want_count and total is None)
+    if page.total is not None:
+        total = page.total
+    has_next = page.has_more or (total is not None and total > stop)
+    return _connection(page.rows[: stop - start], start, has_next, total)
+
+
+# --- relations -------------------------------------------------------------------------
+
+
+def _coerce_key(value: Any, kind: ScalarType) -> Any | None:
+    """A join value converted to the target field's type (ids are ints here, text there)."""
+    if value is None:
+        return None
+    if kind in (ScalarType.INT, ScalarType.LONG):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+    if kind is ScalarType.STRING:
+        return value if isinstance(value, str) else str(value)
+    return value
+
+
+def _group_key(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+async def load_related(
+    ctx: RequestContext,
+    target: Binding,
+    relation: Relation,
+    keys: list[Any],
+    where: Filter | None,
+    order: Sequence[SortKey],
+    fields: frozenset[str],
+    selected: int,
+) -> list[list[Row]]:
+    """The target rows of every key (one upstream query for all), charged to the meter as
+    rows × ``selected`` (the fields the query selects on them)."""
+    target_field = target.entity.by_source[relation.target_field]
+    wanted = sorted(
+        {k for k in (_coerce_key(v, target_field.type) for v in keys) if k is not None},
+        key=_group_key,
+    )
+    grouped: dict[str, list[Row]] = {}
+    ctx.touched.add(target.register.name)
+    if wanted:
+        condition: Filter = Condition(target_field.name, "in", wanted)
+        if where is not None:
+            condition = And((condition, where))
+        limit: int | None = None
+        if ctx.meter is not None:
+            ctx.meter.check()
+            # Ask for no more rows than the budget can still pay for (rounded up to a power
+            # of two, so that the upstream cache sees few distinct limits): the upstream work
+            # stays within twice the budget, and a full answer tells that it was crossed.
+            limit = 1 << ctx.meter.rows_left(selected).bit_length()
+        query = Query(
+            target.entity,
+            condition,
+            _order(target, order),
+            limit=limit,
+            fields=fields | {target_field.name},
+        )
+        page = await ctx.runtime.sources[target.register.name].fetch(query)
+        ctx.notices.extend(page.notices)
+        if where is None and (limit is None or len(page.rows) < limit):
+            ctx.runtime.observed.saw_fanout(relation, len(wanted), len(page.rows))
+        if ctx.meter is not None:
+            ctx.meter.charge(
+                f"{type_name(relation.source_register, relation.source_entity)}.{relation.alias}",
+                len(page.rows),
+                selected,
+            )
+        for row in page.rows:
+            grouped.setdefault(_group_key(row.get(target_field.name)), []).append(row)
+    return [grouped.get(_group_key(k), []) if k is not None else [] for k in keys]
+
+
+def check_join(ctx: RequestContext, binding: Binding, relation: Relation, target: Binding) -> None:
+    # Following a relation reveals that the join columns are equal: the caller must be
+    # allowed to see both, and the target entity.
+    source_field = binding.entity.by_source[relation.source_field].name
+    target_field = target.entity.by_source[relation.target_field].name
+    what = f"{binding.entity.graphql_name}.{relation.alias}"
+    ctx.require(target.level, f"{what} ({target.entity.graphql_name})")
+    ctx.require(binding.field_level(source_field), f"{what} (joins on {source_field})")
+    ctx.require(target.field_level(target_field), f"{what} (joins on {target_field})")
+
+
+async def resolve_one(
+    ctx: RequestContext,
+    parent: Row,
+    binding: Binding,
+    relation: Relation,
+    target: Binding,
+    selection: Selection,
+) -> Row | None:
+    """A to-one relation: the target row whose TargetField equals the parent's SourceField."""
+    check_join(ctx, binding, relation, target)
+    value = parent.get(binding.entity.by_source[relation.source_field].name)
+    if value is None:
+        return None
+    fields = frozenset(target.source_fields(selection.names, ctx.level))
+    selected = len(selection.names)
+    loader = ctx.loader(
+        ("one", relation, fields),
+        lambda keys: load_related(ctx, target, relation, keys, None, (), fields, selected),
+    )
+    rows: list[Row] = await loader.load(value)
+    return rows[0] if rows else None
+
+
+async def resolve_many(
+    ctx: RequestContext,
+    parent: Row,
+    binding: Binding,
+    relation: Relation,
+    target: Binding,
+    args: Mapping[str, Any],
+    selection: Selection,
+    where: Filter | None,
+    order: Sequence[SortKey],
+) -> dict[str, Any]:
+    """A to-many relation: a connection over the target rows that point at the parent."""
+    check_join(ctx, binding, relation, target)
+    target.check(ctx, where, order)
+    window = Window.from_args(args, ctx.runtime)
+    value = parent.get(binding.entity.by_source[relation.source_field].name)
+    names = node_selection(selection)
+    fields = frozenset(target.source_fields(names, ctx.level))
+    rows: list[Row] = []
+    if value is not None:
+        loader = ctx.loader(
+            ("many", relation, fields, repr(where), tuple(order)),
+            lambda keys: load_related(
+                ctx, target, relation, keys, where, order, fields, len(names)
+            ),
+        )
+        rows = await loader.load(value)
+    return window_connection(rows, window)
+
+
+def window_connection(rows: list[Row], window: Window) -> dict[str, Any]:
+    """The connection over ``window`` of all the related rows of one parent."""
+    total = len(rows)
+    stop = total if window.stop is None else min(window.stop, total)
+    start = min(window.start, stop)
+    if window.last is not None:
+        start = max(start, stop - window.last)
+    return _connection(rows[start:stop], start, total > stop, total)
+
+
+def resolve_guarded(ctx: RequestContext, parent: Row, binding: Binding, name: str) -> Any:
+    """A field whose own level is above its entity's."""
+    ctx.require(binding.field_level(name), f"{binding.entity.graphql_name}.{name}")
+    return parent.get(name)

@@ -1,0 +1,833 @@
+"""Generating the strawberry schema from loaded registers (DESIGN §3).
+
+For every entity: an object type ``{REG}_{Entity}`` (scalar fields and one field per
+relation, named by its alias), a connection and edge type, a ``where`` input and a sort
+input. The Query type has one connection field per entity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import keyword
+import logging
+import operator
+import types
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import strawberry
+from graphql import DocumentNode, GraphQLError, parse
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.annotation import StrawberryAnnotation
+from strawberry.extensions import AddValidationRules, SchemaExtension, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types.arguments import StrawberryArgument
+from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.types.field import StrawberryField
+from strawberry.types.unset import UNSET
+
+from gateway.graphql import subscriptions
+from gateway.graphql.demand import Knowledge, Meter
+from gateway.graphql.execute import (
+    Binding,
+    RequestContext,
+    resolve_connection,
+    resolve_guarded,
+    resolve_many,
+    resolve_one,
+)
+from gateway.graphql.fastpath import FastPath, StepAside
+from gateway.graphql.limits import (
+    LimitSettings,
+    QueryMeasure,
+    check_document,
+    check_variables,
+    measure,
+    verdict,
+)
+from gateway.graphql.response_cache import ResponseCache
+from gateway.graphql.scalars import SCALAR_MAP
+from gateway.graphql.selection import subselection
+from gateway.graphql.types import (
+    OPERATION_INPUTS,
+    OPERATOR_ATTRIBUTES,
+    PageInfo,
+    SortEnumType,
+    python_type,
+    security_level,
+)
+from gateway.model.datamodel import Entity, Register, Relation
+from gateway.model.errors import BadUserInputError, GatewayError
+from gateway.model.query import And, Condition, Filter, Or, SortKey
+from gateway.sources import upstream_budget
+from gateway.sources.upstream_budget import Budget
+
+__all__ = ["GatewaySchema", "SchemaSpec", "build_schema"]
+
+log = logging.getLogger("gateway.graphql.schema")
+
+_MISSING = object()
+
+# Where the generated fields' annotations are evaluated (they hold classes, not strings).
+_NAMESPACE: dict[str, Any] = globals()
+
+
+def _default_resolver(obj: Any, name: str) -> Any:
+    # Rows are plain dicts keyed by GraphQL field name; a field whose name is a Python
+    # keyword has a trailing "_" on the Python side only.
+    if type(obj) is dict:
+        value = obj.get(name, _MISSING)
+        if value is _MISSING:
+            value = obj.get(name[:-1]) if name.endswith("_") else None
+        return value
+    return getattr(obj, name)
+
+
+def _list(item: Any) -> Any:
+    return types.GenericAlias(list, (item,))
+
+
+def _optional(item: Any) -> Any:
+    return operator.or_(item, None)
+
+
+def _python_name(name: str) -> str:
+    return f"{name}_" if keyword.iskeyword(name) or keyword.issoftkeyword(name) else name
+
+
+def _init_input(self: Any, **values: Any) -> None:
+    # strawberry builds an input value as ``cls(**converted_fields)``; fields the client
+    # left out are absent and read as UNSET (see ``_input_value``).
+    self.__dict__.update(values)
+
+
+class _TypeSet:
+    """The generated classes of one schema, made in two phases so relations can cycle.
+
+    The classes get their strawberry definition directly, as integrations that make their
+    own types do, rather than through ``strawberry.type``: that would make each of several
+    hundred generated classes a dataclass (compiling ``__init__``, ``__repr__`` and
+    ``__eq__`` for every one) and resolve every field's annotation several times over,
+    about half of the start-up time. Nothing instantiates the object types (rows are
+    dicts); input classes take their fields as keyword arguments.
+    """
+
+    def __init__(self) -> None:
+        self.classes: dict[str, type] = {}
+
+    def shell(self, name: str) -> type:
+        cls = types.new_class(name, (), {})
+        self.classes[name] = cls
+        return cls
+
+    @staticmethod
+    def finish(
+        cls: type,
+        fields: Sequence[StrawberryField],
+        *,
+        is_input: bool = False,
+        description: str | None = None,
+        directives: Sequence[object] = (),
+    ) -> type:
+        for f in fields:
+            f.origin = cls
+            assert f.type_annotation is not None
+            f.type_annotation.namespace = _NAMESPACE
+        if is_input:
+            cls.__init__ = _init_input  # type: ignore[misc]
+        definition = StrawberryObjectDefinition(
+            name=cls.__name__,
+            is_input=is_input,
+            is_interface=False,
+            origin=cls,
+            description=description,
+            interfaces=[],
+            extend=False,
+            directives=directives,
+            is_type_of=None,
+            resolve_type=None,
+            fields=list(fields),
+        )
+        cls.__strawberry_definition__ = definition  # type: ignore[attr-defined]
+        return cls
+
+
+def _field(
+    name: str,
+    annotation: Any,
+    *,
+    description: str | None = None,
+    resolver: Callable[..., Any] | None = None,
+    arguments: Sequence[StrawberryArgument] = (),
+    directives: Sequence[object] = (),
+    default: Any = UNSET,
+) -> StrawberryField:
+    f = StrawberryField(
+        python_name=_python_name(name),
+        graphql_name=name,
+        description=description,
+        directives=directives,
+        default=default,
+    )
+    if resolver is not None:
+        f = f(resolver)
+        f.arguments = list(arguments)
+    f.type_annotation = StrawberryAnnotation(annotation)
+    return f
+
+
+def _argument(
+    name: str, annotation: Any, default: Any = None, description: str = ""
+) -> StrawberryArgument:
+    return StrawberryArgument(
+        python_name=name,
+        graphql_name=name,
+        type_annotation=StrawberryAnnotation(annotation),
+        default=default,
+        description=description or None,
+    )
+
+
+class SchemaSpec:
+    """Which registers a schema serves, at which RelationVersion each, and for whom.
+
+    With ``max_level`` set, the schema leaves out what a caller of that level may not see
+    (entities, fields, relations into them): a per-level schema. Without it, everything is
+    in the schema and each field states its level with ``@securityLevel``.
+    """
+
+    def __init__(
+        self,
+        registers: Sequence[Register],
+        versions: Mapping[str, str] | None = None,
+        max_level: int | None = None,
+    ):
+        self.registers = {r.name: r for r in registers}
+        self.versions = {r.name: (versions or {}).get(r.name, r.newest_version) for r in registers}
+        self.max_level = max_level
+
+    def visible(self, level: int) -> bool:
+        return self.max_level is None or level <= self.max_level
+
+    def entities(self, register: Register) -> list[Entity]:
+        return [
+            e
+            for e in register.datamodel.entities.values()
+            if self.visible(register.entity_level(e.name))
+        ]
+
+    def fields(self, register: Register, entity: Entity) -> list[str]:
+        return [
+            f.name
+            for f in entity.fields
+            if self.visible(register.field_level(entity.name, f.source))
+        ]
+
+    def relations(self, register: Register, entity: Entity) -> dict[str, Relation]:
+        """The relations of ``entity`` in this schema (targets outside it are left out)."""
+        version = self.versions[register.name]
+        out: dict[str, Relation] = {}
+        for r in register.relation_versions.get(version, ()):
+            if r.source_entity != entity.name or r.target_register not in self.registers:
+                continue
+            target = self.registers[r.target_register]
+            levels = (
+                target.entity_level(r.target_entity),
+                register.field_level(entity.name, r.source_field),
+                target.field_level(r.target_entity, r.target_field),
+            )
+            if all(self.visible(level) for level in levels):
+                out[r.alias] = r
+        return out
+
+
+class _Builder:
+    def __init__(self, spec: SchemaSpec) -> None:
+        self.spec = spec
+        self.types = _TypeSet()
+        self.bindings: dict[tuple[str, str], Binding] = {}
+        self.filters: dict[str, type] = {}
+        self.sorts: dict[str, type] = {}
+        self.objects: dict[str, type] = {}
+        self.connections: dict[str, type] = {}
+        self.subscription: type | None = None
+
+    def build(self) -> type:
+        entities = [
+            (register, entity)
+            for register in self.spec.registers.values()
+            for entity in self.spec.entities(register)
+        ]
+        for register, entity in entities:
+            self.bindings[(register.name, entity.name)] = Binding(
+                register, entity, self.spec.relations(register, entity)
+            )
+            for suffix, store in (
+                ("", self.objects),
+                ("Connection", self.connections),
+                ("FilterInput", self.filters),
+                ("SortInput", self.sorts),
+            ):
+                store[entity.graphql_name] = self.types.shell(f"{entity.graphql_name}{suffix}")
+        root_fields = []
+        for register, entity in entities:
+            binding = self.bindings[(register.name, entity.name)]
+            self._finish_entity(binding)
+            root_fields.append(self._root_field(binding))
+        live = subscriptions.fields(self)
+        if live:
+            self.subscription = self.types.finish(
+                self.types.shell("Subscription"),
+                live,
+                description="Live updates from the registers' change detection.",
+            )
+        query = self.types.shell("Query")
+        return self.types.finish(
+            query, root_fields, description="Read-only access to the registers."
+        )
+
+    # -- per entity --------------------------------------------------------------------
+
+    def _finish_entity(self, binding: Binding) -> None:
+        entity, register = binding.entity, binding.register
+        name = entity.graphql_name
+        visible = self.spec.fields(register, entity)
+        fields = [self._scalar_field(binding, name) for name in visible]
+        fields += [self._relation_field(binding, r) for r in binding.relations.values()]
+        self.types.finish(
+            self.objects[name],
+            fields,
+            description=entity.description or entity.name,
+            directives=[security_level(level=register.entity_level(entity.name))],
+        )
+        edge = self.types.shell(f"{name}Edge")
+        self.types.finish(
+            edge,
+            [_field("cursor", str), _field("node", self.objects[name])],
+            description=f"A {name} and its cursor.",
+        )
+        self.types.finish(
+            self.connections[name],
+            [
+                _field("nodes", _list(self.objects[name])),
+                _field("edges", _list(edge)),
+                _field("pageInfo", PageInfo),
+                _field("totalCount", int, description="All rows matching the filter."),
+            ],
+            description=f"A page of {name} rows.",
+        )
+        filter_cls = self.filters[name]
+        filter_fields = [
+            _field("and", _optional(_list(filter_cls))),
+            _field("or", _optional(_list(filter_cls))),
+        ] + [
+            _field(f.name, _optional(OPERATION_INPUTS[f.type]), description=f.source)
+            for f in map(entity.field, visible)
+        ]
+        self.types.finish(filter_cls, filter_fields, is_input=True, description=f"Filter {name}.")
+        self.types.finish(
+            self.sorts[name],
+            [_field(name, _optional(SortEnumType)) for name in visible],
+            is_input=True,
+            description=f"Order {name} rows by a field.",
+        )
+
+    def _scalar_field(self, binding: Binding, name: str) -> StrawberryField:
+        f = binding.entity.field(name)
+        annotation = python_type(f.type)
+        entity_level = binding.register.entity_level(binding.entity.name)
+        level = binding.register.field_level(binding.entity.name, f.source)
+        if level > entity_level:
+            # A field above its entity's level answers null plus FORBIDDEN to lower callers,
+            # so it is nullable whatever the upstream says.
+            return _field(
+                f.name,
+                _optional(annotation),
+                description=f.description or f.source,
+                directives=[security_level(level=level)],
+                resolver=_guarded_resolver(binding, f.name),
+            )
+        return _field(
+            f.name,
+            annotation | None if f.nullable else annotation,
+            description=f.description or f.source,
+        )
+
+    def _connection_args(self, target: Entity) -> list[StrawberryArgument]:
+        name = target.graphql_name
+        return [
+            _argument("first", int | None, description="Rows from the start (default 100)."),
+            _argument("after", str | None, description="Continue after this cursor."),
+            _argument("last", int | None, description="Rows from the end."),
+            _argument("before", str | None, description="Stop before this cursor."),
+            _argument("where", _optional(self.filters[name])),
+            _argument("order", _optional(_list(self.sorts[name]))),
+        ]
+
+    def _root_field(self, binding: Binding) -> StrawberryField:
+        entity = binding.entity
+        resolver = _root_resolver(binding, self)
+        # Nullable, so that one failing register leaves the other root fields answered.
+        return _field(
+            entity.graphql_name,
+            _optional(self.connections[entity.graphql_name]),
+            description=entity.description or entity.name,
+            resolver=resolver,
+            arguments=self._connection_args(entity),
+        )
+
+    def _relation_field(self, binding: Binding, relation: Relation) -> StrawberryField:
+        target = self.bindings[(relation.target_register, relation.target_entity)]
+        name = target.entity.graphql_name
+        description = (
+            f"{relation.source_entity}.{relation.source_field} → "
+            f"{relation.target_register} {relation.target_entity}.{relation.target_field}"
+        )
+        if relation.to_many:
+            return _field(
+                relation.alias,
+                _optional(self.connections[name]),
+                description=description,
+                resolver=_many_resolver(binding, relation, target, self),
+                arguments=self._connection_args(target.entity),
+            )
+        return _field(
+            relation.alias,
+            _optional(self.objects[name]),
+            description=description,
+            resolver=_one_resolver(binding, relation, target),
+        )
+
+    # -- arguments → filter tree ------------------------------------------------------
+
+    def where(self, entity: Entity, value: Any) -> Filter | None:
+        """A ``where`` argument as a filter tree (strawberry objects or plain dicts)."""
+        if value is None or value is UNSET:
+            return None
+        parts: list[Filter] = []
+        for kind in ("and", "or"):
+            items = _part(value, kind)
+            if items is UNSET or items is None:
+                continue
+            if not items:
+                raise BadUserInputError(f"{kind} needs at least one condition")
+            converted = [self.where(entity, item) for item in items]
+            kept = tuple(c for c in converted if c is not None)
+            if kept:
+                parts.append(And(kept) if kind == "and" else Or(kept))
+        for f in entity.fields:
+            ops = _part(value, f.name)  # absent in a per-level schema
+            if ops is UNSET or ops is None:
+                continue
+            for attribute, op in OPERATOR_ATTRIBUTES.items():
+                operand = _part(ops, op if isinstance(ops, dict) else attribute)
+                if operand is UNSET:
+                    continue
+                if operand is None and op not in ("eq", "neq"):
+                    raise BadUserInputError(f"{f.name}.{op} needs a value")
+                if op in ("in", "nin"):
+                    operand = tuple(operand)
+                parts.append(Condition(f.name, op, operand))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    @staticmethod
+    def order(entity: Entity, value: Any) -> list[SortKey]:
+        """An ``order`` argument as sort keys (strawberry objects or plain dicts)."""
+        keys: list[SortKey] = []
+        for item in value or ():
+            for f in entity.fields:
+                direction = _part(item, f.name)
+                if direction is not UNSET and direction is not None:
+                    descending = direction is SortEnumType.DESC or direction == "DESC"
+                    keys.append(SortKey(f.name, descending))
+        return keys
+
+
+def _part(value: Any, name: str) -> Any:
+    """A member of an input value: dicts (graphql-core) by GraphQL name, objects by Python name."""
+    if isinstance(value, dict):
+        return value.get(name, UNSET)
+    return getattr(value, _python_name(name), UNSET)
+
+
+def _root_resolver(binding: Binding, builder: _Builder) -> Callable[..., Any]:
+    async def resolve(info: strawberry.Info, **kwargs: Any) -> Any:
+        ctx: RequestContext = info.context
+        return await resolve_connection(
+            ctx,
+            binding,
+            kwargs,
+            subselection(info),
+            builder.where(binding.entity, kwargs.get("where")),
+            builder.order(binding.entity, kwargs.get("order")),
+        )
+
+    return resolve
+
+
+def _guarded_resolver(binding: Binding, name: str) -> Callable[..., Any]:
+    def resolve(root: Any, info: strawberry.Info) -> Any:
+        return resolve_guarded(info.context, root, binding, name)
+
+    return resolve
+
+
+def _one_resolver(binding: Binding, relation: Relation, target: Binding) -> Callable[..., Any]:
+    async def resolve(root: Any, info: strawberry.Info) -> Any:
+        return await resolve_one(info.context, root, binding, relation, target, subselection(info))
+
+    return resolve
+
+
+def _many_resolver(
+    binding: Binding, relation: Relation, target: Binding, builder: _Builder
+) -> Callable[..., Any]:
+    async def resolve(root: Any, info: strawberry.Info, **kwargs: Any) -> Any:
+        return await resolve_many(
+            info.context,
+            root,
+            binding,
+            relation,
+            target,
+            kwargs,
+            subselection(info),
+            builder.where(target.entity, kwargs.get("where")),
+            builder.order(target.entity, kwargs.get("order")),
+        )
+
+    return resolve
+
+
+class ErrorCodes(SchemaExtension):
+    """Every error gets an ``extensions.code``; unexpected errors are masked and logged."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [_with_code(e) for e in result.errors]
+
+    def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        notices = getattr(context, "notices", None)
+        return {"notices": notices} if notices else {}
+
+
+_DOCUMENT_CACHE = 512
+
+
+@functools.lru_cache(maxsize=_DOCUMENT_CACHE)
+def _parse_once(query: str, parse_options: tuple[tuple[str, Any], ...]) -> DocumentNode:
+    return parse(query, **dict(parse_options))
+
+
+class ParsedOnce(SchemaExtension):
+    """Parse each document text once (bounded); graphql-core never changes a parsed document.
+
+    A document that does not parse is left to strawberry's own parsing, which reports the
+    syntax error as an answer (with its code) rather than raising out of the extension.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query:
+            options = tuple(sorted(context.parse_options.items()))
+            # (TypeError: an option that cannot be a cache key; strawberry parses it then.)
+            with contextlib.suppress(GraphQLError, TypeError):
+                context.graphql_document = _parse_once(context.query, options)
+        yield
+
+
+def _with_code(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, GatewayError) or (error.extensions or {}).get("code"):
+        return error
+    if original is None:
+        code = (
+            "GRAPHQL_PARSE_FAILED"
+            if error.message.startswith("Syntax Error")
+            else ("GRAPHQL_VALIDATION_FAILED")
+        )
+        error.extensions = {**(error.extensions or {}), "code": code}
+        return error
+    if isinstance(original, GraphQLError):
+        return _with_code(original)
+    log.error("unexpected error at %s", error.path, exc_info=original)
+    return GraphQLError(
+        "Internal server error.",
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR"},
+    )
+
+
+class GatewaySchema(strawberry.Schema):
+    """A strawberry schema that logs caller mistakes quietly and real faults loudly, and
+    refuses over-long documents before parsing them."""
+
+    limit_settings: LimitSettings | None = None
+    response_cache: ResponseCache | None = None
+    fast_path: FastPath | None = None
+    bindings_by_type: Mapping[str, Binding] = types.MappingProxyType({})
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """The request pipeline: document limits → response cache → estimate → execution
+        (one-pass, else field by field) under the meter → answer."""
+        if query is not None and self.limit_settings is not None:
+            error = _document_refusal(query, variable_values, self.limit_settings)
+            if error is not None:
+                self.process_errors([error])
+                return ExecutionResult(data=None, errors=[error])
+        want_cost = _wants_cost(kwargs.get("operation_extensions"))
+        key = None
+        cache = self.response_cache
+        if cache is not None and query is not None and not want_cost:
+            level = getattr(context_value, "level", 0)
+            key = cache.key(query, variable_values, operation_name, level)
+            hit = await cache.get(key)
+            if hit is not None:
+                return hit
+        meter: Meter | None = None
+        if query is not None and self.limit_settings is not None:
+            measured = self._estimate(query, variable_values, context_value, operation_name)
+            if isinstance(measured, GraphQLError):
+                self.process_errors([measured])
+                return ExecutionResult(data=None, errors=[measured])
+            if measured is not None and isinstance(context_value, RequestContext):
+                level = context_value.level
+                meter = Meter(self.limit_settings.budget(level), level, measured.cost)
+                context_value.meter = meter
+        if isinstance(context_value, RequestContext):
+            context_value.defer_denial_log = True
+        allowance = None
+        if self.limit_settings is not None:
+            allowance = self.limit_settings.upstream_budget(getattr(context_value, "level", 0))
+        with upstream_budget.scope(allowance) as upstream:
+            try:
+                result = await self._fast(query, variable_values, context_value, operation_name)
+                if result is None:
+                    result = await super().execute(
+                        query,
+                        variable_values,
+                        context_value,
+                        root_value,
+                        operation_name,
+                        *args,
+                        **kwargs,
+                    )
+            finally:
+                if isinstance(context_value, RequestContext):
+                    context_value.log_denials()
+        refusal = _budget_refusal(meter, upstream)
+        if refusal is not None:
+            # Over a budget: the refusal is the answer, whatever else had been resolved.
+            self.process_errors([refusal])
+            result = ExecutionResult(data=None, errors=[refusal], extensions=result.extensions)
+        elif result.errors:
+            result.errors = collapse_denials(result.errors)
+        if want_cost and meter is not None:
+            report = {**meter.report(), "upstreamRequests": upstream.made}
+            result.extensions = {**(result.extensions or {}), "cost": report}
+        if key is not None and cache is not None:
+            kept = await cache.store(key, result, context_value)
+            if kept is not None:
+                return kept  # the same answer, encoded once for the cache and the response
+        return result
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """Operations over WebSockets: the same document limits as over HTTP, first."""
+        if query is not None and self.limit_settings is not None:
+            error = _document_refusal(query, variable_values, self.limit_settings)
+            if error is None:
+                measured = self._estimate(query, variable_values, context_value, operation_name)
+                error = measured if isinstance(measured, GraphQLError) else None
+            if error is not None:
+                self.process_errors([error])
+                return _refused(error)
+        return await super().stream(
+            query, variable_values, context_value, root_value, operation_name, *args, **kwargs
+        )
+
+    def _estimate(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        context: Any,
+        operation_name: str | None,
+    ) -> QueryMeasure | GraphQLError | None:
+        """The operation measured (linear in the document), or its refusal; None when the
+        document does not parse (strawberry reports the syntax error)."""
+        assert self.limit_settings is not None
+        try:
+            document = _parse_once(query, ())
+        except GraphQLError:
+            return None
+        runtime = getattr(context, "runtime", None)
+        knowledge = (
+            Knowledge(self.bindings_by_type, runtime.observed)
+            if runtime is not None and self.bindings_by_type
+            else None
+        )
+        measured = measure(
+            self._schema,
+            document,
+            operation_name,
+            variables,
+            self.limit_settings.default_first,
+            knowledge,
+        )
+        error = verdict(measured, self.limit_settings, getattr(context, "level", 0))
+        return error if error is not None else measured
+
+    async def _fast(
+        self,
+        query: str | None,
+        variables: dict[str, Any] | None,
+        context: Any,
+        operation_name: str | None,
+    ) -> ExecutionResult | None:
+        """The one-pass answer, or None when the field-by-field path must answer."""
+        fast = self.fast_path
+        if fast is None or query is None or not isinstance(context, RequestContext):
+            return None
+        plan = fast.plan(query, operation_name, context.level)
+        if plan is None:
+            return None
+        notices = len(context.notices)
+        try:
+            data = await plan.run(context, variables)
+        except StepAside:
+            refusal = _budget_refusal(context.meter, upstream_budget.current())
+            if refusal is not None:
+                # Stopped by a budget: the refusal is the answer (no second attempt).
+                return ExecutionResult(data=None, errors=[refusal])
+            # Start the field-by-field path from a clean slate (upstream answers are cached).
+            fast.step_asides += 1
+            del context.notices[notices:]
+            context.loaders.clear()
+            return None
+        fast.runs += 1
+        extensions = {"notices": context.notices} if context.notices else {}
+        return ExecutionResult(data=data, errors=None, extensions=extensions)
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            code = (error.extensions or {}).get("code")
+            if code == "INTERNAL_SERVER_ERROR":
+                continue  # already logged with its traceback
+            log.info("query error %s: %s", code, error.message)
+
+
+def _document_refusal(query: str, variables: Any, settings: LimitSettings) -> GraphQLError | None:
+    """Size, tokens and variables, before the document is parsed."""
+    return check_document(query, settings) or check_variables(variables, settings)
+
+
+def _budget_refusal(meter: Meter | None, upstream: Budget | None) -> GraphQLError | None:
+    """The budget refusal that ended the request, if one did (the cost meter's first)."""
+    if meter is not None and meter.error is not None:
+        return meter.error
+    refused = upstream.refusal() if upstream is not None else None
+    if refused is None:
+        return None
+    return GraphQLError(refused.message, extensions=refused.extensions)
+
+
+def _wants_cost(extensions: Any) -> bool:
+    """Whether the request asked for ``extensions.cost`` (``{"extensions": {"cost": true}}``)."""
+    return isinstance(extensions, Mapping) and bool(extensions.get("cost"))
+
+
+def collapse_denials(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """One ``FORBIDDEN`` error per denied selection, not one per row.
+
+    Errors that differ only in the row indices of their path are one: the first is kept
+    (its path names the first row) with ``extensions.count`` rows.
+    """
+    out: list[GraphQLError] = []
+    seen: dict[tuple[Any, ...], GraphQLError] = {}
+    for error in errors:
+        extensions = error.extensions or {}
+        if extensions.get("code") != "FORBIDDEN" or not error.path:
+            out.append(error)
+            continue
+        shape = (error.message, *("#" if isinstance(p, int) else p for p in error.path))
+        first = seen.get(shape)
+        if first is None:
+            seen[shape] = error
+            error.extensions = {**extensions, "count": 1}
+            out.append(error)
+        else:
+            first.extensions = {**(first.extensions or {}), "count": first.extensions["count"] + 1}  # type: ignore[index]
+    return out
+
+
+async def _refused(error: GraphQLError) -> AsyncIterator[PreExecutionError]:
+    """A stream whose only result is a refusal before execution."""
+    yield PreExecutionError(data=None, errors=[error])
+
+
+def build_schema(
+    spec: SchemaSpec,
+    limits: LimitSettings | None = None,
+    introspection: bool = True,
+    response_cache: ResponseCache | None = None,
+    fast_path: bool = True,
+) -> GatewaySchema:
+    """Generate the schema for ``spec``."""
+    builder = _Builder(spec)
+    query = builder.build()
+    # Documents the one-pass path leaves to strawberry (introspection, directives, denials)
+    # are parsed and validated once per text (bounded; validation is keyed by schema too).
+    extensions: list[Any] = [
+        ErrorCodes,
+        ParsedOnce,
+        lambda: ValidationCache(maxsize=_DOCUMENT_CACHE),
+    ]
+    if not introspection:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    schema = GatewaySchema(
+        query=query,
+        subscription=builder.subscription,
+        extensions=extensions,
+        config=StrawberryConfig(
+            auto_camel_case=False, default_resolver=_default_resolver, scalar_map=SCALAR_MAP
+        ),
+    )
+    schema.limit_settings = limits
+    schema.response_cache = response_cache
+    by_type = {b.entity.graphql_name: b for b in builder.bindings.values()}
+    schema.bindings_by_type = by_type
+    if fast_path:
+        roots = {
+            b.entity.graphql_name: b
+            for b in builder.bindings.values()
+            if b.entity.graphql_name in schema._schema.query_type.fields  # type: ignore[union-attr]
+        }
+        schema.fast_path = FastPath(
+            schema._schema, by_type, roots, builder.where, builder.order, limits
+        )
+    return schema

@@ -1,0 +1,175 @@
+"""GraphQL subscriptions ("hændelser"): live updates from the registers' change detection.
+
+For every entity with change events (:func:`gateway.events.change.event_entities`) the Subscription
+type has a field ``{REG}_{Entity}_changed(where: {REG}_{Entity}FilterInput)`` whose events are
+``{REG}_{Entity}Event``: ``id``, ``detectedAt``, ``upstream`` (what changed upstream: file
+versions, batch numbers, update times) and ``nodes``, the new or changed rows that match
+``where``. The same ``where`` as a query's narrows a subscription; it is evaluated in the
+gateway on each change's rows, and a change none of whose rows match sends nothing.
+
+Security, as for queries: at subscribe time the entity's level and the level of every field
+the filter reads are checked (FORBIDDEN, and no subscription); on every event again, and
+fields above the caller's level are removed from the rows before they are resolved, so a
+selected one answers null plus FORBIDDEN at its path.
+
+Subscriptions are served over ``graphql-transport-ws`` only (see :mod:`gateway.http.view`).
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import types
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import strawberry
+from strawberry.annotation import StrawberryAnnotation
+from strawberry.types.arguments import StrawberryArgument
+from strawberry.types.field import StrawberryField
+
+from gateway.events.bus import Feed, bus_for
+from gateway.events.change import Change, event_entities
+from gateway.graphql.execute import Binding, RequestContext
+from gateway.graphql.types import python_type
+from gateway.model.datamodel import ScalarType
+from gateway.model.errors import GatewayError
+from gateway.model.filters import matches
+from gateway.model.query import Filter, Row
+
+__all__ = ["fields"]
+
+log = logging.getLogger("gateway.graphql.subscriptions")
+
+
+def _field(
+    name: str,
+    annotation: Any,
+    description: str,
+    resolver: Callable[..., Any] | None = None,
+    arguments: list[StrawberryArgument] | None = None,
+) -> StrawberryField:
+    field = StrawberryField(python_name=name, graphql_name=name, description=description)
+    if resolver is not None:
+        field = field(resolver)
+        field.arguments = list(arguments or ())
+        field.is_subscription = True
+    field.type_annotation = StrawberryAnnotation(annotation)
+    return field
+
+
+def fields(builder: Any) -> list[StrawberryField]:
+    """The Subscription type's fields for the schema being built (after its types are).
+
+    ``builder`` is :class:`gateway.graphql.schema._Builder`: its bindings, object and filter types,
+    type set and ``where`` conversion are used.
+    """
+    out: list[StrawberryField] = []
+    kinds: dict[str, set[str]] = {}
+    for (register_name, entity_name), binding in sorted(builder.bindings.items()):
+        if register_name not in kinds:
+            kinds[register_name] = set(event_entities(binding.register))
+        if entity_name not in kinds[register_name]:
+            continue
+        name = binding.entity.graphql_name
+        event = _event_type(builder, binding)
+        where = StrawberryArgument(
+            python_name="where",
+            graphql_name="where",
+            type_annotation=StrawberryAnnotation(operator.or_(builder.filters[name], None)),
+            default=None,
+            description="Only rows matching this filter (as in queries).",
+        )
+        out.append(
+            _field(
+                f"{name}_changed",
+                event,
+                f"New or changed {name} rows, as {register_name}'s upstream publishes them.",
+                resolver=_resolver(binding, builder),
+                arguments=[where],
+            )
+        )
+    return out
+
+
+def _event_type(builder: Any, binding: Binding) -> type:
+    name = binding.entity.graphql_name
+    cls = builder.types.shell(f"{name}Event")
+    members = [
+        _field("id", str, "Identifies the change (the same for every subscriber)."),
+        _field(
+            "detectedAt",
+            python_type(ScalarType.DATETIME),
+            "When the gateway saw the change upstream (UTC).",
+        ),
+        _field(
+            "upstream",
+            types.GenericAlias(list, (str,)),
+            "What changed upstream: file versions, batch numbers or update times.",
+        ),
+        _field(
+            "nodes",
+            types.GenericAlias(list, (builder.objects[name],)),
+            "The new or changed rows that match the subscription's filter.",
+        ),
+    ]
+    finished: type = builder.types.finish(
+        cls, members, description=f"A change of {name} rows found upstream."
+    )
+    return finished
+
+
+def _resolver(binding: Binding, builder: Any) -> Callable[..., Any]:
+    async def subscribe(info: strawberry.Info, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        ctx: RequestContext = info.context
+        where: Filter | None = builder.where(binding.entity, kwargs.get("where"))
+        # Before subscribing: a refusal here is the operation's error, nothing is sent.
+        binding.check(ctx, where, ())
+        try:
+            feed = bus_for(ctx.runtime).feed(binding.register.name, binding.entity.name)
+        except Exception as exc:  # e.g. an adapter without the detector's hooks
+            log.error("cannot watch %s", binding.register.name, exc_info=exc)
+            raise GatewayError("Internal server error.") from None
+        return _events(ctx, binding, where, feed)
+
+    return subscribe
+
+
+async def _events(
+    ctx: RequestContext, binding: Binding, where: Filter | None, feed: Feed
+) -> AsyncIterator[dict[str, Any]]:
+    try:
+        while True:
+            change = await feed.next()
+            rows = [r for r in change.rows if matches(where, r, binding.entity)]
+            if not rows:
+                continue
+            binding.check(ctx, where, ())
+            # One connection's operations share a context: start every event afresh.
+            ctx.loaders.clear()
+            del ctx.notices[:]
+            yield _payload(change, _visible(ctx, binding, rows))
+    except GatewayError:
+        raise
+    except Exception as exc:
+        log.error("subscription to %s failed", binding.entity.graphql_name, exc_info=exc)
+        raise GatewayError("Internal server error.") from None
+    finally:
+        await feed.aclose()
+
+
+def _visible(ctx: RequestContext, binding: Binding, rows: list[Row]) -> list[Row]:
+    """The rows without the fields above the caller's level (as queries never fetch them)."""
+    hidden = {f.name for f in binding.entity.fields if binding.field_level(f.name) > ctx.level}
+    if not hidden:
+        return rows
+    return [{k: v for k, v in row.items() if k not in hidden} for row in rows]
+
+
+def _payload(change: Change, rows: list[Row]) -> dict[str, Any]:
+    return {
+        "id": change.id,
+        "detectedAt": change.detected_at,
+        "upstream": list(change.upstream),
+        "nodes": rows,
+    }

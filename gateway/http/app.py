@@ -1,0 +1,303 @@
+"""The HTTP application: GraphQL endpoints per register version, health, schema downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+
+from gateway.dls.descriptors import Report, load_registers
+from gateway.events import bus as events_bus
+from gateway.exports import routes as exports
+from gateway.graphql.execute import Runtime
+from gateway.graphql.response_cache import ResponseCache
+from gateway.graphql.schema import GatewaySchema, SchemaSpec, build_schema
+from gateway.http.auth import Authenticator, AuthMiddleware
+from gateway.http.config import Settings
+from gateway.http.ratelimit import (
+    HeaderLimitMiddleware,
+    RateLimiter,
+    RateLimitMiddleware,
+    TrustedProxies,
+    TrustedProxyMiddleware,
+)
+from gateway.http.view import GatewayView, view_routes
+from gateway.model.datamodel import Register
+from gateway.model.errors import DescriptorError
+from gateway.sources.cache import Cache
+from gateway.sources.observe import Metrics, ObserveMiddleware
+from gateway.sources.port import Services, Source, source_class
+
+__all__ = ["Gateway", "create_app"]
+
+log = logging.getLogger("gateway.http.app")
+
+
+@dataclass
+class Gateway:
+    """The loaded registers, their sources, and the schemas served (built on first use)."""
+
+    settings: Settings
+    report: Report
+    runtime: Runtime
+    sources: dict[str, Source]
+    views: dict[tuple[str, int | None], GatewayView] = field(default_factory=dict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def services_cache(self) -> Cache:
+        assert self.runtime.cache is not None
+        return self.runtime.cache
+
+    @property
+    def registers(self) -> dict[str, Register]:
+        return {r.name: r for r in self.report.registers}
+
+    def endpoints(self) -> dict[str, SchemaSpec]:
+        """Path → what it serves: ``/graphql`` and ``/{REG}/v{N}`` per RelationVersion."""
+        out = {"/graphql": SchemaSpec(self.report.registers)}
+        for register in self.report.registers:
+            for version in sorted(register.relation_versions, key=int):
+                out[f"/{register.name}/v{version}"] = SchemaSpec(
+                    [register], {register.name: version}
+                )
+        return out
+
+    def schema_for(self, path: str, level: int | None = None) -> GatewaySchema:
+        """The schema served at ``path`` (building it if needed)."""
+        return self.view_for(path, level).schema  # type: ignore[return-value]
+
+    def view_for(self, path: str, level: int | None = None) -> GatewayView:
+        """The view for ``path``; per caller level when per-level schemas are on."""
+        key = level if self.settings.per_level_schema else None
+        view = self.views.get((path, key))
+        if view is None:
+            spec = self.endpoints()[path]
+            spec.max_level = key
+            responses = None
+            if self.settings.response_cache and self.runtime.cache is not None:
+                ttls = {
+                    name: float(r.source.get("responseTtl", r.source.get("ttl", 0)))  # type: ignore[arg-type]
+                    for name, r in self.registers.items()
+                }
+                responses = ResponseCache(
+                    self.runtime.cache, path, ttls, self.settings.response_cache_max_ttl
+                )
+            schema = build_schema(
+                spec,
+                self.settings.limits,
+                self.settings.introspection,
+                responses,
+                fast_path=self.settings.fast_path,
+            )
+            view = self.views[(path, key)] = GatewayView(schema, self.runtime, self.settings)
+        return view
+
+
+class _Dispatch:
+    """The ASGI endpoint behind every GraphQL path: picks the view for the path."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.paths = set(gateway.endpoints())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"].rstrip("/") or "/"
+        if path not in self.paths:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4404})
+                return
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+            return
+        caller = scope.get("caller")
+        level = caller.level if caller is not None else None
+        await self.gateway.view_for(path, level)(scope, receive, send)
+
+
+def load_gateway(settings: Settings) -> Gateway:
+    """Load and validate the registers, and create (not start) their sources."""
+    report = load_registers(
+        settings.registers_dir, overrides=settings.sources, include=settings.include
+    )
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    if not report.ok:
+        raise DescriptorError("the registers are invalid:\n" + report.render())
+    metrics = Metrics()
+    cache = Cache(
+        settings.cache_url,
+        version=_model_version(report.registers),
+        max_bytes={
+            "upstream": settings.upstream_cache_max_bytes,
+            "response": settings.response_cache_max_bytes,
+            "apq": settings.apq_cache_max_bytes,
+        },
+        sweep_interval=settings.cache_sweep_interval,
+    )
+    services = Services(cache=cache, metrics=metrics)
+    sources: dict[str, Source] = {}
+    for register in report.registers:
+        kind = str(register.source["kind"])
+        try:
+            cls = source_class(kind)
+        except (KeyError, ImportError) as exc:
+            raise DescriptorError(f"{register.name}: unknown source kind {kind!r}") from exc
+        sources[register.name] = cls(register, register.source, services)
+    runtime = Runtime(
+        registers={r.name: r for r in report.registers},
+        sources=sources,
+        default_first=settings.default_first,
+        max_first=settings.max_first,
+        cache=services.cache,
+        metrics=metrics,
+    )
+    metrics.watch(cache, sources)
+    gateway = Gateway(settings, report, runtime, sources)
+    gateway.view_for("/graphql")  # the main schema is built up front: fail fast
+    return gateway
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI app. Registers load now (the app refuses to exist if they are invalid)."""
+    gateway = load_gateway(settings)
+    metrics = gateway.runtime.metrics
+    assert metrics is not None
+
+    limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+
+    async def sweep_caches() -> None:
+        # Expired entries go even when nothing is looked up or stored.
+        while True:
+            await asyncio.sleep(settings.cache_sweep_interval)
+            gateway.services_cache.sweep()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for source in gateway.sources.values():
+            await source.start()
+        sweeper = asyncio.create_task(sweep_caches())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            # Subscriptions first: their pollers use the sources.
+            await events_bus.close_bus(gateway.runtime)
+            for source in gateway.sources.values():
+                await source.aclose()
+            if limiter is not None:
+                await limiter.aclose()
+            if gateway.runtime.cache is not None:
+                await gateway.runtime.cache.close()
+
+    graphql = _Dispatch(gateway)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    cache = gateway.services_cache
+
+    async def readyz(request: Request) -> Response:
+        upstreams = {}
+        for name, source in sorted(gateway.sources.items()):
+            upstreams[name] = {
+                "circuit": source.guard.breaker.state,
+                "ready": await source.ready(),
+            }
+        ready = all(u["ready"] for u in upstreams.values())
+        body = {
+            "status": "ready" if ready else "degraded",
+            "registers": sorted(gateway.registers),
+            "upstreams": upstreams,
+            "cache": {"redis": bool(cache.url), "redisAvailable": cache.redis_available},
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    async def sdl(request: Request) -> Response:
+        path = request.url.path.removesuffix("/schema") or "/graphql"
+        if path not in gateway.endpoints():
+            return PlainTextResponse("Not Found", status_code=404)
+        if not settings.introspection:
+            return PlainTextResponse("The schema is not published here.", status_code=404)
+        caller = request.scope.get("caller")
+        level = caller.level if caller is not None else None
+        return PlainTextResponse(gateway.schema_for(path, level).as_str() + "\n")
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", prometheus),
+        Route("/graphql/schema", sdl),
+        Route("/{register}/v{version:int}/schema", sdl),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/{register}/v{version:int}", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/{register}/v{version:int}", graphql),
+        *exports.routes(gateway),
+        *view_routes(gateway.settings),
+    ]
+    # Outermost first: who the client is (behind trusted proxies only), request ids and
+    # logs, who is calling, then how often. Oversized headers are refused before all that.
+    middleware = [
+        Middleware(TrustedProxyMiddleware, proxies=TrustedProxies(settings.trusted_proxies)),
+        Middleware(ObserveMiddleware, metrics=metrics),
+        Middleware(AuthMiddleware, authenticator=Authenticator(settings.auth)),
+    ]
+    if limiter is not None:
+        middleware.append(Middleware(RateLimitMiddleware, limiter=limiter))
+    if settings.http.cors_origins:
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.http.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["content-type", "authorization", "x-api-key", "if-none-match"],
+                expose_headers=[
+                    "etag",
+                    "retry-after",
+                    "x-request-id",
+                    "x-total-count",
+                    "content-disposition",
+                ],
+                max_age=600,
+            ),
+        )
+    middleware.insert(
+        0,
+        Middleware(
+            HeaderLimitMiddleware,
+            max_bytes=settings.max_header_bytes,
+            max_count=settings.max_headers,
+        ),
+    )
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
+
+
+def _model_version(registers: list[Register]) -> str:
+    """A short hash of every datamodel and relation set: cache keys carry it."""
+    digest = hashlib.sha256()
+    for register in sorted(registers, key=lambda r: r.name):
+        digest.update(register.name.encode())
+        for entity in register.datamodel.entities.values():
+            digest.update(repr((entity.name, entity.key, entity.fields)).encode())
+        for version, relations in sorted(register.relation_versions.items()):
+            digest.update(repr((version, relations)).encode())
+    return digest.hexdigest()[:12]

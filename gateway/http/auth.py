@@ -1,0 +1,341 @@
+"""Authentication: API keys and bearer JWTs → a caller with a security level.
+
+No credentials → the configured anonymous level. Bad credentials → 401 ``UNAUTHENTICATED``;
+a caller is never silently downgraded. Keys are stored hashed (SHA-256) and never logged.
+
+Failed attempts are counted per client address: after ``max_failures`` within
+``failure_window`` seconds, further attempts with credentials from that address are
+answered 429 ``RATE_LIMITED`` (a WebSocket is closed with 4429) until the window ends.
+Other addresses, and requests without credentials, are not affected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jwt
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.model.errors import DescriptorError
+
+__all__ = ["ApiKey", "AuthMiddleware", "AuthSettings", "Caller", "hash_key"]
+
+log = logging.getLogger("gateway.http.auth")
+
+DEMO_KEYS = ("demo-level-1", "demo-level-2", "demo-level-3")
+
+# Failed authentications per client address within a window before further attempts
+# are refused (429) until the window ends.
+MAX_FAILURES = 30
+FAILURE_WINDOW = 60.0
+
+
+def hash_key(key: str) -> str:
+    """The stored form of an API key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking, and at which level. ``name`` is safe to log."""
+
+    name: str
+    level: int
+    method: str  # "anonymous" | "api-key" | "jwt"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A configured key: its SHA-256, its level and a name for logs."""
+
+    name: str
+    level: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """How callers authenticate."""
+
+    anonymous_level: int = 0
+    keys: tuple[ApiKey, ...] = ()
+    min_key_length: int = 24
+    jwt_algorithms: tuple[str, ...] = ()
+    jwt_keys: tuple[Any, ...] = field(default=(), repr=False)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    level_claim: str = "level"
+    # Failed authentications per client address and window before 429s (0: never slowed).
+    max_failures: int = MAX_FAILURES
+    failure_window: float = FAILURE_WINDOW
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any], base: Path) -> AuthSettings:
+        """Read the ``[auth]`` table of the configuration."""
+        keys: list[ApiKey] = []
+        minimum = int(values.get("min_key_length", 24))
+        for entry in values.get("keys", ()):
+            level = _level(entry.get("level"), f"auth.keys {entry.get('name')!r}")
+            if "sha256" in entry:
+                digest = str(entry["sha256"]).lower()
+            elif "key" in entry:
+                if len(str(entry["key"])) < minimum:
+                    raise DescriptorError(
+                        f"auth.keys {entry.get('name')!r}: a key needs {minimum} characters or more"
+                    )
+                digest = hash_key(str(entry["key"]))
+            else:
+                raise DescriptorError("auth.keys entries need sha256 (or key)")
+            keys.append(ApiKey(str(entry.get("name", "key")), level, digest))
+        jwt_config = values.get("jwt", {})
+        algorithms = tuple(jwt_config.get("algorithms", ()))
+        unknown = set(algorithms) - {"HS256", "RS256", "ES256"}
+        if unknown:
+            raise DescriptorError(f"auth.jwt.algorithms: unsupported {sorted(unknown)}")
+        return cls(
+            anonymous_level=_level(values.get("anonymous_level", 0), "auth.anonymous_level"),
+            keys=tuple(keys),
+            min_key_length=minimum,
+            jwt_algorithms=algorithms,
+            jwt_keys=tuple(_jwt_keys(jwt_config, base)),
+            jwt_issuer=jwt_config.get("issuer"),
+            jwt_audience=jwt_config.get("audience"),
+            level_claim=str(jwt_config.get("level_claim", "level")),
+            max_failures=int(values.get("max_failures", MAX_FAILURES)),
+            failure_window=float(values.get("failure_window", FAILURE_WINDOW)),
+        )
+
+    @classmethod
+    def demo(cls) -> AuthSettings:
+        """The demo's keys: ``demo-level-N`` has level N (too short for a served gateway)."""
+        keys = tuple(ApiKey(k, int(k[-1]), hash_key(k)) for k in DEMO_KEYS)
+        return cls(keys=keys, min_key_length=1)
+
+
+def _level(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 3:
+        raise DescriptorError(f"{where}: a level is an integer from 0 to 3")
+    return value
+
+
+def _jwt_keys(config: Mapping[str, Any], base: Path) -> list[Any]:
+    keys: list[Any] = []
+    if "secret" in config:
+        keys.append(str(config["secret"]))
+    for name in ("public_key_file",):
+        if name in config:
+            keys.append((base / str(config[name])).read_text(encoding="utf-8"))
+    if "jwks_file" in config:
+        document = json.loads((base / str(config["jwks_file"])).read_text(encoding="utf-8"))
+        keys.extend(jwt.PyJWKSet.from_dict(document).keys)
+    return keys
+
+
+class AuthenticationError(Exception):
+    """Credentials were given and are not good."""
+
+
+class Authenticator:
+    """Turns a request's credentials into a :class:`Caller`."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+        self._keys = {k.sha256: k for k in settings.keys}
+
+    def caller(self, headers: Mapping[str, str], query: Sequence[tuple[str, str]]) -> Caller:
+        key = headers.get("x-api-key") or next((v for k, v in query if k == "apiKey"), None)
+        authorization = headers.get("authorization", "")
+        if key is not None and authorization:
+            raise AuthenticationError("give either an API key or a bearer token, not both")
+        if key is not None:
+            return self._by_key(key)
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
+            return self._by_token(token.strip())
+        return Caller("anonymous", self.settings.anonymous_level, "anonymous")
+
+    def _by_key(self, key: str) -> Caller:
+        if len(key) < self.settings.min_key_length:
+            raise AuthenticationError("unknown API key")
+        digest = hash_key(key)
+        for stored, entry in self._keys.items():
+            if hmac.compare_digest(stored, digest):
+                return Caller(entry.name, entry.level, "api-key")
+        raise AuthenticationError("unknown API key")
+
+    def _by_token(self, token: str) -> Caller:
+        if not self.settings.jwt_algorithms or not self.settings.jwt_keys:
+            raise AuthenticationError("bearer tokens are not accepted here")
+        options = {"require": ["exp"], "verify_aud": self.settings.jwt_audience is not None}
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+        except jwt.PyJWTError as exc:
+            raise AuthenticationError(f"invalid bearer token: {type(exc).__name__}") from None
+        if algorithm not in self.settings.jwt_algorithms:
+            raise AuthenticationError(f"bearer tokens signed with {algorithm!r} are not accepted")
+        last: Exception | None = None
+        for key in self.settings.jwt_keys:
+            try:
+                claims = jwt.decode(
+                    token,
+                    key=key,
+                    algorithms=[algorithm],
+                    audience=self.settings.jwt_audience,
+                    issuer=self.settings.jwt_issuer,
+                    options=options,  # type: ignore[arg-type]
+                )
+            except (jwt.PyJWTError, ValueError, TypeError) as exc:
+                # A key of another kind (an EC key for an RS256 token, ...) cannot verify it.
+                last = exc
+                continue
+            level = claims.get(self.settings.level_claim)
+            if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 3:
+                claim = self.settings.level_claim
+                raise AuthenticationError(f"the token's {claim!r} claim is not a level")
+            return Caller(str(claims.get("sub", "jwt")), level, "jwt")
+        raise AuthenticationError(f"invalid bearer token: {type(last).__name__}")
+
+
+class FailureLimiter:
+    """Failed authentications per client address, in fixed windows (in process, bounded)."""
+
+    def __init__(
+        self,
+        max_failures: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_addresses: int = 100_000,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.clock = clock
+        self.max_addresses = max_addresses
+        self._failures: dict[str, tuple[float, int]] = {}  # address -> (window start, count)
+
+    def blocked(self, address: str) -> int | None:
+        """Seconds until ``address`` may try again, or None if it may now."""
+        if self.max_failures <= 0:
+            return None
+        found = self._failures.get(address)
+        if found is None:
+            return None
+        started, count = found
+        left = started + self.window - self.clock()
+        if left <= 0:
+            del self._failures[address]
+            return None
+        return math.ceil(left) if count >= self.max_failures else None
+
+    def failed(self, address: str) -> None:
+        """Count one failure of ``address``."""
+        if self.max_failures <= 0:
+            return
+        now = self.clock()
+        started, count = self._failures.get(address, (now, 0))
+        if now >= started + self.window:
+            started, count = now, 0
+        if address not in self._failures and len(self._failures) >= self.max_addresses:
+            self._sweep(now)
+        self._failures[address] = (started, count + 1)
+
+    def _sweep(self, now: float) -> None:
+        self._failures = {a: v for a, v in self._failures.items() if now < v[0] + self.window}
+        while len(self._failures) >= self.max_addresses:
+            del self._failures[next(iter(self._failures))]  # the oldest first
+
+
+class AuthMiddleware:
+    """Sets ``scope["caller"]``; answers 401 for bad credentials, 429 after many of them."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        settings = authenticator.settings
+        self.failures = FailureLimiter(settings.max_failures, settings.failure_window)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        address = _client(scope)
+        if _has_credentials(headers, query):
+            retry = self.failures.blocked(address)
+            if retry is not None:
+                log.info("authentication refused from %s: too many failures", address)
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 4429})
+                    return
+                await _too_many_failures(retry, self.failures.max_failures, send)
+                return
+        try:
+            scope["caller"] = self.authenticator.caller(headers, query)
+        except AuthenticationError as exc:
+            log.info("authentication failed from %s: %s", address, exc)
+            self.failures.failed(address)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4401})
+                return
+            await _unauthenticated(str(exc), send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _has_credentials(headers: Mapping[str, str], query: Sequence[tuple[str, str]]) -> bool:
+    return (
+        "x-api-key" in headers or "authorization" in headers or any(k == "apiKey" for k, _ in query)
+    )
+
+
+async def _too_many_failures(retry: int, limit: int, send: Send) -> None:
+    message = f"too many failed authentications from this address; retry in {retry} s"
+    extensions = {"code": "RATE_LIMITED", "retryAfter": retry, "limit": limit}
+    body = json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"retry-after", str(retry).encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
+
+
+async def _unauthenticated(message: str, send: Send) -> None:
+    body = json.dumps(
+        {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", b'Bearer realm="dls-gateway"'),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

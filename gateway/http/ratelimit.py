@@ -1,0 +1,341 @@
+"""Per-key and per-IP rate limits: fixed one-minute windows, in memory or in Redis.
+
+With Redis, several gateway processes share the counters. If Redis cannot be reached the
+limiter counts in memory (per process) and logs a warning, so a Redis outage never stops
+the gateway from answering.
+
+Every operation counts: an HTTP request, and each ``subscribe`` message on a WebSocket
+(answered, over the limit, with a graphql-transport-ws ``error`` for that operation; a
+connection that keeps sending far beyond the limit is closed with code 4429).
+
+Also here, the limits on what reaches the application at all: the client address behind
+configured trusted proxies only (:class:`TrustedProxyMiddleware`) and the size and number
+of request headers (:class:`HeaderLimitMiddleware`). See ``docs/limits-operations.md``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "HeaderLimitMiddleware",
+    "RateLimitMiddleware",
+    "RateLimitSettings",
+    "RateLimiter",
+    "TrustedProxies",
+    "TrustedProxyMiddleware",
+]
+
+log = logging.getLogger("gateway.http.ratelimit")
+
+WINDOW = 60
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """Requests per minute: per API key / token subject, and per IP for anonymous callers."""
+
+    per_key: int = 1200
+    per_ip: int = 300
+    redis_url: str | None = None
+    # Operations refused on one WebSocket before the connection is closed (4429).
+    websocket_flood: int = 20
+
+
+class RateLimiter:
+    """Counts requests per identity and window."""
+
+    def __init__(self, settings: RateLimitSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._counts: dict[tuple[str, int], int] = {}
+        self._window = 0
+        self._redis: Any = None
+        if settings.redis_url:
+            import redis.asyncio as redis
+
+            self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5)
+
+    async def hit(self, identity: str, limit: int) -> int | None:
+        """Count one request; None if allowed, else the seconds until the window ends."""
+        now = self.clock()
+        window = int(now // WINDOW)
+        retry = int((window + 1) * WINDOW - now) + 1
+        count = await self._count(identity, window)
+        return retry if count > limit else None
+
+    async def _count(self, identity: str, window: int) -> int:
+        if self._redis is not None:
+            key = f"dls:rate:{identity}:{window}"
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.incr(key)
+                    pipe.expire(key, WINDOW * 2)
+                    count, _ = await pipe.execute()
+                return int(count)
+            except Exception as exc:  # any Redis failure: degrade, do not fail requests
+                log.warning("rate limiting in memory: Redis unavailable (%s)", type(exc).__name__)
+        if self._counts and window > self._window:
+            self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
+        self._window = max(self._window, window)
+        key_local = (identity, window)
+        self._counts[key_local] = self._counts.get(key_local, 0) + 1
+        return self._counts[key_local]
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+class RateLimitMiddleware:
+    """Answers 429 with ``Retry-After`` once an identity exceeds its limit."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope["type"] != "http" or scope.get("path") == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        identity, limit = self._identity(scope)
+        retry = await self.limiter.hit(identity, limit)
+        if retry is None:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"errors": [_limited(limit, retry)]}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", str(retry).encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _identity(self, scope: Scope) -> tuple[str, int]:
+        caller = scope.get("caller")
+        settings = self.limiter.settings
+        if caller is not None and caller.method != "anonymous":
+            return f"key:{caller.method}:{caller.name}", settings.per_key
+        client = scope.get("client")
+        return f"ip:{client[0] if client else '?'}", settings.per_ip
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count each ``subscribe`` message as a request; refuse, then close, beyond the limit."""
+        identity, limit = self._identity(scope)
+        flood = self.limiter.settings.websocket_flood
+        refused = 0
+        closed = False
+
+        async def counted_receive() -> Message:
+            nonlocal refused, closed
+            while True:
+                if closed:
+                    return {"type": "websocket.disconnect", "code": 4429}
+                message = await receive()
+                operation = _operation_id(message)
+                if operation is None:
+                    return message
+                retry = await self.limiter.hit(identity, limit)
+                if retry is None:
+                    return message
+                refused += 1
+                if refused > flood:
+                    closed = True
+                    log.info("closing a WebSocket of %s: rate limit flood", identity)
+                    await send(
+                        {"type": "websocket.close", "code": 4429, "reason": "rate limit exceeded"}
+                    )
+                    continue
+                error = {"id": operation, "type": "error", "payload": [_limited(limit, retry)]}
+                await send({"type": "websocket.send", "text": json.dumps(error)})
+
+        async def guarded_send(message: Message) -> None:
+            if not closed:  # nothing more once the connection was closed here
+                await send(message)
+
+        await self.app(scope, counted_receive, guarded_send)
+
+
+def _limited(limit: int, retry: int) -> dict[str, Any]:
+    return {
+        "message": f"rate limit of {limit} requests per minute exceeded",
+        "extensions": {"code": "RATE_LIMITED", "retryAfter": retry, "limit": limit},
+    }
+
+
+def _operation_id(message: Message) -> str | None:
+    """The id of a graphql-transport-ws ``subscribe`` message, else None."""
+    if message["type"] != "websocket.receive":
+        return None
+    text = message.get("text")
+    if not isinstance(text, str) or "subscribe" not in text:
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("type") != "subscribe":
+        return None
+    ident = document.get("id")
+    return ident if isinstance(ident, str) else None
+
+
+# -- who the client is -------------------------------------------------------------------
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """The proxies whose ``X-Forwarded-For`` / ``Forwarded`` headers are believed."""
+
+    def __init__(self, proxies: Iterable[str]) -> None:
+        self.networks: tuple[Network, ...] = tuple(
+            ipaddress.ip_network(p.strip(), strict=False) for p in proxies if p.strip()
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def client(self, peer: str, headers: Iterable[tuple[bytes, bytes]]) -> str:
+        """The client's address: the nearest hop before the trusted proxies."""
+        if not self.trusted(peer):
+            return peer
+        forwarded: list[str] = []
+        x_forwarded: list[str] = []
+        for name, value in headers:
+            if name == b"forwarded":
+                forwarded.extend(_forwarded_for(value.decode("latin-1")))
+            elif name == b"x-forwarded-for":
+                x_forwarded.extend(v.strip() for v in value.decode("latin-1").split(","))
+        hops = forwarded or x_forwarded
+        client = peer
+        for hop in reversed(hops):
+            address = _bare_address(hop)
+            if address is None:
+                break  # garbage: trust nothing further out
+            client = address
+            if not self.trusted(address):
+                break
+        return client
+
+
+def _forwarded_for(value: str) -> list[str]:
+    out = []
+    for element in value.split(","):
+        for pair in element.split(";"):
+            name, _, item = pair.strip().partition("=")
+            if name.strip().lower() == "for":
+                out.append(item.strip().strip('"'))
+    return out
+
+
+def _bare_address(hop: str) -> str | None:
+    """``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80`` or ``::1`` → the address (None if not one)."""
+    if hop.startswith("["):
+        hop = hop[1:].partition("]")[0]
+    elif hop.count(":") == 1:
+        hop = hop.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(hop))
+    except ValueError:
+        return None
+
+
+class TrustedProxyMiddleware:
+    """Sets ``scope["client"]`` to the address a trusted proxy forwarded for.
+
+    Without trusted proxies (the default) the headers are ignored: the client is the
+    direct peer. The server must not rewrite the client itself (uvicorn runs with
+    ``proxy_headers`` off, see :mod:`gateway.cli`).
+    """
+
+    def __init__(self, app: ASGIApp, proxies: TrustedProxies) -> None:
+        self.app = app
+        self.proxies = proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] in ("http", "websocket") and client and self.proxies:
+            address = self.proxies.client(str(client[0]), scope["headers"])
+            if address != client[0]:
+                scope["client"] = (address, 0)
+        await self.app(scope, receive, send)
+
+
+# -- request headers ---------------------------------------------------------------------
+
+
+class HeaderLimitMiddleware:
+    """Answers 431 when a request's headers exceed ``max_bytes`` in total or ``max_count``.
+
+    Sizes count every name and value. WebSocket upgrades are refused the same way (an
+    HTTP 431 where the server can send one before the handshake, else a close).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_count: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_count = max_count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        problem = None
+        if len(headers) > self.max_count:
+            problem = f"too many request headers (more than {self.max_count})"
+        elif sum(len(k) + len(v) for k, v in headers) > self.max_bytes:
+            problem = f"request headers larger than {self.max_bytes} bytes"
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        log.info("refused request from %s: %s", _peer(scope), problem)
+        body = json.dumps(
+            {"errors": [{"message": problem, "extensions": {"code": "HEADERS_TOO_LARGE"}}]}
+        ).encode()
+        start = {
+            "status": 431,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", **start})
+            await send({"type": "http.response.body", "body": body})
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            await send({"type": "websocket.http.response.start", **start})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+
+def _peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "?"

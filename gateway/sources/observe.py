@@ -1,0 +1,233 @@
+"""Operations: request ids, structured JSON logs, Prometheus metrics, health and readiness."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.sources.cache import NOTICES, TIERS
+
+if TYPE_CHECKING:
+    from gateway.sources.cache import Cache
+    from gateway.sources.port import Source
+
+__all__ = ["REQUEST_ID", "JsonFormatter", "Metrics", "ObserveMiddleware"]
+
+REQUEST_ID: ContextVar[str] = ContextVar("dls_request_id", default="-")
+
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the request id of the request being served."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": REQUEST_ID.get(),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, Mapping):
+            entry.update(extra)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class _LiveCollector(Collector):
+    """Values read at scrape time from the cache, the sources and their breakers."""
+
+    def __init__(self, cache: Cache | None, sources: Mapping[str, Source]) -> None:
+        self.cache = cache
+        self.sources = sources
+
+    def collect(self) -> Iterator[Any]:
+        if self.cache is not None:
+            stats = self.cache.stats
+            hits = CounterMetricFamily("dls_cache_hits", "Cache hits by tier", labels=["tier"])
+            hits.add_metric(["l1"], stats.hits - stats.l2_hits)
+            hits.add_metric(["l2"], stats.l2_hits)
+            yield hits
+            misses = CounterMetricFamily("dls_cache_misses", "Cache misses (fetches)")
+            misses.add_metric([], stats.misses)
+            yield misses
+            stale = CounterMetricFamily("dls_cache_stale_served", "Stale values served")
+            stale.add_metric([], stats.stale_served)
+            yield stale
+            coalesced = CounterMetricFamily("dls_cache_coalesced", "Fetches shared with others")
+            coalesced.add_metric([], stats.coalesced)
+            yield coalesced
+            redis = CounterMetricFamily("dls_cache_redis_errors", "Redis failures")
+            redis.add_metric([], stats.redis_errors)
+            yield redis
+            self.cache.sweep()
+            size = GaugeMetricFamily(
+                "dls_cache_bytes", "In-process cache memory (estimated bytes)", labels=["tier"]
+            )
+            budget = GaugeMetricFamily(
+                "dls_cache_max_bytes", "In-process cache budget (bytes)", labels=["tier"]
+            )
+            entries = GaugeMetricFamily(
+                "dls_cache_entries", "In-process cache entries", labels=["tier"]
+            )
+            for tier in TIERS:
+                size.add_metric([tier], self.cache.bytes[tier])
+                budget.add_metric([tier], self.cache.max_bytes[tier])
+                entries.add_metric([tier], self.cache.entries(tier))
+            yield size
+            yield budget
+            yield entries
+        states = {"closed": 0, "half-open": 1, "open": 2}
+        circuit = GaugeMetricFamily(
+            "dls_upstream_circuit_state",
+            "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open",
+            labels=["register"],
+        )
+        attempts = CounterMetricFamily(
+            "dls_upstream_requests", "Upstream requests (attempts)", labels=["register"]
+        )
+        failures = CounterMetricFamily(
+            "dls_upstream_errors", "Failed upstream requests", labels=["register"]
+        )
+        for name, source in sorted(self.sources.items()):
+            circuit.add_metric([name], states[source.guard.breaker.state])
+            attempts.add_metric([name], source.guard.attempts)
+            failures.add_metric([name], source.guard.failures)
+        yield circuit
+        yield attempts
+        yield failures
+
+
+class Metrics:
+    """The gateway's Prometheus metrics (a registry of its own per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "dls_http_requests",
+            "HTTP requests",
+            ["path", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dls_http_request_seconds",
+            "HTTP request latency",
+            ["path"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_bytes = Counter(
+            "dls_upstream_bytes",
+            "Bytes received from upstreams",
+            ["register"],
+            registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "dls_upstream_request_seconds",
+            "Upstream request latency",
+            ["register"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.signature_failures = Counter(
+            "dls_signature_failures",
+            "Upstream files rejected because their signature did not verify",
+            ["register"],
+            registry=self.registry,
+        )
+        self.denied = Counter(
+            "dls_denied_accesses",
+            "Accesses denied by security level",
+            ["required_level", "caller_level"],
+            registry=self.registry,
+        )
+
+    def watch(self, cache: Cache | None, sources: Mapping[str, Source]) -> None:
+        """Read live values from the cache and the sources at each scrape."""
+        self.registry.register(_LiveCollector(cache, sources))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _route_label(path: str) -> str:
+    # Bounded label values: GraphQL endpoints by register, everything else by its first part.
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return "/"
+    if parts[0] == "graphql":
+        return "/graphql"
+    if len(parts) >= 2 and parts[1].startswith("v") and parts[1][1:].isdigit():
+        rest = "/download" if len(parts) > 2 and parts[2] == "download" else ""
+        return f"/{parts[0]}/{parts[1]}{rest}"[:40]
+    return "/" + parts[0][:30]
+
+
+class ObserveMiddleware:
+    """Request ids, one log line and the metrics per HTTP request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = logging.getLogger("gateway.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 64 else uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        # One list per request for notices (stale answers, fallbacks) from any layer.
+        notices_token = NOTICES.set([])
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            label = _route_label(scope.get("path", "/"))
+            self.metrics.requests.labels(label, str(status)).inc()
+            self.metrics.latency.labels(label).observe(elapsed)
+            caller = scope.get("caller")
+            self.log.info(
+                "%s %s %d %.1f ms",
+                scope.get("method"),
+                scope.get("path"),
+                status,
+                elapsed * 1000,
+                extra={
+                    "fields": {
+                        "method": scope.get("method"),
+                        "path": scope.get("path"),
+                        "status": status,
+                        "ms": round(elapsed * 1000, 1),
+                        "caller": caller.name if caller is not None else "anonymous",
+                    }
+                },
+            )
+            REQUEST_ID.reset(token)
+            NOTICES.reset(notices_token)

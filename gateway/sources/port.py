@@ -1,0 +1,135 @@
+"""The interface every upstream adapter implements, and the registry of adapter kinds.
+
+A :class:`Source` answers :class:`gateway.model.query.Query` objects for the entities of one
+register. Relations are resolved by the gateway as ordinary queries
+(``target_field in [values]``), so an adapter has one method to get right: ``fetch``.
+
+Every adapter's ``fetch`` is wrapped (:meth:`Source.__init_subclass__`): text in the filter
+that no upstream can carry is refused before any request, and upstream requests reserved in
+advance (:func:`gateway.sources.upstream_budget.spend`) but not made — answered from a cache — are
+given back to the request's budget when the call ends.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.model.datamodel import Register
+from gateway.model.filters import check_text
+from gateway.model.query import Page, Query
+from gateway.sources import upstream_budget
+from gateway.sources.cache import Cache
+from gateway.sources.guard import Guard, GuardSettings
+from gateway.sources.observe import Metrics
+
+__all__ = ["SOURCE_KINDS", "Services", "Source", "source_class"]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Shared facilities handed to every adapter."""
+
+    cache: Cache
+    metrics: Metrics | None = None
+
+
+class Source(ABC):
+    """One register's upstream, as seen by the gateway.
+
+    ``options`` is the register's ``Source.json`` merged with the gateway configuration
+    (e.g. a replica's URL replacing the real one).
+    """
+
+    kind = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("fetch")
+        if own is not None and not getattr(own, "__isabstractmethod__", False):
+            setattr(cls, "fetch", _accounted(own))  # noqa: B010 - wrapping each subclass
+
+    def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
+        self.register = register
+        self.options = options
+        self.services = services
+        self.requests = 0
+        self.guard_settings = GuardSettings.from_options(options)
+        if _loopback(options):
+            # Politeness is owed to public services, not to a replica on this machine.
+            self.guard_settings = replace(self.guard_settings, rate=0.0)
+        # Every upstream call goes through the guard: limits, retries, circuit breaker.
+        self.guard = Guard(register.name, self.guard_settings)
+
+    def cache_windows(self) -> dict[str, float]:
+        """Keyword arguments for ``Cache.get_or_fetch``: this register's stale windows."""
+        return {
+            "stale_if_error": self.guard_settings.stale_if_error,
+            "stale_while_revalidate": self.guard_settings.stale_while_revalidate,
+        }
+
+    def record(self, seconds: float, size: int) -> None:
+        """Count one upstream response for the metrics."""
+        metrics = self.services.metrics
+        if metrics is not None:
+            metrics.upstream_latency.labels(self.register.name).observe(seconds)
+            metrics.upstream_bytes.labels(self.register.name).inc(size)
+
+    async def ready(self) -> bool:
+        """Whether the upstream answers (default: its circuit is not open)."""
+        return self.guard.breaker.state != "open"
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections and clients (called once, in the app's lifespan)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Close what ``start`` opened."""
+
+    @abstractmethod
+    async def fetch(self, query: Query) -> Page:
+        """Answer ``query``: the rows in the window and what is known beyond it."""
+
+
+_Fetch = Callable[["Source", Query], Coroutine[Any, Any, Page]]
+
+
+def _accounted(fetch: _Fetch) -> _Fetch:
+    if getattr(fetch, "_accounted", False):
+        return fetch
+
+    @functools.wraps(fetch)
+    async def accounted(self: Source, query: Query) -> Page:
+        check_text(query.where)
+        with upstream_budget.account():
+            return await fetch(self, query)
+
+    accounted._accounted = True  # type: ignore[attr-defined]
+    return accounted
+
+
+def _loopback(options: Mapping[str, Any]) -> bool:
+    host = options.get("host") or urlsplit(str(options.get("url", ""))).hostname
+    return str(host) in ("127.0.0.1", "localhost", "::1")
+
+
+# kind (Source.json "kind") -> "module:Class"; imported on first use.
+SOURCE_KINDS: dict[str, str] = {
+    "odata": "resolvers.odata.adapter:ODataSource",
+    "valg-sftp": "resolvers.valg_sftp.adapter:ValgSource",
+    "volby-xml": "resolvers.volby_xml.adapter:VolbySource",
+    "wahldaten-csv": "resolvers.wahldaten_csv.adapter:WahldatenSource",
+}
+
+
+def source_class(kind: str) -> type[Source]:
+    """The adapter class for a ``Source.json`` kind (KeyError for an unknown kind)."""
+    module_name, _, attr = SOURCE_KINDS[kind].partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Source)):
+        raise TypeError(f"{SOURCE_KINDS[kind]} is not a Source")
+    return cls

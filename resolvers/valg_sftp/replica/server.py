@@ -1,0 +1,642 @@
+"""A replica of data.valg.dk: an SFTP server serving the recorded VALG archives.
+
+It speaks SFTP (asyncssh) on loopback with the real server's login (``Valg``/``Valg``) and a
+host key of its own, and serves ``/data/<election roots>`` from ``data/valg/``:
+
+- the FV2026 root with its full version history, signed by a key of the replica's own (only
+  16 real FV2026 signatures were recorded) which it publishes as that root's
+  ``public-key.pem``;
+- the KV/RV2025 roots with their real signatures, the recovered real key as
+  ``public-key.pem`` and the ``-DDMMYYYYHHmm`` suffix restored on every name;
+- ``Snitfladebeskrivelser/`` in every root.
+
+**Replay clock** (:class:`ReplayClock`): the server shows the tree as it stood at one instant
+(only files released by then, and only the newest version of each entity, as the real server
+keeps), or replays a window faster than real time. A newer version that is still incomplete
+(zero bytes or half written) does not yet replace its predecessor, which stays listed, as a
+server writing a new file before deleting the old one would. Default: the end of the recording;
+``gateway demo`` replays a window when ``VALG_REPLICA_REPLAY`` says so (see
+:func:`demo_replica`).
+
+**Faults on demand** (:class:`Faults`): zero-byte or half-written newest file, wrong
+signature, dropped connections, slow reads, a listing that changes between two reads (the
+clock steps on every listing). Every request is logged (:attr:`ValgReplica.log`) so tests can
+count downloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import posixpath
+import stat
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from resolvers.valg_sftp.replica.archive import (
+    DATA_DIR,
+    FV_ROOT,
+    DataFile,
+    ValgArchive,
+    load_archive,
+)
+
+__all__ = [
+    "Faults",
+    "LogEntry",
+    "ReplayClock",
+    "ValgReplica",
+    "demo_replica",
+    "parse_replay",
+    "start_replica",
+]
+
+logger = logging.getLogger(__name__)
+
+USERNAME = "Valg"
+PASSWORD = "Valg"
+HOST_KEY_FILE = DATA_DIR / "replica-host-key"
+FV_SIGNING_KEY_FILE = DATA_DIR / "replica-fv2026-signing-key.pem"
+_DIR_MODE = stat.S_IFDIR | 0o555
+_FILE_MODE = stat.S_IFREG | 0o444
+
+
+class ReplayClock:
+    """The instant the replica shows: fixed, stepping on every listing, or replaying.
+
+    All instants are naive UTC datetimes.
+    """
+
+    def __init__(self, instant: dt.datetime) -> None:
+        self._instant = instant
+        self._replay: tuple[dt.datetime, dt.datetime, float, float] | None = None
+        self.step_per_listing: dt.timedelta | None = None
+
+    def now(self) -> dt.datetime:
+        """The instant shown now."""
+        if self._replay is None:
+            return self._instant
+        start, end, speed, began = self._replay
+        elapsed = (time.monotonic() - began) * speed
+        return min(end, start + dt.timedelta(seconds=elapsed))
+
+    def set(self, instant: dt.datetime) -> None:
+        """Show the server as it stood at ``instant`` (and stop any replay)."""
+        self._replay = None
+        self._instant = instant
+
+    def replay(self, start: dt.datetime, end: dt.datetime, speed: float = 60.0) -> None:
+        """Run from ``start`` to ``end`` at ``speed`` times real time, then stay at ``end``."""
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._replay = (start, end, speed, time.monotonic())
+
+    def listed(self) -> None:
+        """A directory was listed: step a fixed clock forward if asked to."""
+        if self.step_per_listing is not None and self._replay is None:
+            self._instant += self.step_per_listing
+
+
+@dataclass
+class Faults:
+    """Faults to inject. Path patterns are substrings of paths below ``/data``.
+
+    ``empty``/``truncated``/``bad_signature`` apply to the newest listed version of each
+    matching series; ``drop_after`` drops the connection once after that many requests.
+    """
+
+    empty: set[str] = field(default_factory=set)
+    truncated: set[str] = field(default_factory=set)
+    bad_signature: set[str] = field(default_factory=set)
+    read_delay: float = 0.0
+    drop_after: int | None = None
+
+    def clear(self) -> None:
+        """Remove every fault."""
+        self.empty.clear()
+        self.truncated.clear()
+        self.bad_signature.clear()
+        self.read_delay = 0.0
+        self.drop_after = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One request the replica served: ``op`` is ``list``, ``open`` or ``stat``."""
+
+    op: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """A directory entry; a file's content is produced on demand (signing is not free)."""
+
+    is_dir: bool
+    size: int = 0
+    mtime: int = 0
+    content: Callable[[], bytes] = field(default=lambda: b"", compare=False)
+
+
+def _matches(path: str, patterns: Iterable[str]) -> bool:
+    return any(pattern in path for pattern in patterns)
+
+
+class _Signer:
+    """Signs FV2026 files with the replica's key, lazily (RSA signing is not free)."""
+
+    def __init__(self, pem: bytes) -> None:
+        # The key is our own test key: skip the slow primality checks.
+        key = serialization.load_pem_private_key(
+            pem, password=None, unsafe_skip_rsa_key_validation=True
+        )
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise TypeError("the replica signing key must be RSA")
+        self._key = key
+        self._cache: dict[str, bytes] = {}
+        self.size = key.key_size // 8
+        self.public_pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def sign(self, item: DataFile) -> bytes:
+        """The detached PKCS#1 v1.5 / SHA-256 signature of a file's exact bytes."""
+        signature = self._cache.get(item.path)
+        if signature is None:
+            signature = self._key.sign(item.data, padding.PKCS1v15(), hashes.SHA256())
+            self._cache[item.path] = signature
+        return signature
+
+
+class _Tree:
+    """The file tree the server shows at one instant, with faults applied."""
+
+    def __init__(self, archive: ValgArchive, signer: _Signer, faults: Faults) -> None:
+        self.archive = archive
+        self.signer = signer
+        self.faults = faults
+        # directory -> the first instant anything below it is listed (None: always)
+        self._first: dict[str, dt.datetime | None] = {}
+        for directory in archive.directories():
+            self._first[directory] = self._first_release(directory)
+
+    def _first_release(self, directory: str) -> dt.datetime | None:
+        prefix = f"{directory}/" if directory else ""
+        if directory in self.archive.recovered_keys or any(
+            path.startswith(prefix) for path in self.archive.static
+        ):
+            return None
+        releases = [
+            item.release or dt.datetime.min
+            for path, item in self.archive.data.items()
+            if path.startswith(prefix)
+        ]
+        return min(releases) if releases else dt.datetime.max
+
+    def served_bytes(self, item: DataFile, newest: bool) -> bytes:
+        """The bytes a download of ``item`` returns (a fault may cut them)."""
+        if newest and _matches(item.path, self.faults.empty):
+            return b""
+        if newest and _matches(item.path, self.faults.truncated):
+            return item.data[: len(item.data) // 2]
+        return item.data
+
+    def signature(self, item: DataFile, newest: bool) -> bytes | None:
+        """The ``.json.hash`` content for ``item`` (None: the server has none)."""
+        if item.path.startswith(f"{FV_ROOT}/"):
+            signature = self.signer.sign(item)
+        elif item.signature is not None:
+            signature = item.signature
+        else:
+            return None
+        if newest and _matches(item.path, self.faults.bad_signature):
+            signature = bytes([signature[0] ^ 0xFF]) + signature[1:]
+        return signature
+
+    def _signature_size(self, item: DataFile) -> int | None:
+        if item.path.startswith(f"{FV_ROOT}/"):
+            return self.signer.size
+        return None if item.signature is None else len(item.signature)
+
+    def _mtime(self, item: DataFile) -> int:
+        return int((item.release or self.archive.start).replace(tzinfo=dt.UTC).timestamp())
+
+    def _data_nodes(self, item: DataFile, newest: bool) -> dict[str, _Node]:
+        name = posixpath.basename(item.path)
+        mtime = self._mtime(item)
+        data = self.served_bytes(item, newest)
+        out = {name: _Node(False, len(data), mtime, lambda: data)}
+        size = self._signature_size(item)
+        if size is not None:
+            out[f"{name}.hash"] = _Node(
+                False, size, mtime, lambda: self.signature(item, newest) or b""
+            )
+        return out
+
+    def _is_listed_dir(self, directory: str, instant: dt.datetime) -> bool:
+        first = self._first.get(directory, dt.datetime.max)
+        return first is None or first <= instant
+
+    def visible(self, directory: str, instant: dt.datetime) -> dict[str, _Node]:
+        """The entries of ``directory`` (relative to ``/data``) at ``instant``."""
+        out: dict[str, _Node] = {}
+        for path in self._first:
+            if path and posixpath.dirname(path) == directory and self._is_listed_dir(path, instant):
+                out[posixpath.basename(path)] = _Node(is_dir=True)
+        for path, data in self.archive.static.items():
+            if posixpath.dirname(path) == directory:
+                out[posixpath.basename(path)] = _static(data)
+        if directory in self.archive.recovered_keys:
+            out["public-key.pem"] = _static(self._public_key(directory))
+        for versions in self.archive.series.get(directory, {}).values():
+            for item, newest in self._listed(versions, instant):
+                out.update(self._data_nodes(item, newest))
+        return out
+
+    def lookup(self, directory: str, name: str, instant: dt.datetime) -> _Node | None:
+        """One entry of ``directory`` at ``instant`` (without listing the directory)."""
+        path = f"{directory}/{name}" if directory else name
+        if path in self._first:
+            return _Node(is_dir=True) if self._is_listed_dir(path, instant) else None
+        if path in self.archive.static:
+            return _static(self.archive.static[path])
+        if name == "public-key.pem" and directory in self.archive.recovered_keys:
+            return _static(self._public_key(directory))
+        item = self.archive.data.get(path.removesuffix(".hash"))
+        if item is None:
+            return None
+        versions = self.archive.series[directory][item.series]
+        for listed, newest in self._listed(versions, instant):
+            if listed is item:
+                return self._data_nodes(item, newest).get(name)
+        return None
+
+    def _public_key(self, root: str) -> bytes:
+        return self.signer.public_pem if root == FV_ROOT else self.archive.recovered_keys[root]
+
+    def _listed(
+        self, versions: list[DataFile], instant: dt.datetime
+    ) -> Iterable[tuple[DataFile, bool]]:
+        released = [v for v in versions if v.release is None or v.release <= instant]
+        newest = True
+        for item in reversed(released):
+            yield item, newest
+            # A successor still being written (empty or cut short) has not replaced this
+            # one yet: keep walking back until a complete version is listed.
+            if item.data and len(self.served_bytes(item, newest)) == len(item.data):
+                return
+            newest = False
+
+
+def _static(data: bytes) -> _Node:
+    return _Node(False, len(data), 0, lambda: data)
+
+
+class _ServerSession(asyncssh.SSHServer):
+    """Password login ``Valg``/``Valg``; remembers connections so they can be dropped."""
+
+    def __init__(self, replica: ValgReplica) -> None:
+        self._replica = replica
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._replica.connections.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._replica.connections.discard(self._conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return (username, password) == (USERNAME, PASSWORD)
+
+
+class _OpenFile:
+    def __init__(self, data: bytes, mtime: int) -> None:
+        self.data = data
+        self.mtime = mtime
+
+
+class _ValgSFTPServer(asyncssh.SFTPServer):
+    """Read-only SFTP over the replica's tree; the login directory is ``/``."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], replica: ValgReplica) -> None:
+        super().__init__(chan)
+        self._replica = replica
+
+    # -- paths -------------------------------------------------------------------------
+
+    @staticmethod
+    def _normal(path: bytes) -> str:
+        try:
+            text = path.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise asyncssh.SFTPNoSuchFile("not a UTF-8 path") from exc
+        return posixpath.normpath(posixpath.join("/", text))
+
+    def _lookup(self, path: str) -> _Node:
+        if path == "/":
+            return _Node(is_dir=True)
+        if path == "/data":
+            return _Node(is_dir=True)
+        if not path.startswith("/data/"):
+            raise asyncssh.SFTPNoSuchFile(f"{path}: no such file")
+        relative = path[len("/data/") :]
+        directory, name = posixpath.split(relative)
+        node = self._replica.lookup(directory, name)
+        if node is None:
+            raise asyncssh.SFTPNoSuchFile(f"{path}: no such file")
+        return node
+
+    def _attrs(self, node: _Node) -> asyncssh.SFTPAttrs:
+        if node.is_dir:
+            return asyncssh.SFTPAttrs(
+                type=asyncssh.FILEXFER_TYPE_DIRECTORY, permissions=_DIR_MODE, size=4096
+            )
+        return asyncssh.SFTPAttrs(
+            type=asyncssh.FILEXFER_TYPE_REGULAR,
+            permissions=_FILE_MODE,
+            size=node.size,
+            mtime=node.mtime,
+            atime=node.mtime,
+        )
+
+    async def _request(self, op: str, path: str) -> None:
+        await self._replica.request(op, path, self.connection)
+
+    # -- read operations ---------------------------------------------------------------
+
+    def realpath(self, path: bytes) -> bytes:
+        return self._normal(path).encode()
+
+    async def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        normal = self._normal(path)
+        await self._request("stat", normal)
+        return self._attrs(self._lookup(normal))
+
+    async def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        return await self.stat(path)
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        normal = self._normal(path)
+        await self._request("list", normal)
+        node = self._lookup(normal)
+        if not node.is_dir:
+            raise asyncssh.SFTPNoSuchFile(f"{normal}: not a directory")
+        if normal == "/":
+            entries: Mapping[str, _Node] = {"data": _Node(is_dir=True)}
+        else:
+            relative = "" if normal == "/data" else normal[len("/data/") :]
+            entries = self._replica.entries(relative)
+            self._replica.clock.listed()
+        for name in (".", ".."):
+            yield asyncssh.SFTPName(name.encode(), attrs=self._attrs(_Node(is_dir=True)))
+        for name, entry in entries.items():
+            yield asyncssh.SFTPName(name.encode(), attrs=self._attrs(entry))
+
+    async def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> _OpenFile:
+        normal = self._normal(path)
+        if pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_APPEND | asyncssh.FXF_CREAT):
+            raise asyncssh.SFTPPermissionDenied("read-only server")
+        await self._request("open", normal)
+        node = self._lookup(normal)
+        if node.is_dir:
+            raise asyncssh.SFTPFailure(f"{normal} is a directory")
+        return _OpenFile(node.content(), node.mtime)
+
+    async def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        if self._replica.faults.read_delay:
+            await asyncio.sleep(self._replica.faults.read_delay)
+        assert isinstance(file_obj, _OpenFile)
+        return file_obj.data[offset : offset + size]
+
+    def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
+        assert isinstance(file_obj, _OpenFile)
+        return self._attrs(_Node(False, len(file_obj.data), file_obj.mtime))
+
+    def close(self, file_obj: object) -> None:
+        return None
+
+    # -- everything else is refused ----------------------------------------------------
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        raise asyncssh.SFTPPermissionDenied("read-only server")
+
+    def remove(self, path: bytes) -> None:
+        raise asyncssh.SFTPPermissionDenied("read-only server")
+
+    def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        raise asyncssh.SFTPPermissionDenied("read-only server")
+
+    def rmdir(self, path: bytes) -> None:
+        raise asyncssh.SFTPPermissionDenied("read-only server")
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPPermissionDenied("read-only server")
+
+    def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        raise asyncssh.SFTPPermissionDenied("read-only server")
+
+    def symlink(self, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPPermissionDenied("read-only server")
+
+
+class ValgReplica:
+    """A running replica (a :class:`replicas.DemoHandle`) and its controls."""
+
+    def __init__(
+        self,
+        archive: ValgArchive,
+        host_key: asyncssh.SSHKey,
+        signer: _Signer,
+        clock: ReplayClock | None = None,
+    ) -> None:
+        self.archive = archive
+        self.host_key = host_key
+        self.faults = Faults()
+        self.clock = clock or ReplayClock(archive.end)
+        self.log: list[LogEntry] = []
+        self.connections: set[asyncssh.SSHServerConnection] = set()
+        self._tree = _Tree(archive, signer, self.faults)
+        self._signer = signer
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._requests = 0
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    # -- DemoHandle --------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        return f"sftp://{USERNAME}:{PASSWORD}@{self.host}:{self.port}/data/"
+
+    @property
+    def known_hosts(self) -> str:
+        """The known_hosts line that pins this replica's host key."""
+        public = self.host_key.export_public_key().decode().strip()
+        pattern = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        return f"{pattern} {public}"
+
+    @property
+    def overrides(self) -> Mapping[str, Mapping[str, Any]]:
+        return {
+            "VALG": {
+                "host": self.host,
+                "port": self.port,
+                "username": USERNAME,
+                "password": PASSWORD,
+                "known_hosts": self.known_hosts,
+            }
+        }
+
+    async def stop(self) -> None:
+        """Drop every connection, stop listening and release the port."""
+        self.drop_connections()
+        if self._acceptor is not None:
+            self._acceptor.close()
+            await self._acceptor.wait_closed()
+            self._acceptor = None
+
+    # -- controls ----------------------------------------------------------------------
+
+    @property
+    def public_keys(self) -> dict[str, bytes]:
+        """The ``public-key.pem`` each election root publishes."""
+        return {
+            root: self._signer.public_pem if root == FV_ROOT else pem
+            for root, pem in self.archive.recovered_keys.items()
+        }
+
+    def entries(self, directory: str) -> dict[str, _Node]:
+        """The entries of a directory below ``/data`` as shown now."""
+        return self._tree.visible(directory, self.clock.now())
+
+    def lookup(self, directory: str, name: str) -> _Node | None:
+        """One entry of a directory below ``/data`` as shown now."""
+        return self._tree.lookup(directory, name, self.clock.now())
+
+    def listed_files(self, directory: str) -> list[str]:
+        """Names of the data files (``*.json``) a listing of ``directory`` shows now."""
+        return sorted(
+            name
+            for name, node in self.entries(directory).items()
+            if not node.is_dir and name.endswith(".json")
+        )
+
+    def drop_connections(self) -> None:
+        """Abort every open connection now."""
+        for conn in list(self.connections):
+            conn.abort()
+        self.connections.clear()
+
+    def downloads(self, suffix: str = ".json") -> list[str]:
+        """Paths opened for reading so far whose name ends with ``suffix``."""
+        return [e.path for e in self.log if e.op == "open" and e.path.endswith(suffix)]
+
+    async def request(self, op: str, path: str, conn: asyncssh.SSHServerConnection) -> None:
+        """Record a request and apply the connection faults."""
+        self.log.append(LogEntry(op, path))
+        self._requests += 1
+        drop_after = self.faults.drop_after
+        if drop_after is not None and self._requests >= drop_after:
+            self.faults.drop_after = None
+            self._requests = 0
+            logger.info("replica: dropping the connection after %d requests", drop_after)
+            conn.abort()
+            raise asyncssh.SFTPConnectionLost("connection dropped")
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def listen(self, host: str, port: int) -> None:
+        """Start accepting SFTP connections."""
+
+        def sftp_factory(chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:
+            return _ValgSFTPServer(chan, self)
+
+        self._acceptor = await asyncssh.listen(
+            host,
+            port,
+            server_host_keys=[self.host_key],
+            server_factory=lambda: _ServerSession(self),
+            sftp_factory=sftp_factory,
+            allow_scp=False,
+        )
+        self.host = host
+        self.port = self._acceptor.get_port()
+
+
+def _read_host_key(path: Path) -> asyncssh.SSHKey:
+    return asyncssh.read_private_key(str(path))
+
+
+async def start_replica(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    instant: dt.datetime | None = None,
+    data_dir: Path = DATA_DIR,
+) -> ValgReplica:
+    """Load the archives (once per process) and serve them on ``host:port``."""
+    archive = await asyncio.to_thread(load_archive, data_dir)
+    host_key = _read_host_key(data_dir / HOST_KEY_FILE.name)
+    signer = _Signer((data_dir / FV_SIGNING_KEY_FILE.name).read_bytes())
+    replica = ValgReplica(archive, host_key, signer, ReplayClock(instant or archive.end))
+    await replica.listen(host, port)
+    return replica
+
+
+REPLAY_ENV = "VALG_REPLICA_REPLAY"
+
+
+def parse_replay(spec: str, end: dt.datetime) -> tuple[dt.datetime, dt.datetime, float]:
+    """Read ``START[/END][@SPEED]`` (ISO 8601 UTC instants; END defaults to ``end``)."""
+    window, _, speed = spec.partition("@")
+    start_text, _, end_text = window.partition("/")
+    try:
+        start = _utc(start_text)
+        stop = _utc(end_text) if end_text else end
+        factor = float(speed) if speed else 60.0
+    except ValueError as exc:
+        raise ValueError(f"{REPLAY_ENV}: expected START[/END][@SPEED], got {spec!r}") from exc
+    if factor <= 0 or stop < start:
+        raise ValueError(f"{REPLAY_ENV}: the window must run forward at a positive speed")
+    return start, stop, factor
+
+
+def _utc(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+async def demo_replica() -> ValgReplica:
+    """The replica as ``gateway demo`` runs it: loopback, any free port.
+
+    It shows the end of the recording, unless ``VALG_REPLICA_REPLAY`` asks for a replay,
+    e.g. ``2026-03-24T18:00Z/2026-03-25T12:00Z@120`` to watch election night at 120x.
+    """
+    replica = await start_replica()
+    spec = os.environ.get(REPLAY_ENV)
+    if spec:
+        try:
+            replica.clock.replay(*parse_replay(spec, replica.archive.end))
+        except ValueError:
+            await replica.stop()
+            raise
+    return replica

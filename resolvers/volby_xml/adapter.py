@@ -1,0 +1,305 @@
+"""The adapter for ČSÚ election results on volby.cz (Source.json kind ``volby-xml``).
+
+Result documents (national, district, council) are read as the filter needs them
+(:mod:`resolvers.volby_xml.plan`) and cached for the upstream's own web-cache period (``ttl``,
+60 s). Precinct batches are read in order from 1 up to the newest and merged
+(:mod:`resolvers.volby_xml.batches`); they are kept for good. Everything else a query asks is
+evaluated on the rows in the gateway.
+
+Source.json options besides ``kind`` and ``datamodel``:
+
+``url``          base URL (``https://www.volby.cz``)
+``elections``    ``[{"context": {"volby": "kv2022"}, "path": "pls/kv2022", "params": {...}}]``:
+                 the values every row of that election gets, its URL path and the parameters
+                 every request carries (``datumvoleb``, ``kolo``)
+``districts``    NUTS codes read when a query names no council or district: a list for every
+                 election, or lists keyed by the election's first context value
+``documents``    which endpoints exist and which entities each serves (``national``,
+                 ``councils``, ``batches``; defaults fit the municipal elections)
+``ttl``, ``timeout``, ``concurrency`` (parallel requests), ``max_bytes`` (largest document)
+
+CPU-heavy steps run in a worker thread so the event loop keeps serving other requests: a
+document of at least :data:`OFFLOAD_BYTES` is parsed and mapped to rows there, and a query
+over at least :data:`OFFLOAD_ROWS` rows is filtered, ordered and copied there. The worker
+returns what it built; caches, batch streams and learnt districts are updated on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from gateway.model.datamodel import Register
+from gateway.model.errors import (
+    BadUserInputError,
+    UpstreamError,
+    UpstreamInvalidError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from gateway.model.filters import apply_in_memory
+from gateway.model.query import Page, Query, Row
+from gateway.sources import upstream_budget
+from gateway.sources.port import Services, Source
+from resolvers.volby_xml.batches import BatchNames, BatchStream
+from resolvers.volby_xml.parse import NOT_YET_AVAILABLE, Chyba
+from resolvers.volby_xml.plan import (
+    DocRequest,
+    Election,
+    VolbyConfig,
+    batch_request,
+    elections_for,
+    plan_documents,
+)
+from resolvers.volby_xml.rows import MappedDocument, read_document
+
+__all__ = ["VolbySource"]
+
+# A document at least this large is parsed in a worker thread; smaller ones inline (a thread
+# hop costs more than parsing them).
+OFFLOAD_BYTES = 64 * 1024
+# A query over at least this many rows is answered in a worker thread.
+OFFLOAD_ROWS = 5_000
+
+
+class VolbySource(Source):
+    """Answers queries on the CZ and CZPREZ registers from volby.cz XML."""
+
+    kind = "volby-xml"
+
+    def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
+        super().__init__(register, options, services)
+        self.config = VolbyConfig.of(options)
+        self._client: httpx.AsyncClient | None = None
+        self._streams: dict[str, BatchStream] = {}
+        # Which district each council was seen in: district membership does not change.
+        self._districts: dict[tuple[str, str], str] = {}
+        spec = self.config.families.batches or {}
+        self._names = BatchNames(sequence=str(spec.get("sequence", "PORADI_ZPRAC")))
+
+    async def start(self) -> None:
+        """Open the HTTP client."""
+        self._http()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self.config.timeout,
+                follow_redirects=False,
+                headers={"Accept": "application/xml, text/xml"},
+            )
+        return self._client
+
+    async def fetch(self, query: Query) -> Page:
+        """Rows of ``query.entity`` from the documents the filter needs."""
+        families = self.config.families.of(query.entity.name)
+        if "batches" in families:
+            rows, notices = await self._batch_rows(query)
+        elif families:
+            rows, notices = await self._document_rows(query)
+        else:
+            rows, notices = [], []
+        if len(rows) >= OFFLOAD_ROWS:
+            page = await asyncio.to_thread(_answer, rows, query)
+        else:
+            page = _answer(rows, query)
+        page.notices.extend(notices)
+        return page
+
+    # ----------------------------------------------------------------- result documents
+
+    async def _document_rows(self, query: Query) -> tuple[list[Row], list[dict[str, Any]]]:
+        plan = plan_documents(query, self.config, self.register.datamodel, self._district_of)
+        upstream_budget.spend(len(plan.requests), f"{len(plan.requests)} volby.cz documents")
+        limit = asyncio.Semaphore(self.config.concurrency)
+
+        async def bounded(request: DocRequest) -> MappedDocument:
+            async with limit:
+                return await self._document(request, self.config.ttl)
+
+        documents = await asyncio.gather(*(bounded(r) for r in plan.requests))
+        rows: list[Row] = []
+        waiting = 0
+        for request, document in zip(plan.requests, documents, strict=True):
+            if document.error is not None:
+                if not document.error.not_yet_available:
+                    raise self._refusal(request, document.error)
+                waiting += 1
+                continue
+            self._learn_districts(request, document)
+            rows.extend(document.of(query.entity.name))
+        notices = [self._cost(query, plan.requests, plan.fanout)]
+        if waiting:
+            notices.append(_not_yet(waiting))
+        return rows, notices
+
+    def _district_of(self, election: Election, council: str) -> str | None:
+        return self._districts.get((election.label, council))
+
+    def _learn_districts(self, request: DocRequest, document: MappedDocument) -> None:
+        spec = self.config.families.councils
+        if spec is None or request.endpoint != spec["district_endpoint"]:
+            return
+        district = request.params[str(spec["district_parameter"])]
+        for name, rows in document.rows.items():
+            field = self.register.datamodel.entities[name].by_source.get(str(spec["council_field"]))
+            if field is not None:
+                for row in rows:
+                    self._districts[(request.election.label, str(row[field.name]))] = district
+
+    def _refusal(self, request: DocRequest, error: Chyba) -> Exception:
+        text = f"volby.cz refused {request.endpoint} {request.query_params}: {error.describe()}"
+        if request.from_filter:
+            return BadUserInputError(text)
+        return UpstreamInvalidError(text)
+
+    def _cost(self, query: Query, requests: list[DocRequest], fanout: bool) -> dict[str, Any]:
+        endpoints: dict[str, int] = {}
+        for request in requests:
+            endpoints[request.endpoint] = endpoints.get(request.endpoint, 0) + 1
+        message = f"{len(requests)} volby.cz document(s) for {query.entity.graphql_name}"
+        if fanout:
+            message += (
+                f"; no council or district filter, so every configured district was read"
+                f" ({self.config.concurrency} at a time)"
+            )
+        return {
+            "code": "UPSTREAM_COST",
+            "register": self.register.name,
+            "entity": query.entity.graphql_name,
+            "documents": len(requests),
+            "endpoints": endpoints,
+            "fanout": fanout,
+            "concurrency": self.config.concurrency,
+            "message": message,
+        }
+
+    # ----------------------------------------------------------------- batches
+
+    async def _batch_rows(self, query: Query) -> tuple[list[Row], list[dict[str, Any]]]:
+        rows: list[Row] = []
+        notices: list[dict[str, Any]] = []
+        for election in elections_for(query, self.config, self.register.datamodel):
+            stream = self._stream(election)
+            try:
+                await stream.refresh(
+                    functools.partial(self._batch, election, None),
+                    functools.partial(self._batch, election),
+                    concurrency=self.config.concurrency,
+                )
+            except UpstreamError as exc:
+                if not stream.batches:
+                    raise
+                notices.append(_stale(election, stream, exc))
+            if not stream.batches:
+                notices.append(_not_yet(1, election))
+            rows.extend(stream.rows(query.entity))
+        return rows, notices
+
+    def _stream(self, election: Election) -> BatchStream:
+        stream = self._streams.get(election.label)
+        if stream is None:
+            stream = BatchStream(election.context, self.register.datamodel, self._names)
+            self._streams[election.label] = stream
+        return stream
+
+    async def _batch(self, election: Election, number: int | None) -> MappedDocument:
+        spec = self.config.families.batches or {}
+        request = batch_request(election, spec, number)
+        # The newest batch changes every few minutes; a numbered batch never changes.
+        ttl = self.config.ttl if number is None else None
+        return await self._document(request, ttl)
+
+    # ----------------------------------------------------------------- HTTP
+
+    async def _document(self, request: DocRequest, ttl: float | None) -> MappedDocument:
+        url = request.url(self.config.url)
+        params = request.query_params
+        key = f"volby:{self.register.name}:{url}?" + "&".join(
+            f"{k}={v}" for k, v in sorted(params.items())
+        )
+
+        async def load() -> MappedDocument:
+            data = await self.guard.run(lambda: self._get(url, params))
+            if data is None:
+                return MappedDocument("", None, {}, Chyba(NOT_YET_AVAILABLE, "HTTP 404"))
+            if len(data) >= OFFLOAD_BYTES:
+                return await asyncio.to_thread(
+                    read_document, data, self.register.datamodel, request.context
+                )
+            return read_document(data, self.register.datamodel, request.context)
+
+        return await self.services.cache.get_or_fetch(key, load, ttl, **self.cache_windows())
+
+    async def _get(self, url: str, params: Mapping[str, str]) -> bytes | None:
+        self.requests += 1
+        with _upstream_errors(url):
+            async with self._http().stream("GET", url, params=params) as response:
+                if response.status_code == httpx.codes.NOT_FOUND:
+                    # The static-file layout answers a batch that does not exist yet with 404.
+                    return None
+                if response.status_code >= 500 or response.status_code == 429:
+                    raise UpstreamUnavailableError(f"volby.cz answered HTTP {response.status_code}")
+                if response.status_code >= 400:
+                    raise UpstreamInvalidError(f"volby.cz answered HTTP {response.status_code}")
+                return await self._body(response)
+
+    async def _body(self, response: httpx.Response) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.config.max_bytes:
+                raise UpstreamInvalidError(
+                    f"volby.cz document larger than {self.config.max_bytes} bytes"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _answer(rows: list[Row], query: Query) -> Page:
+    """The page of ``query`` from ``rows`` (only read: it may run in a worker thread)."""
+    page = apply_in_memory(rows, query)
+    # Cached rows are shared; callers get their own copies.
+    page.rows = [dict(row) for row in page.rows]
+    return page
+
+
+@contextlib.contextmanager
+def _upstream_errors(url: str) -> Iterator[None]:
+    """Translate httpx failures into gateway errors."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeoutError(f"volby.cz did not answer in time ({url})") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamUnavailableError(f"volby.cz unreachable ({url}): {exc}") from exc
+
+
+def _not_yet(count: int, election: Election | None = None) -> dict[str, Any]:
+    where = f" for {election.label}" if election is not None else ""
+    return {
+        "code": "NOT_YET_AVAILABLE",
+        "documents": count,
+        "message": f"volby.cz has no data yet{where} (error {NOT_YET_AVAILABLE})",
+    }
+
+
+def _stale(election: Election, stream: BatchStream, exc: UpstreamError) -> dict[str, Any]:
+    return {
+        "code": "STALE",
+        "election": election.label,
+        "batches": len(stream.batches),
+        "message": f"new batches could not be read ({exc.message}); older ones are shown",
+    }

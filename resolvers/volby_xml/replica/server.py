@@ -1,0 +1,212 @@
+"""A local replica of volby.cz's election-results XML endpoints, serving recorded responses.
+
+URL shapes as on volby.cz::
+
+    /pls/kv2014/vysledky                               national summary (municipal 2014)
+    /pls/kv2014/vysledky_obce_okres?nuts=CZ0100        a district and its councils
+    /pls/kv2022/vysledky_obec?cislo_obce=551082        one council
+    /pls/kv2022/vysledky_okrsky?datumvoleb=20220923&davka=N   precinct batch N (empty: newest)
+    /pls/prez2023/vysledky_okrsky?kolo=1&davka=N       presidential precinct batches
+
+Every URL accepts ``datumvoleb``; a date other than the election's is refused. Data that does
+not exist (a batch not published yet or missing from the recording, a district or council not
+recorded) is answered with ``<CHYBA KOD_CHYBY="10"/>``; a malformed parameter with the text form
+of ``CHYBA``. Batches are published by a :class:`ReplayClock`; :class:`Fault` entries make the
+replica slow, failing or truncating; every request is logged in :attr:`VolbyReplica.requests`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from resolvers.replica_kit.serve import RunningServer, serve_asgi
+from resolvers.volby_xml.replica.data import (
+    DATA_DIR,
+    Batch,
+    ElectionData,
+    error_document,
+    load_catalogue,
+)
+from resolvers.volby_xml.replica.replay import Fault, ReplayClock, RequestRecord
+
+__all__ = ["Fault", "ReplayClock", "VolbyReplica", "demo_replica"]
+
+_DISTRICT = re.compile(r"CZ0[1-8][0-9][0-9A-C]")
+_COUNCIL = re.compile(r"[0-9]{6}")
+_NUMBER = re.compile(r"[0-9]{1,6}")
+_RECORDED_ERROR = DATA_DIR / "kv_error" / "csu-okrsky-live-chyba-10.xml"
+_MEDIA_TYPE = "application/xml"
+
+
+class VolbyReplica:
+    """The replica's state (catalogue, clock, faults, request log) and its ASGI app."""
+
+    def __init__(
+        self,
+        *,
+        clock: ReplayClock | None = None,
+        data_dir: Path = DATA_DIR,
+    ) -> None:
+        self.catalogue = load_catalogue(data_dir)
+        self.clock = clock or ReplayClock()
+        self.faults: list[Fault] = []
+        self.requests: list[RequestRecord] = []
+        self._recorded_error = (data_dir / _RECORDED_ERROR.relative_to(DATA_DIR)).read_bytes()
+        self._server: RunningServer | None = None
+        self.app = Starlette(routes=[Route("/pls/{election}/{document}", self._handle)])
+
+    # ----------------------------------------------------------------- control
+
+    def inject(self, fault: Fault) -> None:
+        """Add a fault for the next matching requests."""
+        self.faults.append(fault)
+
+    def add_batch(
+        self, election: str, series: str, number: int, content: bytes, offset: float = 0.0
+    ) -> None:
+        """Serve an extra batch (tests build municipal batches this way)."""
+        self.catalogue[election].series.setdefault(series, {})[number] = Batch(content, offset)
+
+    def release(self, election: str, series: str, upto: int) -> None:
+        """Publish the batches of one series up to ``upto`` by hand."""
+        self.clock.release(_series_id(election, series), upto)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> VolbyReplica:
+        """Listen on a real socket."""
+        self._server = await serve_asgi(self.app, host, port)
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        """The base URL (``http://127.0.0.1:port``)."""
+        if self._server is None:
+            raise RuntimeError("the replica is not running")
+        return self._server.url
+
+    @property
+    def address(self) -> str:
+        """Where it listens, for people."""
+        return f"{self.url}/pls/"
+
+    @property
+    def overrides(self) -> Mapping[str, Mapping[str, Any]]:
+        """Source.json options pointing the CZ and CZPREZ registers at the replica."""
+        districts = {
+            name: sorted(e.districts) for name, e in self.catalogue.items() if e.kind == "kv"
+        }
+        return {"CZ": {"url": self.url, "districts": districts}, "CZPREZ": {"url": self.url}}
+
+    # ----------------------------------------------------------------- serving
+
+    async def _handle(self, request: Request) -> Response:
+        target = request.url.path + ("?" + request.url.query if request.url.query else "")
+        fault = next((f for f in self.faults if f.hits(target)), None)
+        params = dict(request.query_params)
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.kind == "status":
+            self._log(request, params, fault.status, fault.kind)
+            return Response(f"HTTP {fault.status}\n", fault.status, media_type="text/plain")
+        status, body = self._answer(
+            request.path_params["election"], request.path_params["document"], params
+        )
+        if fault is not None and fault.kind == "truncate":
+            body = body[: len(body) // 2]
+        self._log(request, params, status, fault.kind if fault else "")
+        return Response(body, status, media_type=_MEDIA_TYPE if status == 200 else "text/plain")
+
+    def _log(self, request: Request, params: dict[str, str], status: int, fault: str) -> None:
+        self.requests.append(RequestRecord(request.url.path, params, status, fault))
+
+    def _answer(self, name: str, document: str, params: Mapping[str, str]) -> tuple[int, bytes]:
+        election = self.catalogue.get(name)
+        if election is None or not _serves(election, document):
+            return 404, b"Not Found\n"
+        wanted = params.get("datumvoleb")
+        if wanted and election.datumvoleb and wanted != election.datumvoleb:
+            return 200, error_document(election, document, text=f"Neplatné datum voleb {wanted}")
+        if document == "vysledky":
+            return self._or_missing(election, document, election.national)
+        if document == "vysledky_obce_okres":
+            return self._keyed(election, document, params, "nuts", _DISTRICT, election.districts)
+        if document == "vysledky_obec":
+            return self._keyed(
+                election, document, params, "cislo_obce", _COUNCIL, election.councils
+            )
+        return self._batch(election, params)
+
+    def _keyed(
+        self,
+        election: ElectionData,
+        document: str,
+        params: Mapping[str, str],
+        parameter: str,
+        pattern: re.Pattern[str],
+        recorded: Mapping[str, bytes],
+    ) -> tuple[int, bytes]:
+        value = params.get(parameter, "")
+        if not pattern.fullmatch(value):
+            return 200, error_document(election, document, text=f"Neplatný parametr {parameter}")
+        return self._or_missing(election, document, recorded.get(value))
+
+    def _or_missing(
+        self, election: ElectionData, document: str, content: bytes | None
+    ) -> tuple[int, bytes]:
+        if content is not None:
+            return 200, content
+        if election.kind == "kv" and document == "vysledky_okrsky":
+            return 200, self._recorded_error
+        return 200, error_document(election, document, code=10)
+
+    def _batch(self, election: ElectionData, params: Mapping[str, str]) -> tuple[int, bytes]:
+        document = "vysledky_okrsky"
+        series = ""
+        if election.kind == "prez":
+            series = params.get("kolo", "")
+            if series not in election.series:
+                return 200, error_document(election, document, text="Neplatný parametr kolo")
+        batches = election.series.get(series, {})
+        number = params.get("davka", "")
+        sid = _series_id(election.name, series)
+        if number == "":
+            published = [n for n, b in batches.items() if self.clock.released(sid, n, b.offset)]
+            newest = max(published, default=None)
+            return self._or_missing(
+                election, document, None if newest is None else batches[newest].content
+            )
+        if not _NUMBER.fullmatch(number):
+            return 200, error_document(election, document, text="Neplatný parametr davka")
+        batch = batches.get(int(number))
+        if batch is None or not self.clock.released(sid, int(number), batch.offset):
+            return self._or_missing(election, document, None)
+        return 200, batch.content
+
+
+def _serves(election: ElectionData, document: str) -> bool:
+    if election.kind == "prez":
+        return document == "vysledky_okrsky"
+    return document in ("vysledky", "vysledky_obce_okres", "vysledky_obec", "vysledky_okrsky")
+
+
+def _series_id(election: str, series: str) -> str:
+    return f"{election}/{series}" if series else election
+
+
+async def demo_replica(speed: float | None = 60.0) -> VolbyReplica:
+    """Start the replica for ``gateway demo``: batches replayed ``speed`` times faster."""
+    return await VolbyReplica(clock=ReplayClock(speed)).start()

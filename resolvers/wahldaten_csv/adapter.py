@@ -1,0 +1,463 @@
+"""The DE adapter: Offene Wahldaten CSV files from a web folder or a local directory.
+
+How a query is answered:
+
+1. The folder's listing (cached for ``ttl`` seconds, revalidated with a conditional GET) is
+   grouped into publications by file name, and the newest version of each dataset is chosen.
+2. Each publication's election is read from its content (the Wahlparameter file, else any
+   other), so the ``wahl`` identity is what the files say, not what their names say; two
+   publications of the same election are merged, the newest version of each dataset winning.
+3. Only the elections the filter allows (``wahl`` or a ``wahl|…`` join key) and only the
+   datasets the entity needs are read. A file version is parsed once and cached (its name and
+   ``ETag`` identify it).
+4. Rows are filtered, ordered and paged in memory; the data warnings of the files read (with
+   file and line) come back in ``Page.notices`` and are logged once per file version.
+
+Options (``Source.json`` merged with the configuration): ``url`` (a listing URL or a list of
+them) or ``directory`` (a local folder, searched recursively; relative to the working
+directory), ``ttl`` (listing, seconds), ``fileTtl`` (a parsed file version, seconds),
+``timeout`` (seconds), ``concurrency`` (files read at once).
+
+CPU-heavy steps run in a worker thread, so the event loop keeps serving other requests: a
+file larger than :data:`OFFLOAD_BYTES` is parsed there, and a query whose files hold more than
+:data:`OFFLOAD_ROWS` rows is answered (rows built, filtered, ordered) there. The worker only
+reads the parsed files (immutable) and the query's own warning log; caches, the per-query memo
+and the logged-warnings set are written on the loop once it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.model.datamodel import Entity, Register
+from gateway.model.errors import DescriptorError, UpstreamError
+from gateway.model.filters import equal_values, matches
+from gateway.model.query import Filter, Page, Query, Row, SortKey
+from gateway.sources import upstream_budget
+from gateway.sources.port import Services, Source
+from resolvers.wahldaten_csv.names import FileName, newest_versions, parse_file_name
+from resolvers.wahldaten_csv.parse import DataWarning, Table, WarningLog, read_table
+from resolvers.wahldaten_csv.rows import (
+    DERIVED,
+    ENTITY_DATASET,
+    Election,
+    Sheet,
+    StimmeFilter,
+    build_sheet,
+    election_prefix,
+    entity_rows,
+    partei_of,
+    stimme_rows,
+)
+from resolvers.wahldaten_csv.upstream import (
+    DirectoryUpstream,
+    HttpUpstream,
+    Listing,
+    RemoteFile,
+    Upstream,
+)
+
+__all__ = ["WahldatenSource", "answer"]
+
+log = logging.getLogger(__name__)
+
+# The datasets each entity reads, the first giving its rows.
+NEEDS = {
+    "Wahlparameter": ("Wahlparameter",),
+    "Wahlgebiet": ("Wahlgebietseinteilungen",),
+    "Stimmzettel": ("Stimmzettel",),
+    "Kandidat": ("Kandidaten",),
+    "Wahlergebnis": ("Wahlergebnisse",),
+    "Stimme": ("Wahlergebnisse", "Wahlgebietseinteilungen", "Stimmzettel"),
+}
+# The dataset whose file names an election, in the order they are tried.
+IDENTITY_ORDER = (
+    "Wahlparameter",
+    "Wahlgebietseinteilungen",
+    "Stimmzettel",
+    "Wahlergebnisse",
+    "Kandidaten",
+)
+# Fields whose values start with the ``wahl`` identity (join keys), by source name.
+KEYED = ("wahl", *sorted(DERIVED - {"wahl", "datei", "zeile"}))
+
+# A file at least this large is parsed in a worker thread; smaller ones inline (a thread
+# hop costs more than parsing them).
+OFFLOAD_BYTES = 64 * 1024
+# A query whose files hold at least this many rows (vote rows: rows times vote columns) is
+# answered in a worker thread.
+OFFLOAD_ROWS = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """The file chosen for one dataset of one publication."""
+
+    file: RemoteFile
+    name: FileName
+    upstream: Upstream
+
+
+@dataclass(frozen=True, slots=True)
+class _Publication:
+    """One election's newest files, by dataset."""
+
+    election: Election
+    files: Mapping[str, _Version]
+
+
+class WahldatenSource(Source):
+    """Answers DE queries from Offene Wahldaten CSV files."""
+
+    kind = "wahldaten-csv"
+
+    def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
+        super().__init__(register, options, services)
+        self._urls = self._url_option(options.get("url"))
+        directory = options.get("directory")
+        if not self._urls and not directory:
+            raise DescriptorError("DE Source.json needs a 'url' or a 'directory'")
+        self._directory = Path(str(directory)) if directory else None
+        self._listing_ttl = float(options.get("ttl", 10))
+        file_ttl = options.get("fileTtl", 3600)
+        self._file_ttl = None if file_ttl is None else float(file_ttl)
+        self._timeout = float(options.get("timeout", 30))
+        self._limit = asyncio.Semaphore(int(options.get("concurrency", 8)))
+        self._client: httpx.AsyncClient | None = None
+        self._upstreams: list[Upstream] = []
+        self._stale: dict[str, Listing] = {}
+        self._logged: set[tuple[str, str, str]] = set()
+        self._validated: dict[str, tuple[str, Sheet]] = {}
+
+    @staticmethod
+    def _url_option(value: Any) -> list[str]:
+        if not value:
+            return []
+        return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+    async def start(self) -> None:
+        """Open the HTTP client (for ``url``) and set up the folders to read."""
+        if self._upstreams:
+            return
+        if self._urls:
+            self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=True)
+            self._upstreams = [HttpUpstream(u, self._client, self._count) for u in self._urls]
+        elif self._directory is not None:
+            self._upstreams = [DirectoryUpstream(self._directory)]
+
+    def _count(self) -> None:
+        self.requests += 1
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._upstreams = []
+
+    def _entity(self, name: str) -> Entity:
+        return self.register.datamodel.entities[name]
+
+    async def fetch(self, query: Query) -> Page:
+        """Read the files ``query`` needs and answer it in memory."""
+        await self.start()
+        entity = query.entity
+        if entity.name not in NEEDS:
+            raise DescriptorError(f"DE has no dataset for entity {entity.name!r}")
+        notes = WarningLog()
+        memo: dict[str, Sheet] = {}  # a file read once per query, whatever its cache TTL
+        publications = await self._publications(notes, memo)
+        chosen = _select(publications, query.where, entity)
+        sheets = await self._sheets(chosen, NEEDS[entity.name], memo)
+        if _work(sheets.values()) >= OFFLOAD_ROWS:
+            page = await asyncio.to_thread(self._answer, query, chosen, sheets, notes)
+        else:
+            page = self._answer(query, chosen, sheets, notes)
+        warnings = notes.freeze()
+        self._log(warnings)
+        page.notices.extend(warning.as_notice() for warning in warnings)
+        return page
+
+    async def file_versions(self) -> dict[tuple[str, str], str]:
+        """(election, dataset) → the file served now; change detection compares these."""
+        await self.start()
+        publications = await self._publications(WarningLog(), {})
+        return {
+            (p.election.wahl, dataset): version.file.name
+            for p in publications
+            for dataset, version in p.files.items()
+        }
+
+    # -- listing and elections ------------------------------------------------------------
+
+    async def _publications(self, notes: WarningLog, memo: dict[str, Sheet]) -> list[_Publication]:
+        versions: list[_Version] = []
+        for upstream in self._upstreams:
+            listing = await self._listing(upstream, notes)
+            notes.extend(listing.warnings)
+            versions.extend(self._named(upstream, listing, notes))
+        newest = newest_versions(v.name for v in versions)
+        by_name = {(v.name.group, v.name.dataset, v.name.name): v for v in versions}
+        groups: dict[str, dict[str, _Version]] = {}
+        for (group, dataset), name in newest.items():
+            groups.setdefault(group, {})[dataset] = by_name[(group, dataset, name.name)]
+        upstream_budget.spend(len(groups), f"{len(groups)} DE files naming their election")
+        elections = await asyncio.gather(
+            *(self._election(files, notes, memo) for files in groups.values())
+        )
+        return _merge(zip(elections, groups.values(), strict=True))
+
+    async def _listing(self, upstream: Upstream, notes: WarningLog) -> Listing:
+        key = f"wahldaten:listing:{upstream.label}"
+        try:
+            listing = await self.services.cache.get_or_fetch(
+                key, lambda: self.guard.run(upstream.listing), self._listing_ttl
+            )
+        except UpstreamError as exc:
+            stale = self._stale.get(upstream.label)
+            if stale is None:
+                raise
+            notes.add(
+                "STALE_LISTING",
+                f"the listing could not be read ({exc.message}); the last one read is used",
+                upstream.label,
+            )
+            return stale
+        self._stale[upstream.label] = listing
+        return listing
+
+    @staticmethod
+    def _named(upstream: Upstream, listing: Listing, notes: WarningLog) -> Iterator[_Version]:
+        for file in listing.files:
+            name = parse_file_name(file.name)
+            if name is None:
+                notes.add(
+                    "NOT_A_DATASET",
+                    "the file name names none of the five datasets; the file was ignored",
+                    file.name,
+                )
+                continue
+            yield _Version(file, name, upstream)
+
+    async def _election(
+        self, files: Mapping[str, _Version], notes: WarningLog, memo: dict[str, Sheet]
+    ) -> Election:
+        """The election a publication's files are about, read from the first file naming it."""
+        for dataset in IDENTITY_ORDER:
+            version = files.get(dataset)
+            if version is None:
+                continue
+            sheet = await self._sheet(version, dataset, memo)
+            for gs, day, name in sheet.identities:
+                if gs and day and name:
+                    return Election(gs, day, name, version.file.name)
+        fallback = next(iter(files.values()))
+        said = fallback.name
+        notes.add(
+            "NO_IDENTITY",
+            "no file of this publication names its election; the file name was used",
+            fallback.file.name,
+        )
+        return Election(said.ags or "", said.day or "", said.election or said.group, said.name)
+
+    # -- reading files ----------------------------------------------------------------------
+
+    async def _sheets(
+        self, publications: list[_Publication], datasets: tuple[str, ...], memo: dict[str, Sheet]
+    ) -> dict[tuple[str, str], Sheet]:
+        jobs = [
+            (publication.election.wahl, dataset, publication.files[dataset])
+            for publication in publications
+            for dataset in datasets
+            if dataset in publication.files
+        ]
+        sheets = await asyncio.gather(*(self._sheet(version, ds, memo) for _, ds, version in jobs))
+        return {(wahl, ds): sheet for (wahl, ds, _), sheet in zip(jobs, sheets, strict=True)}
+
+    async def _sheet(self, version: _Version, dataset: str, memo: dict[str, Sheet]) -> Sheet:
+        file = version.file
+        key = f"wahldaten:sheet:{dataset}:{file.location}\x00{file.version}"
+        if key in memo:
+            return memo[key]
+        # A listing without versions (a plain HTML index) cannot tell a changed file: such
+        # files are revalidated with their ETag as often as the listing is read.
+        ttl = self._file_ttl if file.version else self._listing_ttl
+
+        async def load() -> Sheet:
+            known = self._validated.get(key)
+            async with self._limit:
+                fetched = await self.guard.run(
+                    lambda: version.upstream.read(file, known[0] if known else None)
+                )
+            if fetched.data is None and known is not None:
+                return known[1]
+            data = fetched.data or b""
+            if len(data) >= OFFLOAD_BYTES:
+                sheet = await asyncio.to_thread(self._convert, data, file.name, dataset)
+            else:
+                sheet = self._convert(data, file.name, dataset)
+            self._log(sheet.warnings)
+            if not file.version and fetched.etag:
+                self._validated[key] = (fetched.etag, sheet)
+            return sheet
+
+        sheet = memo[key] = await self.services.cache.get_or_fetch(
+            key, load, ttl, **self.cache_windows()
+        )
+        return sheet
+
+    def _convert(self, data: bytes, name: str, dataset: str) -> Sheet:
+        entity = self._entity(_entity_of(dataset))
+        vote_type = None
+        if dataset == "Wahlergebnisse":
+            vote_type = self._entity("Stimme").by_source["anzahl"].type
+        try:
+            table = read_table(data, name)
+        except ValueError as exc:
+            empty = Table(name, (), (), (DataWarning("EMPTY_FILE", str(exc), name),))
+            return build_sheet(empty, entity, dataset, vote_type)
+        return build_sheet(table, entity, dataset, vote_type)
+
+    # -- rows -----------------------------------------------------------------------------
+
+    def _answer(
+        self,
+        query: Query,
+        publications: list[_Publication],
+        sheets: Mapping[tuple[str, str], Sheet],
+        notes: WarningLog,
+    ) -> Page:
+        """The page of ``query``: pure work on parsed files (may run in a worker thread)."""
+        rows = self._rows(query.entity, query.where, publications, sheets, notes)
+        return answer(rows, query)
+
+    def _rows(
+        self,
+        entity: Entity,
+        where: Filter | None,
+        publications: list[_Publication],
+        sheets: Mapping[tuple[str, str], Sheet],
+        notes: WarningLog,
+    ) -> Iterator[Row]:
+        want = StimmeFilter.of(where, entity) if entity.name == "Stimme" else None
+        for publication in publications:
+            election = publication.election
+            sheet = sheets.get((election.wahl, NEEDS[entity.name][0]))
+            if sheet is None:
+                continue
+            notes.extend(sheet.warnings)
+            if want is None:
+                yield from entity_rows(sheet, entity, election, notes)
+                continue
+            areas = sheets.get((election.wahl, "Wahlgebietseinteilungen"))
+            ballots = sheets.get((election.wahl, "Stimmzettel"))
+            position = self._entity("Stimmzettel").by_source["stimmzettel-position"].name
+            yield from stimme_rows(
+                sheet, entity, election, _ballot_areas(areas), _parties(ballots, position), want
+            )
+
+    def _log(self, warnings: Iterable[DataWarning]) -> None:
+        for warning in warnings:
+            key = (warning.file, warning.code, warning.column)
+            if key not in self._logged:
+                self._logged.add(key)
+                log.warning("DE data warning: %s", warning)
+
+
+def answer(rows: Iterable[Row], query: Query) -> Page:
+    """Filter, order and slice rows as :func:`gateway.model.filters.apply_in_memory` does.
+
+    The rows' values are already typed (integers, ISO 8601 text, which sorts like the time it
+    stands for), so they sort by plain keys, one stable pass per sort key from the last, instead
+    of pairwise comparisons: a whole Stimme set (170,000 rows) in a fraction of the time.
+    """
+    selected = [row for row in rows if matches(query.where, row, query.entity)]
+    for key in reversed(query.order):
+        selected.sort(key=_sort_key(key), reverse=key.descending)
+    total = len(selected)
+    end = None if query.limit is None else query.offset + query.limit
+    return Page(
+        rows=selected[query.offset : end], has_more=end is not None and total > end, total=total
+    )
+
+
+def _sort_key(key: SortKey) -> Callable[[Row], tuple[bool, Any]]:
+    # Nulls first ascending and, the pass being reversed, last descending.
+    name = key.field
+
+    def value(row: Row) -> tuple[bool, Any]:
+        item = row.get(name)
+        return (item is not None, item)
+
+    return value
+
+
+def _work(sheets: Iterable[Sheet]) -> int:
+    """About how many rows answering from ``sheets`` builds (a vote row per vote column)."""
+    return sum(len(sheet.rows) * max(1, len(sheet.letters)) for sheet in sheets)
+
+
+def _entity_of(dataset: str) -> str:
+    return next(e for e, d in ENTITY_DATASET.items() if d == dataset and e != "Stimme")
+
+
+def _merge(found: Iterable[tuple[Election, Mapping[str, _Version]]]) -> list[_Publication]:
+    """One publication per election: files of several publications of the same election are
+    pooled, the newest version of each dataset winning.
+    """
+    merged: dict[str, tuple[Election, dict[str, _Version]]] = {}
+    for election, files in found:
+        _, pool = merged.setdefault(election.wahl, (election, {}))
+        for dataset, version in files.items():
+            seen = pool.get(dataset)
+            if seen is None or version.name.order > seen.name.order:
+                pool[dataset] = version
+    return [_Publication(election, files) for election, files in merged.values()]
+
+
+def _select(
+    publications: list[_Publication], where: Filter | None, entity: Entity
+) -> list[_Publication]:
+    """The publications a filter can match: by ``wahl`` and by the ``wahl|…`` join keys."""
+    chosen = publications
+    for source in KEYED:
+        field = entity.by_source.get(source)
+        values = None if field is None else equal_values(where, field.name)
+        if values is None:
+            continue
+        texts = {str(v) for v in values if v is not None}
+        if source == "wahl":
+            chosen = [p for p in chosen if p.election.wahl in texts]
+        else:
+            chosen = [p for p in chosen if _any_prefix(texts, election_prefix(p.election.wahl))]
+    return chosen
+
+
+def _any_prefix(texts: set[str], prefix: str) -> bool:
+    return any(text.startswith(prefix) for text in texts)
+
+
+def _ballot_areas(sheet: Sheet | None) -> dict[str, str | None]:
+    """bezirk-nr → the district's stimmzettel-gebiet-nr (None for a placeholder)."""
+    if sheet is None:
+        return {}
+    return {joins["bezirk-nr"] or "": joins["stimmzettel-gebiet-nr"] for joins in sheet.joins}
+
+
+def _parties(sheet: Sheet | None, field: str) -> dict[tuple[str | None, int], str | None]:
+    """(stimmzettel-gebiet-nr, position) → the party's join text (``field``: the position)."""
+    if sheet is None:
+        return {}
+    out: dict[tuple[str | None, int], str | None] = {}
+    for row, joins in zip(sheet.rows, sheet.joins, strict=True):
+        position = row.get(field)
+        if isinstance(position, int):
+            out[(joins["stimmzettel-gebiet-nr"], position)] = partei_of(joins)
+    return out

@@ -1,0 +1,50 @@
+"""Rows whose ``opdateringsdato`` moves on as subscription events (FT replica, rows edited live)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from resolvers.odata.replica.data import load_ft_data
+from resolvers.odata.replica.server import FtReplica
+from tests.gateway.events.conftest import bus, eventually, registers_with, running_gateway
+from tests.gateway.events.wsclient import graphql_ws
+
+TYPES = """subscription { FT_Afstemningstype_changed {
+  id upstream nodes { id type opdateringsdato } } }"""
+
+
+@pytest.fixture
+async def replica() -> AsyncIterator[tuple[FtReplica, dict[str, Any]]]:
+    recorded = load_ft_data()
+    # A copy of the row table, so that editing it leaves the shared recording alone.
+    rows = dict(recorded.rows)
+    data = dataclasses.replace(recorded, rows=rows)
+    async with FtReplica(data) as running:
+        yield running, rows
+
+
+async def test_updated_and_new_rows_arrive(replica: tuple[FtReplica, dict[str, Any]]) -> None:
+    running, rows = replica
+    before = rows["Afstemningstype"]
+    newest = max(r["opdateringsdato"] for r in before)
+    options = {"FT": {"url": running.url, "eventsInterval": 0.1}}
+    with registers_with("FT") as registers:
+        async with running_gateway(registers, options) as app, graphql_ws(app) as ws:
+            op = await ws.subscribe(TYPES)
+            await eventually(lambda: bus(app).ready("FT", "Afstemningstype"))
+            edited = {**before[1], "type": "Ændret", "opdateringsdato": "2031-05-01T10:00:00.5"}
+            added = {"id": 99, "type": "Ny", "opdateringsdato": "2031-05-01T10:00:01"}
+            rows["Afstemningstype"] = (before[0], edited, *before[2:], added)
+            message = await ws.message(op)
+            event = message["payload"]["data"]["FT_Afstemningstype_changed"]
+            assert [(n["id"], n["type"]) for n in event["nodes"]] == [(2, "Ændret"), (99, "Ny")]
+            assert event["upstream"] == [f"opdateringsdato {newest} – 2031-05-01T10:00:01"]
+            # Nothing is reported twice.
+            polls = bus(app).watchers["FT"].polls
+            await eventually(lambda: bus(app).watchers["FT"].polls >= polls + 2)
+            with pytest.raises(TimeoutError):
+                await ws.message(op, seconds=0.3)
