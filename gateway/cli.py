@@ -6,12 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib
 import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from gateway.http.auth import DEMO_KEYS, AuthSettings
 from gateway.http.config import Settings
 from gateway.http.ratelimit import RateLimitSettings
 from gateway.model.errors import DescriptorError
+from gateway.sources.kinds import Kind, kinds
 from gateway.sources.observe import JsonFormatter
 
 __all__ = ["main"]
@@ -30,14 +30,6 @@ __all__ = ["main"]
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGISTERS = ROOT / "registers"
 DEFAULT_SCHEMA = ROOT / "schema.graphql"
-
-# Replica modules started by ``gateway demo``: module -> the registers it serves.
-DEMO_REPLICAS: dict[str, tuple[str, ...]] = {
-    "resolvers.odata.replica.server": ("FT",),
-    "resolvers.valg_sftp.replica.server": ("VALG",),
-    "resolvers.volby_xml.replica.server": ("CZ", "CZPREZ"),
-    "resolvers.wahldaten_csv.replica.server": ("DE",),
-}
 
 
 def _out(text: str) -> None:
@@ -150,9 +142,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _by_kind(registers_dir: Path) -> dict[Kind, dict[str, Mapping[str, Any]]]:
+    """The registers of a folder grouped by their kind (name → ``Source.json``)."""
+    report = load_registers(registers_dir)
+    if not report.ok:
+        raise DescriptorError(report.render())
+    grouped: dict[Kind, dict[str, Mapping[str, Any]]] = {}
+    for register in report.registers:
+        found = kinds().get(str(register.source.get("kind", "")))
+        if found is not None:
+            grouped.setdefault(found, {})[register.name] = register.source
+    return grouped
+
+
 async def _demo(args: argparse.Namespace) -> int:
     from gateway.http.app import create_app
-    from resolvers.replica_kit.serve import serve_asgi
+    from gateway.http.server import serve_asgi
 
     handles: list[Any] = []
     overrides: dict[str, Any] = {}
@@ -162,11 +167,10 @@ async def _demo(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        for module_name, registers in DEMO_REPLICAS.items():
-            if not all((Path(args.registers) / r).is_dir() for r in registers):
+        for kind, registers in _by_kind(Path(args.registers)).items():
+            if kind.replica is None:
                 continue
-            module = importlib.import_module(module_name)
-            handle = await module.demo_replica()
+            handle = await kind.replica(registers)
             handles.append(handle)
             # A replica on loopback needs no politeness towards a public service.
             overrides.update({k: {**dict(v), "rate": 0} for k, v in handle.overrides.items()})

@@ -18,7 +18,6 @@ strawberry definitions directly.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
@@ -66,10 +65,9 @@ def measure(registers: Path, via_decorator: bool = False) -> dict[str, Any]:
     if via_decorator:
         gateway.graphql.schema._TypeSet.finish = staticmethod(_decorated)  # type: ignore[method-assign]
     from gateway.http.config import Settings
-    from gateway.sources.port import SOURCE_KINDS
+    from gateway.sources.kinds import kinds
 
-    for target in SOURCE_KINDS.values():
-        importlib.import_module(target.split(":")[0])
+    kinds()  # every kind's adapter, detector and options
     started = _timed(clock, "imports", started)
 
     settings = Settings(registers_dir=registers)

@@ -44,7 +44,7 @@ import io
 import math
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,12 +53,12 @@ import defusedxml.ElementTree as SafeET
 
 from gateway.model.datamodel import Datamodel, Entity, Field, NavigationProperty, ScalarType
 from gateway.model.errors import DescriptorError
+from gateway.model.keys import KEY_SEPARATOR, reference_source
 from gateway.model.naming import type_name, unique_names
 
-__all__ = ["KEY_SEPARATOR", "join_key", "load_xsd", "reference_source", "split_key"]
+__all__ = ["load_xsd"]
 
 XS = "http://www.w3.org/2001/XMLSchema"
-KEY_SEPARATOR = "|"
 _UNBOUNDED = math.inf
 _INT32_DIGITS = 9
 
@@ -84,35 +84,6 @@ _BUILTIN: dict[str, ScalarType] = {
     "dateTime": ScalarType.DATETIME,
 }
 _INTEGERS = (ScalarType.INT, ScalarType.LONG)
-
-
-def reference_source(entity: str) -> str:
-    """The source name of the generated field holding an entity's composite key."""
-    return f"{entity}_ID"
-
-
-def join_key(values: Iterable[Any]) -> str:
-    """Join key values into one string (``None`` as empty; ``|`` and ``\\`` escaped)."""
-    parts = ("" if v is None else str(v) for v in values)
-    return KEY_SEPARATOR.join(p.replace("\\", "\\\\").replace("|", "\\|") for p in parts)
-
-
-def split_key(text: str) -> list[str]:
-    """The parts of a key joined by :func:`join_key`."""
-    parts, current, escaped = [], [], False
-    for char in text:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == KEY_SEPARATOR:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
 
 
 def load_xsd(path: Path, register: str, options: Mapping[str, Any]) -> Datamodel:

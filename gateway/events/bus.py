@@ -1,6 +1,6 @@
 """The event bus of one gateway process: a watcher per register, a feed per subscriber.
 
-See :mod:`gateway.events.change` for the whole picture. A :class:`Watcher` polls one register's
+See :mod:`gateway.sources.changes` for the whole picture. A :class:`Watcher` polls one register's
 detector while anyone subscribes to that register (the first subscription starts it, the last
 one to leave stops it) and hands each change to the :class:`Feed` of every subscriber of its
 entity; with Redis it takes part in the election of the one process that polls
@@ -15,7 +15,8 @@ import logging
 import weakref
 from typing import TYPE_CHECKING
 
-from gateway.events.change import Change, Detector, detector_class
+from gateway.sources import kinds
+from gateway.sources.changes import Change, Detector
 
 if TYPE_CHECKING:
     from gateway.events.fanout import SharedWatch
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FEED_CAPACITY", "EventBus", "Feed", "Watcher", "bus_for", "close_bus"]
 
-log = logging.getLogger("gateway.events.change")
+log = logging.getLogger("gateway.sources.changes")
 
 # Changes a subscriber may have waiting before the oldest are dropped.
 FEED_CAPACITY = 1000
@@ -192,7 +193,10 @@ class EventBus:
         watcher = self.watchers.get(register)
         if watcher is None:
             source = self.runtime.sources[register]
-            detector = detector_class(str(source.options.get("kind", "")))(source)
+            cls = kinds.detector(str(source.options.get("kind", "")))
+            if cls is None:
+                raise KeyError(register)
+            detector = cls(source)
             watcher = self.watchers[register] = Watcher(self, detector, self._shared(register))
         return watcher.join(entity)
 

@@ -26,11 +26,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gateway.events.change import Change, Detector
+from gateway.sources.changes import Change, Detector
 
 __all__ = ["SharedWatch"]
 
-log = logging.getLogger("gateway.events.change")
+log = logging.getLogger("gateway.sources.changes")
 
 _RETRY_AFTER = 5.0
 # The leader's lease covers several ticks, and long first polls (downloads) as well.

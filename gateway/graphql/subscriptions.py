@@ -1,6 +1,7 @@
 """GraphQL subscriptions ("hændelser"): live updates from the registers' change detection.
 
-For every entity with change events (:func:`gateway.events.change.event_entities`) the Subscription
+For every entity with change events (:func:`gateway.sources.kinds.event_entities`) the
+Subscription
 type has a field ``{REG}_{Entity}_changed(where: {REG}_{Entity}FilterInput)`` whose events are
 ``{REG}_{Entity}Event``: ``id``, ``detectedAt``, ``upstream`` (what changed upstream: file
 versions, batch numbers, update times) and ``nodes``, the new or changed rows that match
@@ -29,13 +30,14 @@ from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.field import StrawberryField
 
 from gateway.events.bus import Feed, bus_for
-from gateway.events.change import Change, event_entities
 from gateway.graphql.execute import Binding, RequestContext
 from gateway.graphql.types import python_type
 from gateway.model.datamodel import ScalarType
 from gateway.model.errors import GatewayError
 from gateway.model.filters import matches
 from gateway.model.query import Filter, Row
+from gateway.sources.changes import Change
+from gateway.sources.kinds import event_entities
 
 __all__ = ["fields"]
 

@@ -35,9 +35,10 @@ from gateway.http.ratelimit import (
 from gateway.http.view import GatewayView, view_routes
 from gateway.model.datamodel import Register
 from gateway.model.errors import DescriptorError
+from gateway.sources import kinds
 from gateway.sources.cache import Cache
 from gateway.sources.observe import Metrics, ObserveMiddleware
-from gateway.sources.port import Services, Source, source_class
+from gateway.sources.port import Services, Source
 
 __all__ = ["Gateway", "create_app"]
 
@@ -150,8 +151,8 @@ def load_gateway(settings: Settings) -> Gateway:
     for register in report.registers:
         kind = str(register.source["kind"])
         try:
-            cls = source_class(kind)
-        except (KeyError, ImportError) as exc:
+            cls = kinds.kind(kind).source
+        except KeyError as exc:
             raise DescriptorError(f"{register.name}: unknown source kind {kind!r}") from exc
         sources[register.name] = cls(register, register.source, services)
     runtime = Runtime(

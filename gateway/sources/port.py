@@ -1,4 +1,4 @@
-"""The interface every upstream adapter implements, and the registry of adapter kinds.
+"""The interface every upstream adapter implements (the kinds are in :mod:`gateway.sources.kinds`).
 
 A :class:`Source` answers :class:`gateway.model.query.Query` objects for the entities of one
 register. Relations are resolved by the gateway as ordinary queries
@@ -13,7 +13,6 @@ given back to the request's budget when the call ends.
 from __future__ import annotations
 
 import functools
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
@@ -28,7 +27,7 @@ from gateway.sources.cache import Cache
 from gateway.sources.guard import Guard, GuardSettings
 from gateway.sources.observe import Metrics
 
-__all__ = ["SOURCE_KINDS", "Services", "Source", "source_class"]
+__all__ = ["Services", "Source"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,21 +114,3 @@ def _accounted(fetch: _Fetch) -> _Fetch:
 def _loopback(options: Mapping[str, Any]) -> bool:
     host = options.get("host") or urlsplit(str(options.get("url", ""))).hostname
     return str(host) in ("127.0.0.1", "localhost", "::1")
-
-
-# kind (Source.json "kind") -> "module:Class"; imported on first use.
-SOURCE_KINDS: dict[str, str] = {
-    "odata": "resolvers.odata.adapter:ODataSource",
-    "valg-sftp": "resolvers.valg_sftp.adapter:ValgSource",
-    "volby-xml": "resolvers.volby_xml.adapter:VolbySource",
-    "wahldaten-csv": "resolvers.wahldaten_csv.adapter:WahldatenSource",
-}
-
-
-def source_class(kind: str) -> type[Source]:
-    """The adapter class for a ``Source.json`` kind (KeyError for an unknown kind)."""
-    module_name, _, attr = SOURCE_KINDS[kind].partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    if not (isinstance(cls, type) and issubclass(cls, Source)):
-        raise TypeError(f"{SOURCE_KINDS[kind]} is not a Source")
-    return cls

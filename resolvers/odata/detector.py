@@ -13,9 +13,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.events.change import Change, Detector
 from gateway.model.datamodel import Entity, Register
 from gateway.model.query import Condition, Query, SortKey
+from gateway.sources.changes import Change, Detector
 from gateway.sources.port import Source
 
 __all__ = ["UpdatedRowsDetector"]

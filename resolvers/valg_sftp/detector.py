@@ -16,8 +16,8 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.events.change import Change, Detector
 from gateway.model.datamodel import Register
+from gateway.sources.changes import Change, Detector
 from gateway.sources.port import Source
 from resolvers.valg_sftp.adapter import ValgSource
 from resolvers.valg_sftp.codec import FileProblem, series_and_stamp

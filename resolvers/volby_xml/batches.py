@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.dls.xsd import reference_source
 from gateway.model.datamodel import Datamodel, Entity
 from gateway.model.errors import UpstreamInvalidError
+from gateway.model.keys import reference_source
 from gateway.model.query import Row
 from resolvers.volby_xml.rows import MappedDocument
 

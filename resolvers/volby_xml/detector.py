@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.dls.xsd import reference_source
-from gateway.events.change import Change, Detector
 from gateway.model.datamodel import Entity, Register
+from gateway.model.keys import reference_source
 from gateway.model.query import Query, Row
+from gateway.sources.changes import Change, Detector
 from gateway.sources.port import Source
 from resolvers.volby_xml.adapter import VolbySource
 from resolvers.volby_xml.batches import BatchNames

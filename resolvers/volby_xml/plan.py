@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.dls.xsd import reference_source, split_key
 from gateway.model.datamodel import Datamodel, Entity
 from gateway.model.errors import DescriptorError
 from gateway.model.filters import equal_values
+from gateway.model.keys import reference_source, split_key
 from gateway.model.query import And, Condition, Filter, Or, Query
 
 __all__ = ["DocRequest", "Election", "Families", "VolbyConfig", "plan_documents"]

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.dls.xsd import join_key, reference_source
 from gateway.model.datamodel import Datamodel, Entity, Field, ScalarType
 from gateway.model.errors import UpstreamInvalidError
+from gateway.model.keys import join_key, reference_source
 from gateway.model.query import Row
 from resolvers.volby_xml.parse import (
     Chyba,

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.events.change import Change, Detector
 from gateway.model.datamodel import Register
 from gateway.model.query import Condition, Query
+from gateway.sources.changes import Change, Detector
 from gateway.sources.port import Source
 from resolvers.wahldaten_csv.adapter import WahldatenSource
 from resolvers.wahldaten_csv.rows import ENTITY_DATASET

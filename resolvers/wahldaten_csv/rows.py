@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.dls.xsd import KEY_SEPARATOR, join_key
 from gateway.model.datamodel import Entity, ScalarType
 from gateway.model.filters import equal_values
+from gateway.model.keys import KEY_SEPARATOR, join_key
 from gateway.model.query import Filter, Row
 from resolvers.wahldaten_csv.letters import LetterColumn, classify_columns
 from resolvers.wahldaten_csv.parse import (

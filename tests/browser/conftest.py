@@ -24,8 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.http.app import create_app
 from gateway.http.auth import AuthSettings
 from gateway.http.config import Settings
+from gateway.http.server import serve_asgi
 from resolvers.odata.replica.server import FtReplica
-from resolvers.replica_kit.serve import serve_asgi
 from tests.support import ROOT, register_subset
 
 NODE_DIR = ROOT / "tests" / "node"

@@ -25,6 +25,8 @@ from urllib.parse import quote, unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.http.server import RunningServer, serve_asgi
+from gateway.sources.kinds import DemoHandle
 from resolvers.odata.replica.data import (
     DEFAULT_DATA_DIR,
     MISSING_SETS,
@@ -41,8 +43,6 @@ from resolvers.odata.replica.query import (
     parse_options,
     parse_query_string,
 )
-from resolvers.replica_kit import DemoHandle
-from resolvers.replica_kit.serve import RunningServer, serve_asgi
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -233,6 +233,10 @@ class _Injection:
     path_contains: str | None
 
 
+# The register the recorded data in data/ft was recorded from.
+RECORDED_REGISTERS: tuple[str, ...] = ("FT",)
+
+
 class FtReplica:
     """The FT OData replica: an ASGI app plus a loopback server and test switches.
 
@@ -245,6 +249,8 @@ class FtReplica:
 
     def __init__(self, data: FtData | None = None, *, page_size: int = 100) -> None:
         self._service = _FtService(data if data is not None else load_ft_data(), page_size)
+        self.registers: tuple[str, ...] = RECORDED_REGISTERS
+        """The registers served (``overrides`` names them)."""
         self.requests: list[RequestRecord] = []
         self.latency: float = 0.0
         """Seconds added before every response."""
@@ -293,8 +299,8 @@ class FtReplica:
 
     @property
     def overrides(self) -> Mapping[str, Mapping[str, Any]]:
-        """``Source.json`` options pointing the FT register at this replica."""
-        return {"FT": {"url": self.url}}
+        """``Source.json`` options pointing the served registers at this replica."""
+        return {name: {"url": self.url} for name in self.registers}
 
     def inject(
         self, fault: str, *, times: int | None = 1, path_contains: str | None = None
@@ -525,6 +531,13 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def demo_replica() -> DemoHandle:
-    """Start the FT replica on loopback with the recorded data, for ``gateway demo``."""
-    return await FtReplica().start()
+async def demo_replica(registers: Mapping[str, Mapping[str, Any]] | None = None) -> DemoHandle:
+    """Start the replica on loopback with the recorded data, for ``gateway demo``.
+
+    ``registers`` (name → ``Source.json``) are the registers it serves; by default the one
+    the recording is of.
+    """
+    replica = FtReplica()
+    if registers:
+        replica.registers = tuple(registers)
+    return await replica.start()

@@ -456,8 +456,12 @@ class _ValgSFTPServer(asyncssh.SFTPServer):
         raise asyncssh.SFTPPermissionDenied("read-only server")
 
 
+# The register the recorded archive in data/valg is of.
+RECORDED_REGISTERS: tuple[str, ...] = ("VALG",)
+
+
 class ValgReplica:
-    """A running replica (a :class:`replicas.DemoHandle`) and its controls."""
+    """A running replica (a :class:`gateway.sources.kinds.DemoHandle`) and its controls."""
 
     def __init__(
         self,
@@ -478,6 +482,8 @@ class ValgReplica:
         self._requests = 0
         self.host = "127.0.0.1"
         self.port = 0
+        self.registers: tuple[str, ...] = RECORDED_REGISTERS
+        """The registers served (``overrides`` names them)."""
 
     # -- DemoHandle --------------------------------------------------------------------
 
@@ -494,15 +500,14 @@ class ValgReplica:
 
     @property
     def overrides(self) -> Mapping[str, Mapping[str, Any]]:
-        return {
-            "VALG": {
-                "host": self.host,
-                "port": self.port,
-                "username": USERNAME,
-                "password": PASSWORD,
-                "known_hosts": self.known_hosts,
-            }
+        options = {
+            "host": self.host,
+            "port": self.port,
+            "username": USERNAME,
+            "password": PASSWORD,
+            "known_hosts": self.known_hosts,
         }
+        return {name: options for name in self.registers}
 
     async def stop(self) -> None:
         """Drop every connection, stop listening and release the port."""
@@ -625,13 +630,15 @@ def _utc(text: str) -> dt.datetime:
     return value
 
 
-async def demo_replica() -> ValgReplica:
+async def demo_replica(registers: Mapping[str, Mapping[str, Any]] | None = None) -> ValgReplica:
     """The replica as ``gateway demo`` runs it: loopback, any free port.
 
     It shows the end of the recording, unless ``VALG_REPLICA_REPLAY`` asks for a replay,
     e.g. ``2026-03-24T18:00Z/2026-03-25T12:00Z@120`` to watch election night at 120x.
     """
     replica = await start_replica()
+    if registers:
+        replica.registers = tuple(registers)
     spec = os.environ.get(REPLAY_ENV)
     if spec:
         try:

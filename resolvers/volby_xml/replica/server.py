@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from resolvers.replica_kit.serve import RunningServer, serve_asgi
+from gateway.http.server import RunningServer, serve_asgi
 from resolvers.volby_xml.replica.data import (
     DATA_DIR,
     Batch,
@@ -47,6 +47,10 @@ _RECORDED_ERROR = DATA_DIR / "kv_error" / "csu-okrsky-live-chyba-10.xml"
 _MEDIA_TYPE = "application/xml"
 
 
+# The registers the recording in data/cz is of (and whether each lists districts).
+RECORDED_REGISTERS: Mapping[str, bool] = {"CZ": True, "CZPREZ": False}
+
+
 class VolbyReplica:
     """The replica's state (catalogue, clock, faults, request log) and its ASGI app."""
 
@@ -57,6 +61,8 @@ class VolbyReplica:
         data_dir: Path = DATA_DIR,
     ) -> None:
         self.catalogue = load_catalogue(data_dir)
+        self.registers: dict[str, bool] = dict(RECORDED_REGISTERS)
+        """The registers served, each with whether its ``Source.json`` lists districts."""
         self.clock = clock or ReplayClock()
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
@@ -105,11 +111,15 @@ class VolbyReplica:
 
     @property
     def overrides(self) -> Mapping[str, Mapping[str, Any]]:
-        """Source.json options pointing the CZ and CZPREZ registers at the replica."""
+        """Source.json options pointing the served registers at the replica (a register
+        that lists districts gets the districts the recording holds)."""
         districts = {
             name: sorted(e.districts) for name, e in self.catalogue.items() if e.kind == "kv"
         }
-        return {"CZ": {"url": self.url, "districts": districts}, "CZPREZ": {"url": self.url}}
+        return {
+            name: {"url": self.url, "districts": districts} if listed else {"url": self.url}
+            for name, listed in self.registers.items()
+        }
 
     # ----------------------------------------------------------------- serving
 
@@ -207,6 +217,15 @@ def _series_id(election: str, series: str) -> str:
     return f"{election}/{series}" if series else election
 
 
-async def demo_replica(speed: float | None = 60.0) -> VolbyReplica:
-    """Start the replica for ``gateway demo``: batches replayed ``speed`` times faster."""
-    return await VolbyReplica(clock=ReplayClock(speed)).start()
+async def demo_replica(
+    registers: Mapping[str, Mapping[str, Any]] | None = None, speed: float | None = 60.0
+) -> VolbyReplica:
+    """Start the replica for ``gateway demo``: batches replayed ``speed`` times faster.
+
+    ``registers`` (name → ``Source.json``) are the registers it serves; by default the ones
+    recorded.
+    """
+    replica = VolbyReplica(clock=ReplayClock(speed))
+    if registers:
+        replica.registers = {name: "districts" in source for name, source in registers.items()}
+    return await replica.start()

@@ -36,7 +36,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from resolvers.replica_kit.serve import RunningServer, serve_asgi
+from gateway.http.server import RunningServer, serve_asgi
 
 __all__ = [
     "DATA_DIR",
@@ -378,12 +378,17 @@ class _CutResponse(Response):
         await send({"type": "http.response.body", "body": half, "more_body": True})
 
 
+# The register the recorded files in data/de are of.
+RECORDED_REGISTERS: tuple[str, ...] = ("DE",)
+
+
 @dataclass
 class WahldatenDemo:
-    """A running replica (the :class:`replicas.DemoHandle` of DE)."""
+    """A running replica (a :class:`gateway.sources.kinds.DemoHandle`)."""
 
     replica: WahldatenReplica
     server: RunningServer
+    registers: tuple[str, ...] = RECORDED_REGISTERS
 
     @property
     def url(self) -> str:
@@ -397,8 +402,8 @@ class WahldatenDemo:
 
     @property
     def overrides(self) -> Mapping[str, Mapping[str, Any]]:
-        """Points the DE register at this replica."""
-        return {"DE": {"url": self.url}}
+        """Points the served registers at this replica."""
+        return {name: {"url": self.url} for name in self.registers}
 
     async def stop(self) -> None:
         """Stop serving and release the port."""
@@ -414,6 +419,10 @@ async def start_replica(
     return WahldatenDemo(replica, server)
 
 
-async def demo_replica() -> WahldatenDemo:
-    """The DE replica with the recorded files, for ``gateway demo``."""
-    return await start_replica()
+async def demo_replica(registers: Mapping[str, Mapping[str, Any]] | None = None) -> WahldatenDemo:
+    """The replica with the recorded files, for ``gateway demo`` (``registers``: name →
+    ``Source.json`` of the registers it serves; by default the one recorded)."""
+    demo = await start_replica()
+    if registers:
+        demo.registers = tuple(registers)
+    return demo

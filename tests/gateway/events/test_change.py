@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from gateway.events.change import Change
+from gateway.sources.changes import Change
 
 
 def test_a_change_survives_the_channel() -> None:

@@ -9,8 +9,8 @@ import pytest
 import pytest_asyncio
 from starlette.applications import Starlette
 
-from gateway.events.change import event_entities
 from gateway.http.auth import ApiKey, AuthSettings, hash_key
+from gateway.sources.kinds import event_entities
 from tests.gateway.events.conftest import bus, eventually, registers_with, running_gateway
 from tests.gateway.events.wsclient import (
     LEGACY_WS,

@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from gateway.graphql.limits import LimitSettings
 from gateway.http.app import create_app
 from gateway.http.config import Settings
-from resolvers.replica_kit.serve import RunningServer, serve_asgi
+from gateway.http.server import RunningServer, serve_asgi
 from tests.support import register_subset
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -22,8 +22,8 @@ import pytest_asyncio
 
 from gateway.http.app import create_app
 from gateway.http.config import Settings
+from gateway.http.server import serve_asgi
 from resolvers.odata.replica.server import FtReplica
-from resolvers.replica_kit.serve import serve_asgi
 from tests.gateway.exports.helpers import STEMME_COLUMNS, as_csv_text, csv_rows, stemme
 from tests.resolvers.odata import raw
 from tests.support import gateway_client, graphql, register_subset

@@ -201,9 +201,9 @@ async def test_oversized_or_too_many_headers_get_431() -> None:
 
 
 async def test_servers_started_in_process_ignore_forwarding_headers() -> None:
-    """The demo's servers (``resolvers.replica_kit.serve.serve_asgi``) leave the client address
+    """The demo's servers (``gateway.http.server.serve_asgi``) leave the client address
     alone."""
-    from resolvers.replica_kit.serve import serve_asgi
+    from gateway.http.server import serve_asgi
 
     seen: list[Any] = []
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from resolvers.replica_kit.serve import serve_asgi
+from gateway.http.server import serve_asgi
 from resolvers.volby_xml.replica.server import Fault, VolbyReplica
 from tests.resolvers.volby_xml.conftest import DATA
 from tests.resolvers.volby_xml.raw import (

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from gateway.dls.descriptors import relations_skeleton
-from gateway.dls.xsd import join_key, load_xsd, split_key
+from gateway.dls.xsd import load_xsd
 from gateway.model.datamodel import ScalarType
 from gateway.model.errors import DescriptorError
+from gateway.model.keys import join_key, split_key
 from resolvers.volby_xml.parse import parse_xml
 from resolvers.volby_xml.rows import map_element
 from tests.resolvers.volby_xml.conftest import DATA, REGISTERS, register

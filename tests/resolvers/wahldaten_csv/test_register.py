@@ -8,7 +8,8 @@ import pytest
 
 from gateway.dls.descriptors import load_registers
 from gateway.sources.cache import Cache
-from gateway.sources.port import Services, source_class
+from gateway.sources.kinds import kind
+from gateway.sources.port import Services
 from resolvers.wahldaten_csv.adapter import WahldatenSource
 from tests.resolvers.wahldaten_csv.model import REGISTER_DIR, ROOT, datamodel, register, source_json
 from tests.resolvers.wahldaten_csv.queries import ask
@@ -81,7 +82,7 @@ async def test_the_shipped_source_json_reads_the_recorded_files(
 ) -> None:
     options = source_json()
     assert options["kind"] == "wahldaten-csv"
-    assert source_class("wahldaten-csv") is WahldatenSource
+    assert kind("wahldaten-csv").source is WahldatenSource
     # "directory" is relative to the working directory: the project root.
     monkeypatch.chdir(ROOT)
     cache = Cache()

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from resolvers.replica_kit import DemoHandle
+from gateway.sources.kinds import DemoHandle
 from resolvers.wahldaten_csv.replica.server import (
     LISTING,
     Fault,

@@ -1,7 +1,8 @@
 """Live updates ("hændelser"): change detection per register, and the event bus.
 
-Every source kind has a :class:`Detector` (``DETECTOR_KINDS``, as ``SOURCE_KINDS`` names the
-adapters) that looks at its upstream through the register's adapter, and so through its guard
+Every source kind has a :class:`Detector` (declared with its adapter in
+:mod:`gateway.sources.kinds`) that looks at its upstream through the register's adapter, and so
+through its guard
 and cache, and reports what is new as :class:`Change` records: the new or changed rows of one
 entity and what changed upstream (file versions, batch numbers, update times).
 
@@ -23,7 +24,6 @@ process polls for its own subscribers until Redis answers again.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import secrets
 from abc import ABC, abstractmethod
@@ -39,21 +39,7 @@ from gateway.model.query import Row
 if TYPE_CHECKING:
     from gateway.sources.port import Source
 
-__all__ = [
-    "DETECTOR_KINDS",
-    "Change",
-    "Detector",
-    "detector_class",
-    "event_entities",
-]
-
-# Source kind (Source.json "kind") -> "module:Class"; imported on first use.
-DETECTOR_KINDS: dict[str, str] = {
-    "valg-sftp": "resolvers.valg_sftp.detector:ValgDetector",
-    "volby-xml": "resolvers.volby_xml.detector:BatchDetector",
-    "wahldaten-csv": "resolvers.wahldaten_csv.detector:FileVersionDetector",
-    "odata": "resolvers.odata.detector:UpdatedRowsDetector",
-}
+__all__ = ["Change", "Detector"]
 
 
 def _now() -> str:
@@ -151,20 +137,3 @@ class Detector(ABC):
 
     def received(self, change: Change) -> None:  # noqa: B027 - optional hook
         """A change found by another process arrived: forget what would hide it here."""
-
-
-def detector_class(kind: str) -> type[Detector]:
-    """The detector for a source kind (KeyError for a kind without change detection)."""
-    module_name, _, attr = DETECTOR_KINDS[kind].partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    if not (isinstance(cls, type) and issubclass(cls, Detector)):
-        raise TypeError(f"{DETECTOR_KINDS[kind]} is not a Detector")
-    return cls
-
-
-def event_entities(register: Register) -> list[str]:
-    """The entities of ``register`` that have change events (none for an unknown kind)."""
-    kind = str(register.source.get("kind", ""))
-    if kind not in DETECTOR_KINDS:
-        return []
-    return [e for e in detector_class(kind).entities(register) if e in register.datamodel.entities]

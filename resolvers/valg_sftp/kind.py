@@ -1,0 +1,28 @@
+"""The ``valg-sftp`` kind: signed JSON files on an SFTP server (data.valg.dk)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.sources.kinds import DemoHandle, Kind
+from resolvers.valg_sftp.adapter import ValgSource
+from resolvers.valg_sftp.detector import ValgDetector
+
+__all__ = ["KIND"]
+
+
+async def _demo(registers: Mapping[str, Mapping[str, Any]]) -> DemoHandle:
+    # The replica is test and demo code: loaded only when a demo starts it.
+    from resolvers.valg_sftp.replica.server import demo_replica
+
+    return await demo_replica(registers)
+
+
+KIND = Kind(
+    name="valg-sftp",
+    source=ValgSource,
+    detector=ValgDetector,
+    replica=_demo,
+    description="signed JSON files on an SFTP server (data.valg.dk)",
+)
