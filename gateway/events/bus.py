@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from gateway.sources import kinds
@@ -20,7 +21,8 @@ from gateway.sources.changes import Change, Detector
 
 if TYPE_CHECKING:
     from gateway.events.fanout import SharedWatch
-    from gateway.graphql.execute import Runtime
+    from gateway.sources.cache import Cache
+    from gateway.sources.port import Source
 
 __all__ = ["FEED_CAPACITY", "EventBus", "Feed", "Watcher", "bus_for", "close_bus"]
 
@@ -178,11 +180,10 @@ class Watcher:
 
 
 class EventBus:
-    """The watchers of one runtime (one gateway app) in this process."""
+    """The watchers of one gateway app's sources in this process."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        cache = runtime.cache
+    def __init__(self, sources: Mapping[str, Source], cache: Cache | None) -> None:
+        self.sources = sources
         self.redis_url = cache.url if cache is not None else None
         prefix = cache.namespace if cache is not None else "dls:"
         self.namespace = f"{prefix}events:"
@@ -192,7 +193,7 @@ class EventBus:
         """Subscribe to the changes of one entity (KeyError: the register has none)."""
         watcher = self.watchers.get(register)
         if watcher is None:
-            source = self.runtime.sources[register]
+            source = self.sources[register]
             cls = kinds.detector(str(source.options.get("kind", "")))
             if cls is None:
                 raise KeyError(register)
@@ -217,31 +218,31 @@ class EventBus:
         if self.watchers.get(watcher.register) is watcher:
             del self.watchers[watcher.register]
         if not self.watchers:
-            _BUSES.pop(id(self.runtime), None)
+            _BUSES.pop(id(self.sources), None)
 
     async def aclose(self) -> None:
         """Stop every watcher (for an application's shutdown)."""
         for watcher in list(self.watchers.values()):
             await watcher.stop()
         self.watchers.clear()
-        _BUSES.pop(id(self.runtime), None)
+        _BUSES.pop(id(self.sources), None)
 
 
-# Runtime (by identity) -> its bus, while anything (a running watcher, a subscriber) holds the
-# bus. A bus holds its runtime, so the identity cannot be reused while the entry exists.
+# An app's sources (by identity) -> their bus, while anything (a running watcher, a subscriber)
+# holds the bus. A bus holds its sources, so the identity cannot be reused while the entry exists.
 _BUSES: weakref.WeakValueDictionary[int, EventBus] = weakref.WeakValueDictionary()
 
 
-def bus_for(runtime: Runtime) -> EventBus:
-    """The event bus of ``runtime`` in this process (made on first use)."""
-    bus = _BUSES.get(id(runtime))
-    if bus is None or bus.runtime is not runtime:
-        bus = _BUSES[id(runtime)] = EventBus(runtime)
+def bus_for(sources: Mapping[str, Source], cache: Cache | None) -> EventBus:
+    """The event bus of an app's ``sources`` in this process (made on first use)."""
+    bus = _BUSES.get(id(sources))
+    if bus is None or bus.sources is not sources:
+        bus = _BUSES[id(sources)] = EventBus(sources, cache)
     return bus
 
 
-async def close_bus(runtime: Runtime) -> None:
-    """Stop the event bus of ``runtime``, if it runs (for an application's shutdown)."""
-    bus = _BUSES.get(id(runtime))
-    if bus is not None and bus.runtime is runtime:
+async def close_bus(sources: Mapping[str, Source]) -> None:
+    """Stop the event bus of an app's ``sources``, if it runs (for an application's shutdown)."""
+    bus = _BUSES.get(id(sources))
+    if bus is not None and bus.sources is sources:
         await bus.aclose()

@@ -29,7 +29,21 @@ from gateway.exports.formats import FORMATS
 from gateway.model.datamodel import Entity, Register, Relation
 
 if TYPE_CHECKING:
-    from gateway.http.app import Gateway
+    from gateway.graphql.execute import Runtime
+    from gateway.graphql.limits import LimitSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What the exports and the catalogue use of the running gateway, and nothing more."""
+
+    registers: Mapping[str, Register]
+    runtime: Runtime
+    limits: LimitSettings
+    anonymous_level: int
+    per_level_schema: bool
+    introspection: bool
+
 
 __all__ = ["ANNEX", "Downloads", "catalogue", "download_path", "export_name", "read_downloads"]
 
@@ -80,12 +94,12 @@ def _versions(register: Register) -> list[str]:
 
 
 class _Catalogue:
-    def __init__(self, gateway: Gateway, level: int, downloads: Mapping[str, Downloads]) -> None:
+    def __init__(self, gateway: Served, level: int, downloads: Mapping[str, Downloads]) -> None:
         self.gateway = gateway
         self.level = level
         self.downloads = downloads
-        self.hide = gateway.settings.per_level_schema
-        self.sdl = gateway.settings.introspection  # the SDL downloads exist only then
+        self.hide = gateway.per_level_schema
+        self.sdl = gateway.introspection  # the SDL downloads exist only then
         self.registers = gateway.registers
 
     def document(self, caller: Mapping[str, Any]) -> dict[str, Any]:
@@ -222,7 +236,7 @@ def _conventions() -> dict[str, Any]:
 
 
 def catalogue(
-    gateway: Gateway,
+    gateway: Served,
     caller: Mapping[str, Any],
     level: int,
     downloads: Mapping[str, Downloads],

@@ -31,25 +31,21 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.exports.catalog import Downloads, catalogue, export_name, read_downloads
+from gateway.exports.catalog import Downloads, Served, catalogue, export_name, read_downloads
 from gateway.exports.formats import ENCODING_ERRORS, FORMATS, Encoder
 from gateway.exports.where import decode_json, order_from_json, where_from_json
 from gateway.graphql.execute import Binding, RequestContext
-from gateway.http.auth import Caller
+from gateway.model.callers import Caller
 from gateway.model.datamodel import Entity, Field, Register
 from gateway.model.errors import GatewayError, UpstreamInvalidError
 from gateway.model.query import Filter, Page, Query, Row, SortKey
 from gateway.sources.port import Source
-
-if TYPE_CHECKING:
-    from gateway.http.app import Gateway
 
 __all__ = ["OFFLOAD_VALUES", "ExportInterruptedError", "NotFoundError", "routes"]
 
@@ -203,7 +199,7 @@ async def _nothing() -> AsyncGenerator[bytes, None]:
 class _Exports:
     """The route handlers, with what they look up per request prepared once."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Served) -> None:
         self.gateway = gateway
         self.downloads: dict[str, Downloads] = {
             name: read_downloads(register) for name, register in gateway.registers.items()
@@ -221,7 +217,7 @@ class _Exports:
     def caller(self, request: Request) -> Caller:
         caller: Caller | None = request.scope.get("caller")
         if caller is None:
-            return Caller("anonymous", self.gateway.settings.auth.anonymous_level, "anonymous")
+            return Caller("anonymous", self.gateway.anonymous_level, "anonymous")
         return caller
 
     # -- /catalog.json ----------------------------------------------------------------
@@ -274,7 +270,7 @@ class _Exports:
         binding = Binding(register, entity, {})
         # The entity first: a caller who may not read it learns nothing from the parameters.
         ctx.require(binding.level, entity.graphql_name)
-        limits = self.gateway.settings.limits
+        limits = self.gateway.limits
         params = request.query_params
         where = where_from_json(
             entity,
@@ -323,7 +319,7 @@ class _Exports:
         return _ExportResponse(_stream(export, encoder, head, first), media_type, headers)
 
 
-def routes(gateway: Gateway) -> list[BaseRoute]:
+def routes(gateway: Served) -> list[BaseRoute]:
     """The export and catalogue routes of ``gateway``."""
     exports = _Exports(gateway)
     return [

@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import operator
 import types
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import strawberry
 from strawberry.annotation import StrawberryAnnotation
@@ -32,7 +32,7 @@ from strawberry.types.field import StrawberryField
 from gateway.events.bus import Feed, bus_for
 from gateway.graphql.execute import Binding, RequestContext
 from gateway.graphql.types import python_type
-from gateway.model.datamodel import ScalarType
+from gateway.model.datamodel import Entity, ScalarType
 from gateway.model.errors import GatewayError
 from gateway.model.filters import matches
 from gateway.model.query import Filter, Row
@@ -60,10 +60,46 @@ def _field(
     return field
 
 
-def fields(builder: Any) -> list[StrawberryField]:
+class TypeMaker(Protocol):
+    """Makes the schema's generated classes (:class:`gateway.graphql.schema._TypeSet`)."""
+
+    def shell(self, name: str) -> type:
+        """An empty class of that name, to be finished."""
+
+    def finish(
+        self, cls: type, fields: Sequence[StrawberryField], *, description: str | None = None
+    ) -> type:
+        """The class with its strawberry definition."""
+
+
+class SchemaParts(Protocol):
+    """What the subscription fields take from the schema being built."""
+
+    @property
+    def bindings(self) -> Mapping[tuple[str, str], Binding]:
+        """(register, entity) → its binding."""
+
+    @property
+    def filters(self) -> Mapping[str, type]:
+        """Type name → its filter input type."""
+
+    @property
+    def objects(self) -> Mapping[str, type]:
+        """Type name → its object type."""
+
+    @property
+    def types(self) -> TypeMaker:
+        """Where generated classes are made."""
+
+    def where(self, entity: Entity, value: Any) -> Filter | None:
+        """A ``where`` argument as a filter tree."""
+
+
+def fields(builder: SchemaParts) -> list[StrawberryField]:
     """The Subscription type's fields for the schema being built (after its types are).
 
-    ``builder`` is :class:`gateway.graphql.schema._Builder`: its bindings, object and filter types,
+    ``builder`` is the schema being built (:class:`gateway.graphql.schema._Builder`): its bindings,
+    object and filter types,
     type set and ``where`` conversion are used.
     """
     out: list[StrawberryField] = []
@@ -94,7 +130,7 @@ def fields(builder: Any) -> list[StrawberryField]:
     return out
 
 
-def _event_type(builder: Any, binding: Binding) -> type:
+def _event_type(builder: SchemaParts, binding: Binding) -> type:
     name = binding.entity.graphql_name
     cls = builder.types.shell(f"{name}Event")
     members = [
@@ -121,14 +157,16 @@ def _event_type(builder: Any, binding: Binding) -> type:
     return finished
 
 
-def _resolver(binding: Binding, builder: Any) -> Callable[..., Any]:
+def _resolver(binding: Binding, builder: SchemaParts) -> Callable[..., Any]:
     async def subscribe(info: strawberry.Info, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
         ctx: RequestContext = info.context
         where: Filter | None = builder.where(binding.entity, kwargs.get("where"))
         # Before subscribing: a refusal here is the operation's error, nothing is sent.
         binding.check(ctx, where, ())
         try:
-            feed = bus_for(ctx.runtime).feed(binding.register.name, binding.entity.name)
+            feed = bus_for(ctx.runtime.sources, ctx.runtime.cache).feed(
+                binding.register.name, binding.entity.name
+            )
         except Exception as exc:  # e.g. an adapter without the detector's hooks
             log.error("cannot watch %s", binding.register.name, exc_info=exc)
             raise GatewayError("Internal server error.") from None

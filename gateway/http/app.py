@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.dls.descriptors import Report, load_registers
 from gateway.events import bus as events_bus
 from gateway.exports import routes as exports
+from gateway.exports.catalog import Served
 from gateway.graphql.execute import Runtime
 from gateway.graphql.response_cache import ResponseCache
 from gateway.graphql.schema import GatewaySchema, SchemaSpec, build_schema
@@ -195,7 +196,7 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             # Subscriptions first: their pollers use the sources.
-            await events_bus.close_bus(gateway.runtime)
+            await events_bus.close_bus(gateway.runtime.sources)
             for source in gateway.sources.values():
                 await source.aclose()
             if limiter is not None:
@@ -249,7 +250,16 @@ def create_app(settings: Settings) -> Starlette:
         Route("/{register}/v{version:int}", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         WebSocketRoute("/{register}/v{version:int}", graphql),
-        *exports.routes(gateway),
+        *exports.routes(
+            Served(
+                registers=gateway.registers,
+                runtime=gateway.runtime,
+                limits=gateway.settings.limits,
+                anonymous_level=gateway.settings.auth.anonymous_level,
+                per_level_schema=gateway.settings.per_level_schema,
+                introspection=gateway.settings.introspection,
+            )
+        ),
         *view_routes(gateway.settings),
     ]
     # Outermost first: who the client is (behind trusted proxies only), request ids and

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 import jwt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.model.callers import Caller
 from gateway.model.errors import DescriptorError
 
 __all__ = ["ApiKey", "AuthMiddleware", "AuthSettings", "Caller", "hash_key"]
@@ -43,15 +44,6 @@ FAILURE_WINDOW = 60.0
 def hash_key(key: str) -> str:
     """The stored form of an API key."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is asking, and at which level. ``name`` is safe to log."""
-
-    name: str
-    level: int
-    method: str  # "anonymous" | "api-key" | "jwt"
 
 
 @dataclass(frozen=True, slots=True)

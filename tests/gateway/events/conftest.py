@@ -68,7 +68,8 @@ async def running_gateway(
 
 def bus(app: Starlette) -> EventBus:
     """The event bus of an app's runtime."""
-    return bus_for(app.state.gateway.runtime)
+    runtime = app.state.gateway.runtime
+    return bus_for(runtime.sources, runtime.cache)
 
 
 async def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
