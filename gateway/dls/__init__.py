@@ -7,27 +7,26 @@ is the rest of that block.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gateway.dls.edmx import load_edmx
+from gateway.dls.jsonschema import load_json_schemas
+from gateway.dls.xsd import load_xsd
 from gateway.model.datamodel import Datamodel
 
 __all__ = ["LOADERS", "Loader", "loader_for"]
 
 Loader = Callable[[Path, str, Mapping[str, Any]], Datamodel]
 
-# format -> "module:function"
-LOADERS: dict[str, str] = {
-    "edmx": "gateway.dls.edmx:load_edmx",
-    "jsonschema": "gateway.dls.jsonschema:load_json_schemas",
-    "xsd": "gateway.dls.xsd:load_xsd",
+LOADERS: dict[str, Loader] = {
+    "edmx": load_edmx,
+    "jsonschema": load_json_schemas,
+    "xsd": load_xsd,
 }
 
 
 def loader_for(fmt: str) -> Loader:
     """The loader for a datamodel format (KeyError for an unknown one)."""
-    module_name, _, attr = LOADERS[fmt].partition(":")
-    func: Loader = getattr(importlib.import_module(module_name), attr)
-    return func
+    return LOADERS[fmt]

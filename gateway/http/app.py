@@ -164,7 +164,7 @@ def load_gateway(settings: Settings) -> Gateway:
         cache=services.cache,
         metrics=metrics,
     )
-    metrics.watch(cache, sources)
+    metrics.watch(cache, {name: source.guard for name, source in sources.items()})
     gateway = Gateway(settings, report, runtime, sources)
     gateway.view_for("/graphql")  # the main schema is built up front: fail fast
     return gateway

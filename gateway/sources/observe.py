@@ -19,7 +19,7 @@ from gateway.sources.cache import NOTICES, TIERS
 
 if TYPE_CHECKING:
     from gateway.sources.cache import Cache
-    from gateway.sources.port import Source
+    from gateway.sources.guard import Guard
 
 __all__ = ["REQUEST_ID", "JsonFormatter", "Metrics", "ObserveMiddleware"]
 
@@ -48,11 +48,11 @@ class JsonFormatter(logging.Formatter):
 
 
 class _LiveCollector(Collector):
-    """Values read at scrape time from the cache, the sources and their breakers."""
+    """Values read at scrape time from the cache and the upstreams' guards."""
 
-    def __init__(self, cache: Cache | None, sources: Mapping[str, Source]) -> None:
+    def __init__(self, cache: Cache | None, guards: Mapping[str, Guard]) -> None:
         self.cache = cache
-        self.sources = sources
+        self.guards = guards
 
     def collect(self) -> Iterator[Any]:
         if self.cache is not None:
@@ -102,10 +102,10 @@ class _LiveCollector(Collector):
         failures = CounterMetricFamily(
             "dls_upstream_errors", "Failed upstream requests", labels=["register"]
         )
-        for name, source in sorted(self.sources.items()):
-            circuit.add_metric([name], states[source.guard.breaker.state])
-            attempts.add_metric([name], source.guard.attempts)
-            failures.add_metric([name], source.guard.failures)
+        for name, guard in sorted(self.guards.items()):
+            circuit.add_metric([name], states[guard.breaker.state])
+            attempts.add_metric([name], guard.attempts)
+            failures.add_metric([name], guard.failures)
         yield circuit
         yield attempts
         yield failures
@@ -155,9 +155,10 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch(self, cache: Cache | None, sources: Mapping[str, Source]) -> None:
-        """Read live values from the cache and the sources at each scrape."""
-        self.registry.register(_LiveCollector(cache, sources))
+    def watch(self, cache: Cache | None, guards: Mapping[str, Guard]) -> None:
+        """Read live values from the cache and the upstreams' guards (by register) at each
+        scrape."""
+        self.registry.register(_LiveCollector(cache, guards))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
