@@ -8,28 +8,25 @@ input. The Query type has one connection field per entity.
 from __future__ import annotations
 
 import contextlib
-import functools
 import keyword
 import logging
 import operator
 import types
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import strawberry
-from graphql import DocumentNode, GraphQLError, parse
+from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.annotation import StrawberryAnnotation
 from strawberry.extensions import AddValidationRules, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.base import StrawberryObjectDefinition
-from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
 
 from gateway.graphql import subscriptions
-from gateway.graphql.demand import Knowledge, Meter
 from gateway.graphql.execute import (
     Binding,
     RequestContext,
@@ -38,15 +35,9 @@ from gateway.graphql.execute import (
     resolve_many,
     resolve_one,
 )
-from gateway.graphql.fastpath import FastPath, StepAside
-from gateway.graphql.limits import (
-    LimitSettings,
-    QueryMeasure,
-    check_document,
-    check_variables,
-    measure,
-    verdict,
-)
+from gateway.graphql.fastpath import FastPath
+from gateway.graphql.limits import LimitSettings
+from gateway.graphql.pipeline import DOCUMENT_CACHE, GatewaySchema, parse_once
 from gateway.graphql.response_cache import ResponseCache
 from gateway.graphql.scalars import SCALAR_MAP
 from gateway.graphql.selection import subselection
@@ -61,10 +52,9 @@ from gateway.graphql.types import (
 from gateway.model.datamodel import Entity, Register, Relation
 from gateway.model.errors import BadUserInputError, GatewayError
 from gateway.model.query import And, Condition, Filter, Or, SortKey
-from gateway.sources import upstream_budget
-from gateway.sources.upstream_budget import Budget
 
 __all__ = ["GatewaySchema", "SchemaSpec", "build_schema"]
+
 
 log = logging.getLogger("gateway.graphql.schema")
 
@@ -518,14 +508,6 @@ class ErrorCodes(SchemaExtension):
         return {"notices": notices} if notices else {}
 
 
-_DOCUMENT_CACHE = 512
-
-
-@functools.lru_cache(maxsize=_DOCUMENT_CACHE)
-def _parse_once(query: str, parse_options: tuple[tuple[str, Any], ...]) -> DocumentNode:
-    return parse(query, **dict(parse_options))
-
-
 class ParsedOnce(SchemaExtension):
     """Parse each document text once (bounded); graphql-core never changes a parsed document.
 
@@ -539,7 +521,7 @@ class ParsedOnce(SchemaExtension):
             options = tuple(sorted(context.parse_options.items()))
             # (TypeError: an option that cannot be a cache key; strawberry parses it then.)
             with contextlib.suppress(GraphQLError, TypeError):
-                context.graphql_document = _parse_once(context.query, options)
+                context.graphql_document = parse_once(context.query, options)
         yield
 
 
@@ -566,230 +548,6 @@ def _with_code(error: GraphQLError) -> GraphQLError:
     )
 
 
-class GatewaySchema(strawberry.Schema):
-    """A strawberry schema that logs caller mistakes quietly and real faults loudly, and
-    refuses over-long documents before parsing them."""
-
-    limit_settings: LimitSettings | None = None
-    response_cache: ResponseCache | None = None
-    fast_path: FastPath | None = None
-    bindings_by_type: Mapping[str, Binding] = types.MappingProxyType({})
-
-    async def execute(
-        self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
-        """The request pipeline: document limits → response cache → estimate → execution
-        (one-pass, else field by field) under the meter → answer."""
-        if query is not None and self.limit_settings is not None:
-            error = _document_refusal(query, variable_values, self.limit_settings)
-            if error is not None:
-                self.process_errors([error])
-                return ExecutionResult(data=None, errors=[error])
-        want_cost = _wants_cost(kwargs.get("operation_extensions"))
-        key = None
-        cache = self.response_cache
-        if cache is not None and query is not None and not want_cost:
-            level = getattr(context_value, "level", 0)
-            key = cache.key(query, variable_values, operation_name, level)
-            hit = await cache.get(key)
-            if hit is not None:
-                return hit
-        meter: Meter | None = None
-        if query is not None and self.limit_settings is not None:
-            measured = self._estimate(query, variable_values, context_value, operation_name)
-            if isinstance(measured, GraphQLError):
-                self.process_errors([measured])
-                return ExecutionResult(data=None, errors=[measured])
-            if measured is not None and isinstance(context_value, RequestContext):
-                level = context_value.level
-                meter = Meter(self.limit_settings.budget(level), level, measured.cost)
-                context_value.meter = meter
-        if isinstance(context_value, RequestContext):
-            context_value.defer_denial_log = True
-        allowance = None
-        if self.limit_settings is not None:
-            allowance = self.limit_settings.upstream_budget(getattr(context_value, "level", 0))
-        with upstream_budget.scope(allowance) as upstream:
-            try:
-                result = await self._fast(query, variable_values, context_value, operation_name)
-                if result is None:
-                    result = await super().execute(
-                        query,
-                        variable_values,
-                        context_value,
-                        root_value,
-                        operation_name,
-                        *args,
-                        **kwargs,
-                    )
-            finally:
-                if isinstance(context_value, RequestContext):
-                    context_value.log_denials()
-        refusal = _budget_refusal(meter, upstream)
-        if refusal is not None:
-            # Over a budget: the refusal is the answer, whatever else had been resolved.
-            self.process_errors([refusal])
-            result = ExecutionResult(data=None, errors=[refusal], extensions=result.extensions)
-        elif result.errors:
-            result.errors = collapse_denials(result.errors)
-        if want_cost and meter is not None:
-            report = {**meter.report(), "upstreamRequests": upstream.made}
-            result.extensions = {**(result.extensions or {}), "cost": report}
-        if key is not None and cache is not None:
-            kept = await cache.store(key, result, context_value)
-            if kept is not None:
-                return kept  # the same answer, encoded once for the cache and the response
-        return result
-
-    async def stream(
-        self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
-        """Operations over WebSockets: the same document limits as over HTTP, first."""
-        if query is not None and self.limit_settings is not None:
-            error = _document_refusal(query, variable_values, self.limit_settings)
-            if error is None:
-                measured = self._estimate(query, variable_values, context_value, operation_name)
-                error = measured if isinstance(measured, GraphQLError) else None
-            if error is not None:
-                self.process_errors([error])
-                return _refused(error)
-        return await super().stream(
-            query, variable_values, context_value, root_value, operation_name, *args, **kwargs
-        )
-
-    def _estimate(
-        self,
-        query: str,
-        variables: dict[str, Any] | None,
-        context: Any,
-        operation_name: str | None,
-    ) -> QueryMeasure | GraphQLError | None:
-        """The operation measured (linear in the document), or its refusal; None when the
-        document does not parse (strawberry reports the syntax error)."""
-        assert self.limit_settings is not None
-        try:
-            document = _parse_once(query, ())
-        except GraphQLError:
-            return None
-        runtime = getattr(context, "runtime", None)
-        knowledge = (
-            Knowledge(self.bindings_by_type, runtime.observed)
-            if runtime is not None and self.bindings_by_type
-            else None
-        )
-        measured = measure(
-            self._schema,
-            document,
-            operation_name,
-            variables,
-            self.limit_settings.default_first,
-            knowledge,
-        )
-        error = verdict(measured, self.limit_settings, getattr(context, "level", 0))
-        return error if error is not None else measured
-
-    async def _fast(
-        self,
-        query: str | None,
-        variables: dict[str, Any] | None,
-        context: Any,
-        operation_name: str | None,
-    ) -> ExecutionResult | None:
-        """The one-pass answer, or None when the field-by-field path must answer."""
-        fast = self.fast_path
-        if fast is None or query is None or not isinstance(context, RequestContext):
-            return None
-        plan = fast.plan(query, operation_name, context.level)
-        if plan is None:
-            return None
-        notices = len(context.notices)
-        try:
-            data = await plan.run(context, variables)
-        except StepAside:
-            refusal = _budget_refusal(context.meter, upstream_budget.current())
-            if refusal is not None:
-                # Stopped by a budget: the refusal is the answer (no second attempt).
-                return ExecutionResult(data=None, errors=[refusal])
-            # Start the field-by-field path from a clean slate (upstream answers are cached).
-            fast.step_asides += 1
-            del context.notices[notices:]
-            context.loaders.clear()
-            return None
-        fast.runs += 1
-        extensions = {"notices": context.notices} if context.notices else {}
-        return ExecutionResult(data=data, errors=None, extensions=extensions)
-
-    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        for error in errors:
-            code = (error.extensions or {}).get("code")
-            if code == "INTERNAL_SERVER_ERROR":
-                continue  # already logged with its traceback
-            log.info("query error %s: %s", code, error.message)
-
-
-def _document_refusal(query: str, variables: Any, settings: LimitSettings) -> GraphQLError | None:
-    """Size, tokens and variables, before the document is parsed."""
-    return check_document(query, settings) or check_variables(variables, settings)
-
-
-def _budget_refusal(meter: Meter | None, upstream: Budget | None) -> GraphQLError | None:
-    """The budget refusal that ended the request, if one did (the cost meter's first)."""
-    if meter is not None and meter.error is not None:
-        return meter.error
-    refused = upstream.refusal() if upstream is not None else None
-    if refused is None:
-        return None
-    return GraphQLError(refused.message, extensions=refused.extensions)
-
-
-def _wants_cost(extensions: Any) -> bool:
-    """Whether the request asked for ``extensions.cost`` (``{"extensions": {"cost": true}}``)."""
-    return isinstance(extensions, Mapping) and bool(extensions.get("cost"))
-
-
-def collapse_denials(errors: list[GraphQLError]) -> list[GraphQLError]:
-    """One ``FORBIDDEN`` error per denied selection, not one per row.
-
-    Errors that differ only in the row indices of their path are one: the first is kept
-    (its path names the first row) with ``extensions.count`` rows.
-    """
-    out: list[GraphQLError] = []
-    seen: dict[tuple[Any, ...], GraphQLError] = {}
-    for error in errors:
-        extensions = error.extensions or {}
-        if extensions.get("code") != "FORBIDDEN" or not error.path:
-            out.append(error)
-            continue
-        shape = (error.message, *("#" if isinstance(p, int) else p for p in error.path))
-        first = seen.get(shape)
-        if first is None:
-            seen[shape] = error
-            error.extensions = {**extensions, "count": 1}
-            out.append(error)
-        else:
-            first.extensions = {**(first.extensions or {}), "count": first.extensions["count"] + 1}  # type: ignore[index]
-    return out
-
-
-async def _refused(error: GraphQLError) -> AsyncIterator[PreExecutionError]:
-    """A stream whose only result is a refusal before execution."""
-    yield PreExecutionError(data=None, errors=[error])
-
-
 def build_schema(
     spec: SchemaSpec,
     limits: LimitSettings | None = None,
@@ -805,7 +563,7 @@ def build_schema(
     extensions: list[Any] = [
         ErrorCodes,
         ParsedOnce,
-        lambda: ValidationCache(maxsize=_DOCUMENT_CACHE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
     ]
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))

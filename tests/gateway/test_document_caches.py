@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from gateway.dls.descriptors import load_registers
-from gateway.graphql.schema import GatewaySchema, SchemaSpec, _parse_once, build_schema
+from gateway.graphql.pipeline import parse_once as _parse_once
+from gateway.graphql.schema import GatewaySchema, SchemaSpec, build_schema
 from tests.support import REGISTERS
 
 pytestmark = pytest.mark.asyncio
