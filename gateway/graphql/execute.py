@@ -34,6 +34,7 @@ __all__ = [
     "check_join",
     "decode_cursor",
     "encode_cursor",
+    "join_requirements",
     "load_related",
     "node_selection",
     "resolve_connection",
@@ -143,14 +144,23 @@ class Binding:
         """The level of a field (GraphQL name): the higher of its entity's and its own."""
         return self.register.field_level(self.entity.name, self.entity.field(name).source)
 
-    def check(self, ctx: RequestContext, where: Filter | None, order: Sequence[SortKey]) -> None:
-        """Before any upstream call: the entity, and every field a filter or order reads."""
+    def requirements(
+        self, where: Filter | None, order: Sequence[SortKey]
+    ) -> Iterator[tuple[int, str]]:
+        """The levels reading this entity with ``where`` and ``order`` needs, each with what
+        it is for: the entity, and every field a filter or order reads. Both execution paths
+        check these (:meth:`check` denies; the one-pass path steps aside)."""
         name = self.entity.graphql_name
-        ctx.require(self.level, name)
+        yield self.level, name
         for field_name in sorted(filter_fields(where)):
-            ctx.require(self.field_level(field_name), f"filtering on {name}.{field_name}")
+            yield self.field_level(field_name), f"filtering on {name}.{field_name}"
         for key in order:
-            ctx.require(self.field_level(key.field), f"ordering by {name}.{key.field}")
+            yield self.field_level(key.field), f"ordering by {name}.{key.field}"
+
+    def check(self, ctx: RequestContext, where: Filter | None, order: Sequence[SortKey]) -> None:
+        """Before any upstream call: deny unless the caller meets every requirement."""
+        for level, what in self.requirements(where, order):
+            ctx.require(level, what)
 
     def source_fields(self, selected: set[str], level: int) -> set[str]:
         """The fields a selection needs from the upstream: scalars, keys, join columns.
@@ -396,15 +406,23 @@ async def load_related(
     return [grouped.get(_group_key(k), []) if k is not None else [] for k in keys]
 
 
-def check_join(ctx: RequestContext, binding: Binding, relation: Relation, target: Binding) -> None:
-    # Following a relation reveals that the join columns are equal: the caller must be
-    # allowed to see both, and the target entity.
+def join_requirements(
+    binding: Binding, relation: Relation, target: Binding
+) -> Iterator[tuple[int, str]]:
+    """The levels following ``relation`` needs. Following a relation reveals that the join
+    columns are equal: the caller must be allowed to see both, and the target entity."""
     source_field = binding.entity.by_source[relation.source_field].name
     target_field = target.entity.by_source[relation.target_field].name
     what = f"{binding.entity.graphql_name}.{relation.alias}"
-    ctx.require(target.level, f"{what} ({target.entity.graphql_name})")
-    ctx.require(binding.field_level(source_field), f"{what} (joins on {source_field})")
-    ctx.require(target.field_level(target_field), f"{what} (joins on {target_field})")
+    yield target.level, f"{what} ({target.entity.graphql_name})"
+    yield binding.field_level(source_field), f"{what} (joins on {source_field})"
+    yield target.field_level(target_field), f"{what} (joins on {target_field})"
+
+
+def check_join(ctx: RequestContext, binding: Binding, relation: Relation, target: Binding) -> None:
+    """Deny following ``relation`` unless the caller meets every join requirement."""
+    for level, what in join_requirements(binding, relation, target):
+        ctx.require(level, what)
 
 
 async def resolve_one(

@@ -50,6 +50,7 @@ from gateway.graphql.execute import (
     Binding,
     RequestContext,
     Window,
+    join_requirements,
     load_related,
     node_selection,
     resolve_connection,
@@ -58,7 +59,7 @@ from gateway.graphql.execute import (
 from gateway.graphql.limits import LimitSettings
 from gateway.graphql.selection import Selection
 from gateway.model.datamodel import Relation
-from gateway.model.query import Filter, Row, SortKey, filter_fields
+from gateway.model.query import Filter, Row, SortKey
 
 __all__ = ["FastPath", "Plan", "StepAside", "compile_plan"]
 
@@ -404,11 +405,8 @@ class _Run:
             raise StepAside  # the full path reports (and logs) the denial
 
     def _check_filters(self, binding: Binding, where: Filter | None, order: list[SortKey]) -> None:
-        self._allowed(binding.level)
-        for name in filter_fields(where):
-            self._allowed(binding.field_level(name))
-        for key in order:
-            self._allowed(binding.field_level(key.field))
+        for level, _ in binding.requirements(where, order):
+            self._allowed(level)
 
     def preflight(self) -> None:
         """Every level check and argument, before any upstream request."""
@@ -440,13 +438,8 @@ class _Run:
                 assert f.relation is not None
                 assert f.target is not None
                 relation, target = f.relation, f.target
-                self._allowed(target.level)
-                self._allowed(
-                    binding.field_level(binding.entity.by_source[relation.source_field].name)
-                )
-                self._allowed(
-                    target.field_level(target.entity.by_source[relation.target_field].name)
-                )
+                for level, _ in join_requirements(binding, relation, target):
+                    self._allowed(level)
                 if f.kind == "many":
                     assert f.definition is not None
                     _, where, order = self.arguments(f.definition, f.nodes[0], target)
