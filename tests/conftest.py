@@ -8,6 +8,8 @@ import pytest
 
 from tests.support import RedisServer
 
+pytest_plugins = ["tests.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:

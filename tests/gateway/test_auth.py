@@ -43,12 +43,6 @@ def _pem(key: Any) -> str:
     return text
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
 def _auth(tmp: Path) -> AuthSettings:
     (tmp / "rsa.pem").write_text(_pem(RSA_KEY), encoding="utf-8")
     jwks = {"keys": [json.loads(jwt.algorithms.ECAlgorithm.to_jwk(EC_KEY.public_key()))]}
@@ -73,14 +67,16 @@ def _auth(tmp: Path) -> AuthSettings:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(
-    replica: FtReplica, tmp_path_factory: pytest.TempPathFactory
+    odata_replica: FtReplica, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[httpx.AsyncClient]:
     tmp = tmp_path_factory.mktemp("auth")
     auth = _auth(tmp)
     shutil.copytree(REGISTERS / "FT", tmp / "registers" / "FT")
     model = tmp / "registers" / "FT" / "rc00001" / "3. Security" / "Security_Model.json"
     model.write_text(json.dumps(SECURITY), encoding="utf-8")
-    async with gateway_client(tmp / "registers", {"FT": {"url": replica.url}}, auth=auth) as c:
+    async with gateway_client(
+        tmp / "registers", {"FT": {"url": odata_replica.url}}, auth=auth
+    ) as c:
         yield c
 
 
@@ -222,11 +218,11 @@ async def test_served_configuration_refuses_short_keys(tmp_path: Path) -> None:
 # --- rate limits -----------------------------------------------------------------------
 
 
-async def test_rate_limit_answers_429_with_retry_after(replica: FtReplica) -> None:
+async def test_rate_limit_answers_429_with_retry_after(odata_replica: FtReplica) -> None:
     with register_subset("FT") as registers:
         async with gateway_client(
             registers,
-            {"FT": {"url": replica.url}},
+            {"FT": {"url": odata_replica.url}},
             rate_limit=RateLimitSettings(per_key=3, per_ip=2),
         ) as client:
             statuses = [(await client.post("/graphql", json=QUERY)).status_code for _ in range(3)]

@@ -19,20 +19,14 @@ from tests.support import gateway_client, register_subset
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["one-pass", "field-by-field"])
 async def client(
-    request: pytest.FixtureRequest, replica: FtReplica
+    request: pytest.FixtureRequest, odata_replica: FtReplica
 ) -> AsyncIterator[httpx.AsyncClient]:
     with register_subset("FT") as registers:
         async with gateway_client(
             registers,
-            {"FT": {"url": replica.url}},
+            {"FT": {"url": odata_replica.url}},
             rate_limit=None,
             fast_path=request.param == "one-pass",
         ) as opened:
@@ -73,7 +67,7 @@ async def test_skip_and_include_with_variables(
 
 
 async def test_fragments_spread_twice_side_by_side_are_collected_once(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     document = doubling(40, nested=False)
     body = await post(client, {"query": document, "extensions": {"cost": True}})
@@ -82,14 +76,14 @@ async def test_fragments_spread_twice_side_by_side_are_collected_once(
 
 
 async def test_a_document_expanding_past_the_limits_is_refused_before_any_request(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
-    replica.reset_log()
+    odata_replica.reset_log()
     body = await post(client, {"query": doubling(12, nested=True)})
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["limit"] in ("depth", "fields", "nesting")
-    assert replica.requests == []
+    assert odata_replica.requests == []
 
 
 async def test_cost_is_reported_only_when_asked(client: httpx.AsyncClient) -> None:
@@ -105,33 +99,33 @@ async def test_cost_is_reported_only_when_asked(client: httpx.AsyncClient) -> No
 
 
 async def test_an_in_list_over_the_upstream_budget_is_refused_before_any_request(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     query = "query($ids: [Int!]) { FT_Stemme(where: {id: {in: $ids}}) { nodes { id } } }"
-    replica.reset_log()
+    odata_replica.reset_log()
     # 20,000 ids: refused for the variables' size, before they are even coerced.
     body = await post(client, {"query": query, "variables": {"ids": list(range(20_000))}})
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["limit"] == "variableValues"
     assert error["extensions"]["allowed"] == LimitSettings().max_variable_values
-    assert replica.requests == []
+    assert odata_replica.requests == []
     # 9,000 ids: under both limits, answered; the chunks it took are reported.
     ids = [row["id"] for row in raw.stemme()[:9_000]]
-    replica.reset_log()
+    odata_replica.reset_log()
     body = await post(
         client, {"query": query, "variables": {"ids": ids}, "extensions": {"cost": True}}
     )
     assert "errors" not in body, body
     assert [n["id"] for n in body["data"]["FT_Stemme"]["nodes"]] == sorted(ids)[:100]
     made = body["extensions"]["cost"]["upstreamRequests"]
-    assert made == len(replica.requests) <= LimitSettings().upstream_budget(0)
+    assert made == len(odata_replica.requests) <= LimitSettings().upstream_budget(0)
     # A list the budget allows is answered, and the requests it cost are reported.
     ids = [row["id"] for row in raw.stemme()[:300]]
-    replica.reset_log()
+    odata_replica.reset_log()
     body = await post(
         client, {"query": query, "variables": {"ids": ids}, "extensions": {"cost": True}}
     )
     assert "errors" not in body, body
     assert sorted(n["id"] for n in body["data"]["FT_Stemme"]["nodes"]) == sorted(ids[:100])
-    assert body["extensions"]["cost"]["upstreamRequests"] == len(replica.requests) > 0
+    assert body["extensions"]["cost"]["upstreamRequests"] == len(odata_replica.requests) > 0

@@ -18,24 +18,18 @@ from tests.support import gateway_client, graphql, register_subset
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
 @pytest_asyncio.fixture(loop_scope="module")
-async def client(replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
-    replica.reset_log()
-    replica.clear_faults()
-    overrides = {"FT": {"url": replica.url, "ttl": 0.2, "staleIfError": 60, "retries": 0}}
+async def client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+    odata_replica.reset_log()
+    odata_replica.clear_faults()
+    overrides = {"FT": {"url": odata_replica.url, "ttl": 0.2, "staleIfError": 60, "retries": 0}}
     with register_subset("FT") as registers:
         async with gateway_client(registers, overrides) as c:
             yield c
 
 
 async def test_request_id_reaches_the_upstream_and_comes_back(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     response = await client.post(
         "/graphql",
@@ -43,7 +37,7 @@ async def test_request_id_reaches_the_upstream_and_comes_back(
         headers={"X-Request-ID": "req-42"},
     )
     assert response.headers["x-request-id"] == "req-42"
-    assert [r.request_id for r in replica.requests] == ["req-42"]
+    assert [r.request_id for r in odata_replica.requests] == ["req-42"]
     generated = await client.post("/graphql", json={"query": "{ FT_Stemmetype { totalCount } }"})
     assert len(generated.headers["x-request-id"]) == 32
 
@@ -70,15 +64,15 @@ async def test_metrics_expose_the_series(client: httpx.AsyncClient) -> None:
 
 
 async def test_stale_if_error_serves_the_last_good_answer_with_its_age(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     query = "{ FT_Aktoertype(first: 3) { nodes { id type } } }"
     good = await graphql(client, query)
     assert "errors" not in good
-    replica.inject("error503", times=None)
+    odata_replica.inject("error503", times=None)
     await asyncio.sleep(0.3)  # past the TTL
     stale = await graphql(client, query)
-    replica.clear_faults()
+    odata_replica.clear_faults()
     assert stale["data"] == good["data"]
     (notice,) = [n for n in stale["extensions"]["notices"] if n["code"] == "STALE_IF_ERROR"]
     assert notice["ageSeconds"] >= 0.2

@@ -52,27 +52,23 @@ def registers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
 def _auth() -> AuthSettings:
     keys = tuple(ApiKey(f"key-{level}", level, hash_key(key)) for level, key in KEYS.items())
     return AuthSettings(keys=keys)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app(registers: Path, replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
-    async with gateway_client(registers, {"FT": {"url": replica.url}}, auth=_auth()) as client:
+async def app(registers: Path, odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway_client(
+        registers, {"FT": {"url": odata_replica.url}}, auth=_auth()
+    ) as client:
         yield client
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def client(app: httpx.AsyncClient, replica: FtReplica) -> httpx.AsyncClient:
+async def client(app: httpx.AsyncClient, odata_replica: FtReplica) -> httpx.AsyncClient:
     await app.app.state.gateway.sources["FT"].services.cache.clear()  # type: ignore[attr-defined]
-    replica.reset_log()
+    odata_replica.reset_log()
     return app
 
 
@@ -95,14 +91,14 @@ def forbidden(body: dict[str, Any], required: int) -> list[dict[str, Any]]:
     return errors
 
 
-def fetched(replica: FtReplica, entity_set: str) -> list[dict[str, str]]:
-    return [r.query for r in replica.requests if r.path.endswith("/" + entity_set)]
+def fetched(odata_replica: FtReplica, entity_set: str) -> list[dict[str, str]]:
+    return [r.query for r in odata_replica.requests if r.path.endswith("/" + entity_set)]
 
 
-def selected(replica: FtReplica, entity_set: str) -> set[str]:
+def selected(odata_replica: FtReplica, entity_set: str) -> set[str]:
     return {
         name
-        for query in fetched(replica, entity_set)
+        for query in fetched(odata_replica, entity_set)
         for name in query.get("$select", "").split(",")
         if name
     }
@@ -126,12 +122,12 @@ FIELD_PATHS = {
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("path", sorted(FIELD_PATHS))
 async def test_restricted_field(
-    client: httpx.AsyncClient, replica: FtReplica, level: int, path: str
+    client: httpx.AsyncClient, odata_replica: FtReplica, level: int, path: str
 ) -> None:
     body = await ask(client, level, FIELD_PATHS[path])
     if path == "through a relation" and level < 2:
         forbidden(body, 2)  # the entity Stemme comes first
-        assert fetched(replica, "Stemme") == []
+        assert fetched(odata_replica, "Stemme") == []
         return
     text = json.dumps(body["data"], ensure_ascii=False)
     real = raw.aktoer()[13]["biografi"]
@@ -139,13 +135,17 @@ async def test_restricted_field(
     if level >= 1:
         assert "errors" not in body, body
         assert json.dumps(real, ensure_ascii=False)[1:40] in text
-        assert "biografi" in selected(replica, "Akt%C3%B8r") | selected(replica, "Aktør")
+        assert "biografi" in selected(odata_replica, "Akt%C3%B8r") | selected(
+            odata_replica, "Aktør"
+        )
     else:
         errors = forbidden(body, 1)
         assert errors[0]["path"][-1] in ("biografi", "b")
         assert real[:30] not in text
         assert '"id": 13' in text  # the rest of the query answers
-        assert "biografi" not in selected(replica, "Akt%C3%B8r") | selected(replica, "Aktør")
+        assert "biografi" not in selected(odata_replica, "Akt%C3%B8r") | selected(
+            odata_replica, "Aktør"
+        )
 
 
 # --- filters and orders on a restricted field ----------------------------------------
@@ -163,7 +163,7 @@ FILTER_PATHS = {
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("path", sorted(FILTER_PATHS))
 async def test_filter_or_order_on_restricted_field(
-    client: httpx.AsyncClient, replica: FtReplica, level: int, path: str
+    client: httpx.AsyncClient, odata_replica: FtReplica, level: int, path: str
 ) -> None:
     variables = {"w": {"biografi": {"eq": "x"}}} if path == "variable" else None
     body = await ask(client, level, FILTER_PATHS[path], variables)
@@ -172,7 +172,7 @@ async def test_filter_or_order_on_restricted_field(
         return
     forbidden(body, 1)
     assert body["data"] == {"FT_Aktoer": None}
-    assert replica.requests == []  # decided before any upstream request
+    assert odata_replica.requests == []  # decided before any upstream request
 
 
 # --- a restricted entity --------------------------------------------------------------
@@ -194,16 +194,16 @@ ENTITY_PATHS = {
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("path", sorted(ENTITY_PATHS))
 async def test_restricted_entity(
-    client: httpx.AsyncClient, replica: FtReplica, level: int, path: str
+    client: httpx.AsyncClient, odata_replica: FtReplica, level: int, path: str
 ) -> None:
     body = await ask(client, level, ENTITY_PATHS[path])
     if level >= 2:
         assert "errors" not in body, body
         return
     forbidden(body, 2)
-    assert fetched(replica, "Stemme") == []
+    assert fetched(odata_replica, "Stemme") == []
     if path.startswith("root"):
-        assert replica.requests == []
+        assert odata_replica.requests == []
 
 
 # --- a field above its entity's level, reached through a relation ---------------------
@@ -211,7 +211,7 @@ async def test_restricted_entity(
 
 @pytest.mark.parametrize("level", LEVELS)
 async def test_level_3_field_behind_a_level_2_entity(
-    client: httpx.AsyncClient, replica: FtReplica, level: int
+    client: httpx.AsyncClient, odata_replica: FtReplica, level: int
 ) -> None:
     body = await ask(
         client,
@@ -221,11 +221,11 @@ async def test_level_3_field_behind_a_level_2_entity(
     )
     if level < 2:
         forbidden(body, 2)
-        assert replica.requests == []
+        assert odata_replica.requests == []
     elif level == 2:
         forbidden(body, 3)
         assert all(n["Afstemning"]["kommentar"] is None for n in body["data"]["FT_Stemme"]["nodes"])
-        assert "kommentar" not in selected(replica, "Afstemning")
+        assert "kommentar" not in selected(odata_replica, "Afstemning")
     else:
         assert "errors" not in body, body
 
@@ -249,7 +249,7 @@ async def test_cached_answers_do_not_cross_levels(client: httpx.AsyncClient) -> 
 
 
 async def test_batched_or_multiple_operations_do_not_bypass(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     document = (
         "query A { FT_Aktoertype(first: 1) { nodes { id } } } "
@@ -263,7 +263,7 @@ async def test_batched_or_multiple_operations_do_not_bypass(
     ]
     response = await client.post("/graphql", json=batch)
     assert response.status_code == 400
-    assert fetched(replica, "Stemme") == []
+    assert fetched(odata_replica, "Stemme") == []
 
 
 # --- introspection ---------------------------------------------------------------------
@@ -277,10 +277,10 @@ async def test_schema_states_levels(client: httpx.AsyncClient) -> None:
 
 
 async def test_per_level_schema_hides_what_the_caller_cannot_see(
-    registers: Path, replica: FtReplica
+    registers: Path, odata_replica: FtReplica
 ) -> None:
     async with gateway_client(
-        registers, {"FT": {"url": replica.url}}, auth=_auth(), per_level_schema=True
+        registers, {"FT": {"url": odata_replica.url}}, auth=_auth(), per_level_schema=True
     ) as client:
         public = (await client.get("/graphql/schema")).text
         assert "FT_Stemme(" not in public
@@ -300,9 +300,9 @@ async def test_per_level_schema_hides_what_the_caller_cannot_see(
         assert "navn" in names
 
 
-async def test_introspection_can_be_switched_off(registers: Path, replica: FtReplica) -> None:
+async def test_introspection_can_be_switched_off(registers: Path, odata_replica: FtReplica) -> None:
     async with gateway_client(
-        registers, {"FT": {"url": replica.url}}, auth=_auth(), introspection=False
+        registers, {"FT": {"url": odata_replica.url}}, auth=_auth(), introspection=False
     ) as client:
         body = await ask(client, 3, "{ __schema { types { name } } }")
         assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"

@@ -34,23 +34,19 @@ RECORDED_STEMME = 39_882
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app_client(replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
     with register_subset("FT") as registers:
-        async with gateway_client(registers, {"FT": {"url": replica.url, "timeout": 5}}) as client:
+        async with gateway_client(
+            registers, {"FT": {"url": odata_replica.url, "timeout": 5}}
+        ) as client:
             yield client
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def client(app_client: httpx.AsyncClient, replica: FtReplica) -> httpx.AsyncClient:
+async def client(app_client: httpx.AsyncClient, odata_replica: FtReplica) -> httpx.AsyncClient:
     """The gateway with an empty replica log (the cache is kept: full exports are slow)."""
-    replica.clear_faults()
-    replica.reset_log()
+    odata_replica.clear_faults()
+    odata_replica.reset_log()
     return app_client
 
 
@@ -70,12 +66,14 @@ def _json_expected(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def all_csv(app_client: httpx.AsyncClient, replica: FtReplica) -> tuple[httpx.Response, int]:
+async def all_csv(
+    app_client: httpx.AsyncClient, odata_replica: FtReplica
+) -> tuple[httpx.Response, int]:
     await _cold(app_client)
-    replica.clear_faults()
-    replica.reset_log()
+    odata_replica.clear_faults()
+    odata_replica.reset_log()
     response = await app_client.get("/FT/v1/download/Stemme.csv")
-    return response, replica.data_requests()
+    return response, odata_replica.data_requests()
 
 
 async def test_all_stemme_rows_as_csv_equal_the_recorded_rows(
@@ -168,7 +166,7 @@ async def test_order_and_an_empty_result(client: httpx.AsyncClient) -> None:
 
 
 async def test_the_upstream_sees_the_same_filter_as_for_graphql(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     where = {
         "or": [{"typeid": {"in": [1, 2]}}, {"aktoerid": {"eq": 13}}],
@@ -178,17 +176,17 @@ async def test_the_upstream_sees_the_same_filter_as_for_graphql(
     await _cold(client)
     body = await graphql(client, query, {"w": where})
     assert "errors" not in body
-    from_graphql = {r.query["$filter"] for r in replica.requests}
-    replica.reset_log()
+    from_graphql = {r.query["$filter"] for r in odata_replica.requests}
+    odata_replica.reset_log()
     response = await client.get("/FT/v1/download/Stemme.csv", params={"where": json.dumps(where)})
     assert response.status_code == 200
-    from_export = {r.query["$filter"] for r in replica.requests}
+    from_export = {r.query["$filter"] for r in odata_replica.requests}
     assert from_export == from_graphql
     assert len(from_export) == 1
 
 
 async def test_head_gives_the_count_without_rows(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     response = await client.head(
         "/FT/v1/download/Stemme.parquet", params={"where": '{"afstemningid":{"eq":1}}'}
@@ -196,7 +194,7 @@ async def test_head_gives_the_count_without_rows(
     assert response.status_code == 200
     assert response.headers["x-total-count"] == str(len(stemme(afstemningid=1)))
     assert response.content == b""
-    assert [r.query.get("$top") for r in replica.requests] == ["0"]
+    assert [r.query.get("$top") for r in odata_replica.requests] == ["0"]
 
 
 # --- mistakes --------------------------------------------------------------------------
@@ -218,7 +216,7 @@ async def test_head_gives_the_count_without_rows(
 )
 async def test_mistakes_get_json_errors_before_any_upstream_request(
     client: httpx.AsyncClient,
-    replica: FtReplica,
+    odata_replica: FtReplica,
     path: str,
     params: dict[str, str],
     status: int,
@@ -230,7 +228,7 @@ async def test_mistakes_get_json_errors_before_any_upstream_request(
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == code
     assert error["message"]
-    assert replica.data_requests() == 0
+    assert odata_replica.data_requests() == 0
 
 
 async def test_entities_are_named_without_the_register_prefix(client: httpx.AsyncClient) -> None:
@@ -247,18 +245,20 @@ async def test_entities_are_named_without_the_register_prefix(client: httpx.Asyn
 
 
 async def test_a_failure_before_the_first_row_is_a_json_error(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     await _cold(client)
-    replica.inject("malformed", times=None)
+    odata_replica.inject("malformed", times=None)
     response = await client.get("/FT/v1/download/Stemme.csv")
     assert response.status_code == 502
     assert response.json()["errors"][0]["extensions"]["code"] == "UPSTREAM_INVALID"
 
 
-async def test_a_failure_mid_export_leaves_the_transfer_incomplete(replica: FtReplica) -> None:
+async def test_a_failure_mid_export_leaves_the_transfer_incomplete(
+    odata_replica: FtReplica,
+) -> None:
     # Over a real socket: the client must see a broken transfer, never a short "complete" file.
-    replica.clear_faults()
+    odata_replica.clear_faults()
     received = bytearray()
 
     async def read_all(response: httpx.Response) -> None:
@@ -266,7 +266,7 @@ async def test_a_failure_mid_export_leaves_the_transfer_incomplete(replica: FtRe
             received.extend(chunk)
 
     with register_subset("FT") as registers:
-        settings = Settings(registers_dir=registers, sources={"FT": {"url": replica.url}})
+        settings = Settings(registers_dir=registers, sources={"FT": {"url": odata_replica.url}})
         server = await serve_asgi(create_app(settings))
         try:
             async with (
@@ -275,20 +275,20 @@ async def test_a_failure_mid_export_leaves_the_transfer_incomplete(replica: FtRe
             ):
                 assert response.status_code == 200
                 # The first window is in; every later upstream answer is broken.
-                replica.inject("malformed", times=None)
+                odata_replica.inject("malformed", times=None)
                 with pytest.raises(httpx.RemoteProtocolError):
                     await read_all(response)
         finally:
-            replica.clear_faults()
+            odata_replica.clear_faults()
             await server.stop()
     records = csv_rows(bytes(received))
     assert 1000 <= len(records) - 1 < RECORDED_STEMME
 
 
-async def test_a_client_that_leaves_stops_the_export(replica: FtReplica) -> None:
-    replica.clear_faults()
+async def test_a_client_that_leaves_stops_the_export(odata_replica: FtReplica) -> None:
+    odata_replica.clear_faults()
     with register_subset("FT") as registers:
-        settings = Settings(registers_dir=registers, sources={"FT": {"url": replica.url}})
+        settings = Settings(registers_dir=registers, sources={"FT": {"url": odata_replica.url}})
         server = await serve_asgi(create_app(settings))
         try:
             async with (
@@ -296,12 +296,12 @@ async def test_a_client_that_leaves_stops_the_export(replica: FtReplica) -> None
                 http.stream("GET", "/FT/v1/download/Stemme.csv?where={}") as response,
             ):
                 assert response.status_code == 200
-                replica.reset_log()
+                odata_replica.reset_log()
             # The client is gone: the export and its prefetch end, no more upstream requests.
             await asyncio.sleep(0.5)
-            after_leaving = replica.data_requests()
+            after_leaving = odata_replica.data_requests()
             await asyncio.sleep(1.0)
-            assert replica.data_requests() == after_leaving
+            assert odata_replica.data_requests() == after_leaving
             assert after_leaving < 50
         finally:
             await server.stop()

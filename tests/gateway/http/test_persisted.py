@@ -48,14 +48,8 @@ def votes() -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
-    async with ft_gateway(replica) as running:
+async def client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+    async with ft_gateway(odata_replica) as running:
         yield running
 
 
@@ -162,8 +156,8 @@ async def test_an_invalid_document_is_not_learnt(client: httpx.AsyncClient) -> N
     assert code_of(response) == "PERSISTED_QUERY_NOT_FOUND"
 
 
-async def test_without_apq_a_hash_alone_is_not_supported(replica: FtReplica) -> None:
-    async with ft_gateway(replica, http=HttpSettings(apq=False)) as client:
+async def test_without_apq_a_hash_alone_is_not_supported(odata_replica: FtReplica) -> None:
+    async with ft_gateway(odata_replica, http=HttpSettings(apq=False)) as client:
         digest = sha256(QUERY)
         response = await client.post("/graphql", json={"extensions": persisted(digest)})
         assert response.status_code == 200
@@ -185,10 +179,10 @@ def allow_list(tmp_path: Path) -> Path:
 
 
 async def test_only_listed_documents_run_when_persisted_only(
-    replica: FtReplica, allow_list: Path
+    odata_replica: FtReplica, allow_list: Path
 ) -> None:
     settings = HttpSettings(persisted_only=True, persisted_documents=str(allow_list))
-    async with ft_gateway(replica, http=settings) as client:
+    async with ft_gateway(odata_replica, http=settings) as client:
         cache = app_of(client).state.gateway.runtime.cache
         expected = actors()
         by_hash = await client.post("/graphql", json={"extensions": persisted(sha256(QUERY))})
@@ -213,7 +207,7 @@ async def test_only_listed_documents_run_when_persisted_only(
 
 
 async def test_listed_documents_run_by_hash_beside_ordinary_queries(
-    replica: FtReplica, tmp_path: Path
+    odata_replica: FtReplica, tmp_path: Path
 ) -> None:
     manifest = {
         "format": "apollo-persisted-query-manifest",
@@ -221,7 +215,9 @@ async def test_listed_documents_run_by_hash_beside_ordinary_queries(
         "operations": [{"id": sha256(QUERY), "name": "Types", "type": "query", "body": QUERY}],
     }
     path = write_json(tmp_path / "manifest.json", manifest)
-    async with ft_gateway(replica, http=HttpSettings(persisted_documents=str(path))) as client:
+    async with ft_gateway(
+        odata_replica, http=HttpSettings(persisted_documents=str(path))
+    ) as client:
         by_hash = await client.post("/graphql", json={"extensions": persisted(sha256(QUERY))})
         assert by_hash.json() == actors()
         other = await client.post("/graphql", json={"query": OTHER})
@@ -254,12 +250,12 @@ async def test_a_missing_allow_list_stops_the_gateway_at_startup(tmp_path: Path)
 
 
 async def test_two_gateways_on_one_redis_share_learnt_documents(
-    replica: FtReplica, redis_url: str
+    odata_replica: FtReplica, redis_url: str
 ) -> None:
     digest = sha256(QUERY)
     async with (
-        ft_gateway(replica, cache_url=redis_url, response_cache=False) as first,
-        ft_gateway(replica, cache_url=redis_url, response_cache=False) as second,
+        ft_gateway(odata_replica, cache_url=redis_url, response_cache=False) as first,
+        ft_gateway(odata_replica, cache_url=redis_url, response_cache=False) as second,
     ):
         refused = await second.post("/graphql", json={"extensions": persisted(digest)})
         assert code_of(refused) == "PERSISTED_QUERY_NOT_FOUND"

@@ -30,14 +30,8 @@ OTHERS = tuple(name for name in ("CZ", "CZPREZ", "DE") if (REGISTERS / name / "G
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
-    async with ft_gateway(replica, *OTHERS) as running:
+async def client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+    async with ft_gateway(odata_replica, *OTHERS) as running:
         yield running
 
 
@@ -79,7 +73,7 @@ async def test_a_browser_gets_graphiql_from_the_gateway_alone(client: httpx.Asyn
 
 
 async def test_the_page_has_one_runnable_example_per_register(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     config = config_of((await client.get("/graphql", headers=HTML)).text)
     assert config["endpoint"] == "/graphql"
@@ -145,8 +139,8 @@ async def test_no_value_can_close_the_config_script(client: httpx.AsyncClient) -
     assert any(hostile in e["query"] for e in config_of(page)["examples"])
 
 
-async def test_without_graphiql_there_is_no_page(replica: FtReplica) -> None:
-    async with ft_gateway(replica, graphiql=False) as client:
+async def test_without_graphiql_there_is_no_page(odata_replica: FtReplica) -> None:
+    async with ft_gateway(odata_replica, graphiql=False) as client:
         response = await client.get("/graphql", headers=HTML)
         assert response.status_code == 400
         assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

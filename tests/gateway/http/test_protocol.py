@@ -20,14 +20,8 @@ TYPENAME = {"query": "{ __typename }"}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
-    async with ft_gateway(replica) as running:
+async def client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+    async with ft_gateway(odata_replica) as running:
         yield running
 
 
@@ -172,14 +166,14 @@ async def test_malformed_get_parameters_are_400(
 )
 @pytest.mark.parametrize("accept", [JSON, GRAPHQL_RESPONSE])
 async def test_wrongly_typed_parameters_are_400(
-    client: httpx.AsyncClient, replica: FtReplica, body: Any, accept: str
+    client: httpx.AsyncClient, odata_replica: FtReplica, body: Any, accept: str
 ) -> None:
-    replica.reset_log()
+    odata_replica.reset_log()
     response = await client.post("/graphql", json=body, headers={"accept": accept})
     request_error(response, 400, "BAD_REQUEST")
     assert media(response) == accept
     assert response.headers["cache-control"] == "no-store"
-    assert replica.data_requests() == 0
+    assert odata_replica.data_requests() == 0
 
 
 @pytest.mark.parametrize("content", [b"", b"   ", b'{ "not a JSON', b"\xff\xfe{}"])
@@ -239,15 +233,15 @@ async def test_unknown_extensions_are_ignored(client: httpx.AsyncClient) -> None
     ],
 )
 async def test_request_errors_have_no_data_and_a_status_by_media_type(
-    client: httpx.AsyncClient, replica: FtReplica, body: dict[str, Any], code: str
+    client: httpx.AsyncClient, odata_replica: FtReplica, body: dict[str, Any], code: str
 ) -> None:
-    replica.reset_log()
+    odata_replica.reset_log()
     legacy = await client.post("/graphql", json=body, headers={"accept": JSON})
     request_error(legacy, 200, code)
     modern = await client.post("/graphql", json=body, headers={"accept": GRAPHQL_RESPONSE})
     request_error(modern, 400, code)
     assert media(modern) == GRAPHQL_RESPONSE
-    assert replica.data_requests() == 0
+    assert odata_replica.data_requests() == 0
 
 
 async def test_an_execution_error_keeps_200_and_partial_data(client: httpx.AsyncClient) -> None:
