@@ -129,6 +129,13 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        # Per attempt, as the adapters see it (the guard's own count is dls_upstream_requests).
+        self.upstream_requests = Counter(
+            "dls_upstream_calls",
+            "Upstream requests (attempts) by outcome: ok, not_found, unavailable, timeout, invalid",
+            ["register", "outcome"],
+            registry=self.registry,
+        )
         self.upstream_bytes = Counter(
             "dls_upstream_bytes",
             "Bytes received from upstreams",

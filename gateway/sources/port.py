@@ -72,10 +72,13 @@ class Source(ABC):
             "stale_while_revalidate": self.guard_settings.stale_while_revalidate,
         }
 
-    def record(self, seconds: float, size: int) -> None:
-        """Count one upstream response for the metrics."""
+    def record(self, seconds: float, size: int, outcome: str = "ok") -> None:
+        """Count one upstream request (an attempt) for the metrics: its outcome (``ok``,
+        ``not_found``, ``unavailable``, ``timeout``, ``invalid``), latency and bytes received.
+        """
         metrics = self.services.metrics
         if metrics is not None:
+            metrics.upstream_requests.labels(self.register.name, outcome).inc()
             metrics.upstream_latency.labels(self.register.name).observe(seconds)
             metrics.upstream_bytes.labels(self.register.name).inc(size)
 

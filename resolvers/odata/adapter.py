@@ -9,26 +9,21 @@ are literals, escaped by OData's rules and then percent-encoded: data never beco
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import string
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
-import httpx
-
 from gateway.model.datamodel import Entity, Field, Register, ScalarType
 from gateway.model.errors import (
     BadUserInputError,
     UpstreamInvalidError,
-    UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
 from gateway.model.filters import apply_in_memory
@@ -45,8 +40,8 @@ from gateway.model.query import (
     filter_fields,
 )
 from gateway.sources import upstream_budget
-from gateway.sources.observe import REQUEST_ID
 from gateway.sources.port import Services, Source
+from resolvers.transport import Reply, Transport
 
 __all__ = ["ODataSource", "build_url", "literal", "translate"]
 
@@ -200,20 +195,18 @@ class ODataSource(Source):
         # Bytes of a whole request URL, percent-encoded: under common server limits (4096).
         self.max_url = int(options.get("maxUrlLength", 4000))
         self.reserve_rows = int(options.get("reserveRows", 1000))
-        self._client: httpx.AsyncClient | None = None
-
-    async def start(self) -> None:
-        guard = self.guard_settings
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(guard.timeout, connect=min(guard.timeout, guard.connect_timeout)),
+        self.transport = Transport(
+            self,
             headers={"Accept": "application/json"},
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+            max_connections=16,
+            max_keepalive=8,
         )
 
+    async def start(self) -> None:
+        await self.transport.start()
+
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.transport.aclose()
 
     # -- planning ---------------------------------------------------------------------
 
@@ -551,13 +544,16 @@ class ODataSource(Source):
 
     async def _get(self, url: str, entity: Entity, keep: bool = True) -> _Answer:
         async def attempt() -> _Answer:
-            assert self._client is not None, "the source was not started"
-            self.requests += 1
-            started = time.perf_counter()
-            with _upstream_errors(self.register.name, url):
-                response = await self._client.get(url, headers={"X-Request-ID": REQUEST_ID.get()})
-            self.record(time.perf_counter() - started, len(response.content))
-            document = self._document(response)
+            try:
+                reply = await self.transport.attempt(url)
+            except UpstreamUnavailableError as exc:
+                if exc.extensions.get("status") == 404:
+                    raise UpstreamUnavailableError(
+                        f"{self.register.name}: the upstream does not serve this entity set (404)",
+                        status=404,
+                    ) from exc
+                raise
+            document = self._document(reply)
             return _Answer(
                 self._rows(document, entity),
                 document.get("odata.count"),
@@ -575,22 +571,8 @@ class ODataSource(Source):
             f"odata-rows:{url}", download, self.ttl, **self.cache_windows()
         )
 
-    def _document(self, response: httpx.Response) -> dict[str, Any]:
+    def _document(self, response: Reply) -> dict[str, Any]:
         name = self.register.name
-        if response.status_code == 404:
-            raise UpstreamUnavailableError(
-                f"{name}: the upstream does not serve this entity set (404)", status=404
-            )
-        if response.status_code >= 500 or response.status_code == 429:
-            raise UpstreamUnavailableError(
-                f"{name}: the upstream answered {response.status_code}",
-                status=response.status_code,
-            )
-        if response.status_code >= 400:
-            raise UpstreamInvalidError(
-                f"{name}: the upstream refused the request ({response.status_code})",
-                status=response.status_code,
-            )
         try:
             document = json.loads(response.content)
         except ValueError:
@@ -640,17 +622,3 @@ def _coerce(value: Any, field: Field) -> Any:
         except ValueError:
             raise UpstreamInvalidError(f"{field.source}: {value!r} is not an integer") from None
     return value
-
-
-@contextlib.contextmanager
-def _upstream_errors(register: str, url: str) -> Iterator[None]:
-    """Translate transport failures into gateway errors, at this one boundary."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeoutError(f"{register}: the upstream did not answer in time") from exc
-    except httpx.HTTPError as exc:
-        log.warning("%s upstream failure on %s: %s", register, url, exc)
-        raise UpstreamUnavailableError(
-            f"{register}: the upstream connection failed ({type(exc).__name__})"
-        ) from exc

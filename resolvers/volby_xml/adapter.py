@@ -16,7 +16,11 @@ Source.json options besides ``kind`` and ``datamodel``:
                  election, or lists keyed by the election's first context value
 ``documents``    which endpoints exist and which entities each serves (``national``,
                  ``councils``, ``batches``; defaults fit the municipal elections)
-``ttl``, ``timeout``, ``concurrency`` (parallel requests), ``max_bytes`` (largest document)
+``ttl``, ``timeout``, ``concurrency`` (parallel requests, limited by the register's guard),
+``max_bytes`` (largest document)
+
+HTTP goes through :class:`resolvers.transport.Transport` (one client, the error translation,
+metrics and ``X-Request-ID``).
 
 CPU-heavy steps run in a worker thread so the event loop keeps serving other requests: a
 document of at least :data:`OFFLOAD_BYTES` is parsed and mapped to rows there, and a query
@@ -27,25 +31,21 @@ returns what it built; caches, batch streams and learnt districts are updated on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from gateway.model.datamodel import Register
 from gateway.model.errors import (
     BadUserInputError,
     UpstreamError,
     UpstreamInvalidError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
 )
 from gateway.model.filters import apply_in_memory
 from gateway.model.query import Page, Query, Row
 from gateway.sources import upstream_budget
 from gateway.sources.port import Services, Source
+from resolvers.transport import Transport
 from resolvers.volby_xml.batches import BatchNames, BatchStream
 from resolvers.volby_xml.parse import NOT_YET_AVAILABLE, Chyba
 from resolvers.volby_xml.plan import (
@@ -75,7 +75,9 @@ class VolbySource(Source):
     def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
         super().__init__(register, options, services)
         self.config = VolbyConfig.of(options)
-        self._client: httpx.AsyncClient | None = None
+        self.transport = Transport(
+            self, label="volby.cz", headers={"Accept": "application/xml, text/xml"}
+        )
         self._streams: dict[str, BatchStream] = {}
         # Which district each council was seen in: district membership does not change.
         self._districts: dict[tuple[str, str], str] = {}
@@ -84,22 +86,11 @@ class VolbySource(Source):
 
     async def start(self) -> None:
         """Open the HTTP client."""
-        self._http()
+        await self.transport.start()
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=self.config.timeout,
-                follow_redirects=False,
-                headers={"Accept": "application/xml, text/xml"},
-            )
-        return self._client
+        await self.transport.aclose()
 
     async def fetch(self, query: Query) -> Page:
         """Rows of ``query.entity`` from the documents the filter needs."""
@@ -122,13 +113,10 @@ class VolbySource(Source):
     async def _document_rows(self, query: Query) -> tuple[list[Row], list[dict[str, Any]]]:
         plan = plan_documents(query, self.config, self.register.datamodel, self._district_of)
         upstream_budget.spend(len(plan.requests), f"{len(plan.requests)} volby.cz documents")
-        limit = asyncio.Semaphore(self.config.concurrency)
-
-        async def bounded(request: DocRequest) -> MappedDocument:
-            async with limit:
-                return await self._document(request, self.config.ttl)
-
-        documents = await asyncio.gather(*(bounded(r) for r in plan.requests))
+        # At most ``concurrency`` in flight: the guard's limit, applied by the transport.
+        documents = await asyncio.gather(
+            *(self._document(r, self.config.ttl) for r in plan.requests)
+        )
         rows: list[Row] = []
         waiting = 0
         for request, document in zip(plan.requests, documents, strict=True):
@@ -231,7 +219,7 @@ class VolbySource(Source):
         )
 
         async def load() -> MappedDocument:
-            data = await self.guard.run(lambda: self._get(url, params))
+            data = await self._get(url, params)
             if data is None:
                 return MappedDocument("", None, {}, Chyba(NOT_YET_AVAILABLE, "HTTP 404"))
             if len(data) >= OFFLOAD_BYTES:
@@ -243,29 +231,11 @@ class VolbySource(Source):
         return await self.services.cache.get_or_fetch(key, load, ttl, **self.cache_windows())
 
     async def _get(self, url: str, params: Mapping[str, str]) -> bytes | None:
-        self.requests += 1
-        with _upstream_errors(url):
-            async with self._http().stream("GET", url, params=params) as response:
-                if response.status_code == httpx.codes.NOT_FOUND:
-                    # The static-file layout answers a batch that does not exist yet with 404.
-                    return None
-                if response.status_code >= 500 or response.status_code == 429:
-                    raise UpstreamUnavailableError(f"volby.cz answered HTTP {response.status_code}")
-                if response.status_code >= 400:
-                    raise UpstreamInvalidError(f"volby.cz answered HTTP {response.status_code}")
-                return await self._body(response)
-
-    async def _body(self, response: httpx.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.config.max_bytes:
-                raise UpstreamInvalidError(
-                    f"volby.cz document larger than {self.config.max_bytes} bytes"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+        # The static-file layout answers a batch that does not exist yet with 404.
+        reply = await self.transport.get(
+            url, params=params, passing=(404,), max_bytes=self.config.max_bytes
+        )
+        return None if reply.status == 404 else reply.content
 
 
 def _answer(rows: list[Row], query: Query) -> Page:
@@ -274,17 +244,6 @@ def _answer(rows: list[Row], query: Query) -> Page:
     # Cached rows are shared; callers get their own copies.
     page.rows = [dict(row) for row in page.rows]
     return page
-
-
-@contextlib.contextmanager
-def _upstream_errors(url: str) -> Iterator[None]:
-    """Translate httpx failures into gateway errors."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeoutError(f"volby.cz did not answer in time ({url})") from exc
-    except httpx.HTTPError as exc:
-        raise UpstreamUnavailableError(f"volby.cz unreachable ({url}): {exc}") from exc
 
 
 def _not_yet(count: int, election: Election | None = None) -> dict[str, Any]:

@@ -16,7 +16,8 @@ How a query is answered:
 Options (``Source.json`` merged with the configuration): ``url`` (a listing URL or a list of
 them) or ``directory`` (a local folder, searched recursively; relative to the working
 directory), ``ttl`` (listing, seconds), ``fileTtl`` (a parsed file version, seconds),
-``timeout`` (seconds), ``concurrency`` (files read at once).
+``timeout`` (seconds), ``concurrency`` (upstream requests at once: the register's guard, 4 by
+default). HTTP goes through :class:`resolvers.transport.Transport`.
 
 CPU-heavy steps run in a worker thread, so the event loop keeps serving other requests: a
 file larger than :data:`OFFLOAD_BYTES` is parsed there, and a query whose files hold more than
@@ -34,14 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from gateway.model.datamodel import Entity, Register
 from gateway.model.errors import DescriptorError, UpstreamError
 from gateway.model.filters import equal_values, matches
 from gateway.model.query import Filter, Page, Query, Row, SortKey
 from gateway.sources import upstream_budget
 from gateway.sources.port import Services, Source
+from resolvers.transport import Transport
 from resolvers.wahldaten_csv.names import FileName, newest_versions, parse_file_name
 from resolvers.wahldaten_csv.parse import DataWarning, Table, WarningLog, read_table
 from resolvers.wahldaten_csv.rows import (
@@ -128,9 +128,8 @@ class WahldatenSource(Source):
         self._listing_ttl = float(options.get("ttl", 10))
         file_ttl = options.get("fileTtl", 3600)
         self._file_ttl = None if file_ttl is None else float(file_ttl)
-        self._timeout = float(options.get("timeout", 30))
-        self._limit = asyncio.Semaphore(int(options.get("concurrency", 8)))
-        self._client: httpx.AsyncClient | None = None
+        # A cut-off file is invalid data: its rows must not be taken for the whole file.
+        self.transport = Transport(self, follow_redirects=True, cut_off_invalid=True)
         self._upstreams: list[Upstream] = []
         self._stale: dict[str, Listing] = {}
         self._logged: set[tuple[str, str, str]] = set()
@@ -147,19 +146,14 @@ class WahldatenSource(Source):
         if self._upstreams:
             return
         if self._urls:
-            self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=True)
-            self._upstreams = [HttpUpstream(u, self._client, self._count) for u in self._urls]
+            await self.transport.start()
+            self._upstreams = [HttpUpstream(u, self.transport) for u in self._urls]
         elif self._directory is not None:
             self._upstreams = [DirectoryUpstream(self._directory)]
 
-    def _count(self) -> None:
-        self.requests += 1
-
     async def aclose(self) -> None:
         """Close the HTTP client."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.transport.aclose()
         self._upstreams = []
 
     def _entity(self, name: str) -> Entity:
@@ -292,10 +286,10 @@ class WahldatenSource(Source):
 
         async def load() -> Sheet:
             known = self._validated.get(key)
-            async with self._limit:
-                fetched = await self.guard.run(
-                    lambda: version.upstream.read(file, known[0] if known else None)
-                )
+            # At most ``concurrency`` in flight: the guard's limit.
+            fetched = await self.guard.run(
+                lambda: version.upstream.read(file, known[0] if known else None)
+            )
             if fetched.data is None and known is not None:
                 return known[1]
             data = fetched.data or b""

@@ -4,8 +4,9 @@ A web folder is read through its listing, a JSON document (``{"files": [{"name",
 "size", "modified"}]}``) or the HTML index a web server generates; the listing is fetched with
 ``If-None-Match``/``If-Modified-Since`` so an unchanged folder costs a ``304``. Names from a
 listing are untrusted: an entry that is not a plain ``.csv`` file name directly in the folder is
-ignored and reported. Foreign errors (httpx, OS) are translated into the gateway's upstream
-errors here and nowhere else.
+ignored and reported. HTTP goes through :class:`resolvers.transport.Transport` (its one error
+translation, metrics, ``X-Request-ID``; a body cut off in flight is invalid data here); the OS
+errors of a local directory are translated here (:func:`upstream_errors`).
 """
 
 from __future__ import annotations
@@ -14,20 +15,15 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-import httpx
-
-from gateway.model.errors import (
-    UpstreamInvalidError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
+from gateway.model.errors import UpstreamInvalidError, UpstreamUnavailableError
+from resolvers.transport import Reply, Transport
 from resolvers.wahldaten_csv.parse import DataWarning
 
 __all__ = [
@@ -88,20 +84,9 @@ class Upstream(Protocol):
 
 @contextlib.contextmanager
 def upstream_errors(what: str) -> Iterator[None]:
-    """Translate httpx and OS errors met while getting ``what`` into upstream errors."""
+    """Translate OS errors met while reading ``what`` from a directory into upstream errors."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeoutError(f"{what}: the upstream did not answer in time") from exc
-    except httpx.HTTPStatusError as exc:
-        status = exc.response.status_code
-        raise UpstreamUnavailableError(
-            f"{what}: the upstream answered HTTP {status}", status=status
-        ) from exc
-    except httpx.RemoteProtocolError as exc:
-        raise UpstreamInvalidError(f"{what}: the upstream's answer was cut off ({exc})") from exc
-    except httpx.HTTPError as exc:
-        raise UpstreamUnavailableError(f"{what}: the upstream cannot be reached ({exc})") from exc
     except OSError as exc:
         raise UpstreamUnavailableError(f"{what}: {exc.strerror or exc}") from exc
 
@@ -198,15 +183,9 @@ def parse_html_listing(text: str, base: str) -> Listing:
 class HttpUpstream:
     """A folder on a web server, read through its listing."""
 
-    def __init__(
-        self,
-        base: str,
-        client: httpx.AsyncClient,
-        on_request: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, base: str, transport: Transport) -> None:
         self.base = base if base.endswith("/") else base + "/"
-        self.client = client
-        self._on_request = on_request
+        self.transport = transport
         self._validators: dict[str, str] = {}
         self._last: Listing | None = None
 
@@ -214,21 +193,16 @@ class HttpUpstream:
     def label(self) -> str:
         return self.base
 
-    async def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
-        if self._on_request is not None:
-            self._on_request()
-        return await self.client.get(url, headers=headers)
-
     async def listing(self) -> Listing:
         """The folder's files, revalidated with the validators of the previous answer."""
         headers = {"Accept": "application/json, text/html;q=0.9"}
         if self._last is not None:
             headers.update(self._validators)
-        with upstream_errors(f"listing {self.base}"):
-            response = await self._get(self.base, headers)
-            if response.status_code == 304 and self._last is not None:
-                return self._last
-            response.raise_for_status()
+        passing = (304,) if self._last is not None else ()
+        # One attempt: the caller runs it under the register's guard.
+        response = await self.transport.attempt(self.base, headers=headers, passing=passing)
+        if response.status == 304 and self._last is not None:
+            return self._last
         listing = self._parse(response)
         self._validators = {}
         if etag := response.headers.get("etag"):
@@ -238,7 +212,7 @@ class HttpUpstream:
         self._last = listing
         return listing
 
-    def _parse(self, response: httpx.Response) -> Listing:
+    def _parse(self, response: Reply) -> Listing:
         kind = response.headers.get("content-type", "")
         body = response.content
         if "json" in kind or body.lstrip()[:1] in (b"{", b"["):
@@ -256,12 +230,12 @@ class HttpUpstream:
         headers = {"Accept": "text/csv, */*;q=0.5"}
         if etag:
             headers["If-None-Match"] = etag
-        with upstream_errors(file.name):
-            response = await self._get(file.location, headers)
-            if response.status_code == 304 and etag:
-                return Fetched(None, etag)
-            response.raise_for_status()
-            return Fetched(response.content, response.headers.get("etag"))
+        response = await self.transport.attempt(
+            file.location, headers=headers, passing=(304,) if etag else ()
+        )
+        if response.status == 304 and etag:
+            return Fetched(None, etag)
+        return Fetched(response.content, response.headers.get("etag"))
 
 
 class DirectoryUpstream:
