@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from resolvers.odata.replica.data import load_ft_data
-from resolvers.odata.replica.server import FtReplica
+from tests.fixtures import ReplicaFactory
 from tests.gateway.events.conftest import bus, eventually, registers_with, running_gateway
 from tests.gateway.events.wsclient import graphql_ws
 
@@ -17,18 +16,11 @@ TYPES = """subscription { FT_Afstemningstype_changed {
   id upstream nodes { id type opdateringsdato } } }"""
 
 
-@pytest.fixture
-async def replica() -> AsyncIterator[tuple[FtReplica, dict[str, Any]]]:
+async def test_updated_and_new_rows_arrive(replica_factory: ReplicaFactory) -> None:
     recorded = load_ft_data()
     # A copy of the row table, so that editing it leaves the shared recording alone.
-    rows = dict(recorded.rows)
-    data = dataclasses.replace(recorded, rows=rows)
-    async with FtReplica(data) as running:
-        yield running, rows
-
-
-async def test_updated_and_new_rows_arrive(replica: tuple[FtReplica, dict[str, Any]]) -> None:
-    running, rows = replica
+    rows: dict[str, Any] = dict(recorded.rows)
+    running = await replica_factory("odata", data=dataclasses.replace(recorded, rows=rows))
     before = rows["Afstemningstype"]
     newest = max(r["opdateringsdato"] for r in before)
     options = {"FT": {"url": running.url, "eventsInterval": 0.1}}

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as redis
 
-from resolvers.volby_xml.replica.server import ReplayClock, VolbyReplica
+from resolvers.volby_xml.replica.server import VolbyReplica
 from tests.gateway.events.conftest import bus, eventually, registers_with, running_gateway
 from tests.gateway.events.wsclient import graphql_ws
 from tests.resolvers.volby_xml.raw import batch_files, children, root_of
 from tests.support import free_port
 
+pytestmark = pytest.mark.replica(released={"1": 1, "2": 0})
+
 BATCHES = """subscription { CZPREZ_DAVKA_changed { id upstream nodes { KOLO PORADI_DAVKY } } }"""
-
-
-@pytest.fixture
-async def replica() -> AsyncIterator[VolbyReplica]:
-    running = await VolbyReplica(clock=ReplayClock()).start()
-    running.release("prez2023", "1", 1)
-    running.release("prez2023", "2", 0)
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture
@@ -49,9 +39,11 @@ def _numbers(kolo: int, after: int, upto: int) -> list[int]:
 
 
 async def test_two_processes_detect_once_and_both_subscribers_hear_it(
-    replica: VolbyReplica, clean_redis: str
+    manual_volby_replica: VolbyReplica, clean_redis: str
 ) -> None:
-    options = {"CZPREZ": {**replica.overrides["CZPREZ"], "ttl": 0.05, "eventsInterval": 0.1}}
+    options = {
+        "CZPREZ": {**manual_volby_replica.overrides["CZPREZ"], "ttl": 0.05, "eventsInterval": 0.1}
+    }
     with registers_with("CZPREZ") as registers:
         async with (
             running_gateway(registers, options, cache_url=clean_redis) as one,
@@ -78,7 +70,7 @@ async def test_two_processes_detect_once_and_both_subscribers_hear_it(
             finally:
                 await client.aclose()
 
-            replica.release("prez2023", "1", 25)
+            manual_volby_replica.release("prez2023", "1", 25)
             heard_one = await first.message(op_one)
             heard_two = await second.message(op_two)
 
@@ -92,13 +84,15 @@ async def test_two_processes_detect_once_and_both_subscribers_hear_it(
             sources = [app.state.gateway.sources["CZPREZ"] for app in (one, two)]
             asked = [s.requests for s in sources]
             assert sorted(asked)[0] == 0 < sorted(asked)[1]
-            assert sum(asked) == len(replica.requests)
+            assert sum(asked) == len(manual_volby_replica.requests)
 
 
 async def test_another_process_takes_over_where_the_leader_stopped(
-    replica: VolbyReplica, clean_redis: str
+    manual_volby_replica: VolbyReplica, clean_redis: str
 ) -> None:
-    options = {"CZPREZ": {**replica.overrides["CZPREZ"], "ttl": 0.05, "eventsInterval": 0.1}}
+    options = {
+        "CZPREZ": {**manual_volby_replica.overrides["CZPREZ"], "ttl": 0.05, "eventsInterval": 0.1}
+    }
     with registers_with("CZPREZ") as registers:
         async with (
             running_gateway(registers, options, cache_url=clean_redis) as one,
@@ -112,7 +106,7 @@ async def test_another_process_takes_over_where_the_leader_stopped(
                 lambda: bus(one).ready("CZPREZ", "DAVKA") or bus(two).ready("CZPREZ", "DAVKA")
             )
             leader, follower = (one, two) if bus(one).ready("CZPREZ", "DAVKA") else (two, one)
-            replica.release("prez2023", "1", 25)
+            manual_volby_replica.release("prez2023", "1", 25)
             for ws, op in ops.values():
                 event = (await ws.message(op))["payload"]["data"]["CZPREZ_DAVKA_changed"]
                 assert event["upstream"] == ["KOLO=1 davka 2–25"]
@@ -123,7 +117,7 @@ async def test_another_process_takes_over_where_the_leader_stopped(
             await eventually(lambda: "CZPREZ" not in bus(leader).watchers)
             await eventually(lambda: bus(follower).ready("CZPREZ", "DAVKA"))
 
-            replica.release("prez2023", "1", 49)
+            manual_volby_replica.release("prez2023", "1", 49)
             ws, op = ops[id(follower)]
             event = (await ws.message(op))["payload"]["data"]["CZPREZ_DAVKA_changed"]
             # Carried on from the saved state: only what came after batch 25.
@@ -132,10 +126,12 @@ async def test_another_process_takes_over_where_the_leader_stopped(
 
 
 async def test_without_redis_each_process_serves_its_own_subscribers(
-    replica: VolbyReplica,
+    manual_volby_replica: VolbyReplica,
 ) -> None:
     nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    options = {"CZPREZ": {**replica.overrides["CZPREZ"], "ttl": 0.05, "eventsInterval": 0.1}}
+    options = {
+        "CZPREZ": {**manual_volby_replica.overrides["CZPREZ"], "ttl": 0.05, "eventsInterval": 0.1}
+    }
     with registers_with("CZPREZ") as registers:
         async with (
             running_gateway(registers, options, cache_url=nowhere) as app,
@@ -143,6 +139,6 @@ async def test_without_redis_each_process_serves_its_own_subscribers(
         ):
             op = await ws.subscribe(BATCHES)
             await eventually(lambda: bus(app).ready("CZPREZ", "DAVKA"))
-            replica.release("prez2023", "1", 25)
+            manual_volby_replica.release("prez2023", "1", 25)
             event = (await ws.message(op))["payload"]["data"]["CZPREZ_DAVKA_changed"]
             assert [n["PORADI_DAVKY"] for n in event["nodes"]] == _numbers(1, 1, 25)

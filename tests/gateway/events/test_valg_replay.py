@@ -24,7 +24,7 @@ import pytest_asyncio
 from starlette.applications import Starlette
 
 from gateway.http.auth import ApiKey, AuthSettings, hash_key
-from resolvers.valg_sftp.replica.server import ValgReplica, start_replica
+from resolvers.valg_sftp.replica.server import ValgReplica
 from tests.gateway.events.conftest import (
     FT_UNUSED,
     bus,
@@ -34,13 +34,12 @@ from tests.gateway.events.conftest import (
 )
 from tests.gateway.events.wsclient import GraphQLWebSocket, graphql_ws
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
 ARCHIVE = Path(__file__).resolve().parents[3] / "data" / "valg" / "fv2026-folketingsvalg-135.tar.xz"
 ROOT = "folketingsvalg-135-24-03-2026"
 START = dt.datetime(2026, 3, 25, 8, 30)
 END = dt.datetime(2026, 3, 25, 9, 45)
 SPEED = 1200.0
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.replica(instant=START)]
 STORKREDS = 4
 KEY_1 = "events-level-1-key-0123456789abcdef"
 KEY_2 = "events-level-2-key-0123456789abcdef"
@@ -98,17 +97,11 @@ async def _collect(ws: GraphQLWebSocket, op: str, count: int) -> list[dict[str, 
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[ValgReplica]:
-    running = await start_replica(instant=START)
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app(replica: ValgReplica) -> AsyncIterator[Starlette]:
-    overrides = {"VALG": {**replica.overrides["VALG"], "eventsInterval": 0.1}, **FT_UNUSED}
+async def app(module_valg_replica: ValgReplica) -> AsyncIterator[Starlette]:
+    overrides = {
+        "VALG": {**module_valg_replica.overrides["VALG"], "eventsInterval": 0.1},
+        **FT_UNUSED,
+    }
     keys = (ApiKey("night-1", 1, hash_key(KEY_1)), ApiKey("night-2", 2, hash_key(KEY_2)))
     with registers_with("VALG", "FT", security={"VALG": SECURITY}) as registers:
         async with running_gateway(registers, overrides, auth=AuthSettings(keys=keys)) as app:
@@ -116,10 +109,10 @@ async def app(replica: ValgReplica) -> AsyncIterator[Starlette]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def night(app: Starlette, replica: ValgReplica) -> Night:
+async def night(app: Starlette, module_valg_replica: ValgReplica) -> Night:
     night = Night(expected_versions())
     assert len(night.expected) >= 5  # the window holds election-morning traffic
-    replica.clock.set(START)
+    module_valg_replica.clock.set(START)
     variables = {"storkreds": STORKREDS}
     async with (
         graphql_ws(app, headers={"x-api-key": KEY_2}) as trusted,
@@ -130,7 +123,7 @@ async def night(app: Starlette, replica: ValgReplica) -> Night:
         refused = await known.subscribe(BY_FORBIDDEN_FIELD)
         night.refused = await known.message(refused)
         await eventually(lambda: bus(app).ready("VALG", "Valgresultat"), 30)
-        replica.clock.replay(START, END, SPEED)
+        module_valg_replica.clock.replay(START, END, SPEED)
         count = len(night.expected)
         night.level_2, night.level_1 = await asyncio.gather(
             _collect(trusted, full, count), _collect(known, partial, count)
@@ -220,14 +213,14 @@ def expected_turnout() -> set[str]:
     }
 
 
-async def test_new_turnout_files_arrive(app: Starlette, replica: ValgReplica) -> None:
+async def test_new_turnout_files_arrive(app: Starlette, module_valg_replica: ValgReplica) -> None:
     expected = expected_turnout()
     assert expected
-    replica.clock.set(TURNOUT_FROM)
+    module_valg_replica.clock.set(TURNOUT_FROM)
     async with graphql_ws(app) as ws:
         op = await ws.subscribe(TURNOUT)
         await eventually(lambda: bus(app).ready("VALG", "Valgdeltagelse"), 30)
-        replica.clock.set(TURNOUT_TO)
+        module_valg_replica.clock.set(TURNOUT_TO)
         files: set[str] = set()
         while len(files) < len(expected):
             message = await ws.message(op, seconds=30)

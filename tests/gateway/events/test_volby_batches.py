@@ -5,15 +5,17 @@ Expected rows come from the recorded batch XML, read with the standard library.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from resolvers.volby_xml.replica.server import ReplayClock, VolbyReplica
+from resolvers.volby_xml.replica.server import VolbyReplica
 from tests.gateway.events.conftest import bus, eventually, registers_with, running_gateway
 from tests.gateway.events.wsclient import graphql_ws
 from tests.resolvers.volby_xml.raw import batch_files, children, root_of
+
+# Round 1 with its first batch out, round 2 with none; the tests release the rest by hand.
+pytestmark = pytest.mark.replica(released={"1": 1, "2": 0})
 
 BATCHES = """subscription { CZPREZ_DAVKA_changed(where: {KOLO: {eq: 1}}) {
   id upstream nodes { KOLO PORADI_DAVKY OKRSKY_ZPRAC } } }"""
@@ -44,17 +46,6 @@ def recorded(kolo: int, after: int, upto: int) -> tuple[list[int], dict[tuple[st
     return sorted(numbers), precincts
 
 
-@pytest.fixture
-async def replica() -> AsyncIterator[VolbyReplica]:
-    running = await VolbyReplica(clock=ReplayClock()).start()
-    running.release("prez2023", "1", 1)
-    running.release("prez2023", "2", 0)
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
 def overrides(replica: VolbyReplica) -> dict[str, Any]:
     return {"CZPREZ": {**replica.overrides["CZPREZ"], "ttl": 0.05, "eventsInterval": 0.1}}
 
@@ -66,9 +57,14 @@ def _event(message: dict[str, Any], field: str) -> dict[str, Any]:
     return event
 
 
-async def test_a_new_batch_brings_its_batch_row_and_precincts(replica: VolbyReplica) -> None:
+async def test_a_new_batch_brings_its_batch_row_and_precincts(
+    manual_volby_replica: VolbyReplica,
+) -> None:
     with registers_with("CZPREZ") as registers:
-        async with running_gateway(registers, overrides(replica)) as app, graphql_ws(app) as ws:
+        async with (
+            running_gateway(registers, overrides(manual_volby_replica)) as app,
+            graphql_ws(app) as ws,
+        ):
             batches = await ws.subscribe(BATCHES)
             precincts = await ws.subscribe(PRECINCTS)
             other_round = await ws.subscribe(ROUND_2)
@@ -77,7 +73,7 @@ async def test_a_new_batch_brings_its_batch_row_and_precincts(replica: VolbyRepl
             )
             for seen, upto in ((1, 25), (25, 49)):
                 numbers, expected = recorded(1, seen, upto)
-                replica.release("prez2023", "1", upto)
+                manual_volby_replica.release("prez2023", "1", upto)
                 batch = _event(await ws.message(batches), "CZPREZ_DAVKA_changed")
                 okrsky = _event(await ws.message(precincts), "CZPREZ_OKRSEK_changed")
                 assert [n["PORADI_DAVKY"] for n in batch["nodes"]] == numbers

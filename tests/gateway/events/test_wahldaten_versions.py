@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 
 import pytest
 
-from resolvers.wahldaten_csv.replica.server import WahldatenDemo, WahldatenReplica, start_replica
+from resolvers.wahldaten_csv.replica.server import WahldatenDemo
 from tests.gateway.events.conftest import bus, eventually, registers_with, running_gateway
 from tests.gateway.events.wsclient import graphql_ws
 from tests.resolvers.wahldaten_csv.raw import election
@@ -18,16 +17,7 @@ RESULTS = """subscription ($wahl: String!) {
     id upstream nodes { wahl datei bezirk_nr } } }"""
 
 
-@pytest.fixture
-async def replica() -> AsyncIterator[WahldatenDemo]:
-    demo = await start_replica(WahldatenReplica.recorded())
-    try:
-        yield demo
-    finally:
-        await demo.stop()
-
-
-async def test_a_later_file_version_brings_its_rows(replica: WahldatenDemo) -> None:
+async def test_a_later_file_version_brings_its_rows(wahldaten_replica: WahldatenDemo) -> None:
     kall = election("kall-kommunal2020")
     other = election("goettingen-eu-rad-2024")
     old = kall.file("Wahlergebnisse")
@@ -35,13 +25,13 @@ async def test_a_later_file_version_brings_its_rows(replica: WahldatenDemo) -> N
     text = old.read_text(encoding="utf-8")
     newer = old.name.replace("20200930T111111", "20201001T090000")
     assert newer != old.name
-    options = {"DE": {**replica.overrides["DE"], "ttl": 0, "eventsInterval": 0.1}}
+    options = {"DE": {**wahldaten_replica.overrides["DE"], "ttl": 0, "eventsInterval": 0.1}}
     with registers_with("DE") as registers:
         async with running_gateway(registers, options) as app, graphql_ws(app) as ws:
             mine = await ws.subscribe(RESULTS, {"wahl": kall.wahl})
             theirs = await ws.subscribe(RESULTS, {"wahl": other.wahl})
             await eventually(lambda: bus(app).ready("DE", "Wahlergebnis"))
-            replica.replica.add_file(newer, text.encode("utf-8"))
+            wahldaten_replica.replica.add_file(newer, text.encode("utf-8"))
             message = await ws.message(mine)
             assert message["type"] == "next", message
             event = message["payload"]["data"]["DE_Wahlergebnis_changed"]

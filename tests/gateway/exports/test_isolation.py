@@ -21,7 +21,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from resolvers.wahldaten_csv.replica.server import WahldatenDemo, WahldatenReplica, start_replica
+from resolvers.wahldaten_csv.replica.server import WahldatenDemo
 from tests.support import register_subset, start_gateway_process, stop_gateway_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -35,19 +35,10 @@ IDLE_SAMPLES = 40
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[WahldatenDemo]:
-    demo = await start_replica(WahldatenReplica.recorded())
-    try:
-        yield demo
-    finally:
-        await demo.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def gateway(replica: WahldatenDemo) -> AsyncIterator[str]:
+async def gateway(module_wahldaten_replica: WahldatenDemo) -> AsyncIterator[str]:
     """``gateway serve`` in its own process (as deployed), DE read from the replica."""
     with register_subset("DE") as registers:
-        sources = {"DE__url": replica.url, "DE__rate": "0"}
+        sources = {"DE__url": module_wahldaten_replica.url, "DE__rate": "0"}
         process, url = await start_gateway_process(registers, sources)
         try:
             yield url
