@@ -8,7 +8,6 @@ input. The Query type has one connection field per entity.
 from __future__ import annotations
 
 import contextlib
-import keyword
 import logging
 import operator
 import types
@@ -27,6 +26,7 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
 
 from gateway.graphql import subscriptions
+from gateway.graphql.arguments import order_keys, python_name, where_filter
 from gateway.graphql.execute import (
     Binding,
     RequestContext,
@@ -43,15 +43,13 @@ from gateway.graphql.scalars import SCALAR_MAP
 from gateway.graphql.selection import subselection
 from gateway.graphql.types import (
     OPERATION_INPUTS,
-    OPERATOR_ATTRIBUTES,
     PageInfo,
     SortEnumType,
     python_type,
     security_level,
 )
 from gateway.model.datamodel import Entity, Register, Relation
-from gateway.model.errors import BadUserInputError, GatewayError
-from gateway.model.query import And, Condition, Filter, Or, SortKey
+from gateway.model.errors import GatewayError
 
 __all__ = ["GatewaySchema", "SchemaSpec", "build_schema"]
 
@@ -81,10 +79,6 @@ def _list(item: Any) -> Any:
 
 def _optional(item: Any) -> Any:
     return operator.or_(item, None)
-
-
-def _python_name(name: str) -> str:
-    return f"{name}_" if keyword.iskeyword(name) or keyword.issoftkeyword(name) else name
 
 
 def _init_input(self: Any, **values: Any) -> None:
@@ -155,7 +149,7 @@ def _field(
     default: Any = UNSET,
 ) -> StrawberryField:
     f = StrawberryField(
-        python_name=_python_name(name),
+        python_name=python_name(name),
         graphql_name=name,
         description=description,
         directives=directives,
@@ -392,56 +386,9 @@ class _Builder:
 
     # -- arguments → filter tree ------------------------------------------------------
 
-    def where(self, entity: Entity, value: Any) -> Filter | None:
-        """A ``where`` argument as a filter tree (strawberry objects or plain dicts)."""
-        if value is None or value is UNSET:
-            return None
-        parts: list[Filter] = []
-        for kind in ("and", "or"):
-            items = _part(value, kind)
-            if items is UNSET or items is None:
-                continue
-            if not items:
-                raise BadUserInputError(f"{kind} needs at least one condition")
-            converted = [self.where(entity, item) for item in items]
-            kept = tuple(c for c in converted if c is not None)
-            if kept:
-                parts.append(And(kept) if kind == "and" else Or(kept))
-        for f in entity.fields:
-            ops = _part(value, f.name)  # absent in a per-level schema
-            if ops is UNSET or ops is None:
-                continue
-            for attribute, op in OPERATOR_ATTRIBUTES.items():
-                operand = _part(ops, op if isinstance(ops, dict) else attribute)
-                if operand is UNSET:
-                    continue
-                if operand is None and op not in ("eq", "neq"):
-                    raise BadUserInputError(f"{f.name}.{op} needs a value")
-                if op in ("in", "nin"):
-                    operand = tuple(operand)
-                parts.append(Condition(f.name, op, operand))
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else And(tuple(parts))
-
-    @staticmethod
-    def order(entity: Entity, value: Any) -> list[SortKey]:
-        """An ``order`` argument as sort keys (strawberry objects or plain dicts)."""
-        keys: list[SortKey] = []
-        for item in value or ():
-            for f in entity.fields:
-                direction = _part(item, f.name)
-                if direction is not UNSET and direction is not None:
-                    descending = direction is SortEnumType.DESC or direction == "DESC"
-                    keys.append(SortKey(f.name, descending))
-        return keys
-
-
-def _part(value: Any, name: str) -> Any:
-    """A member of an input value: dicts (graphql-core) by GraphQL name, objects by Python name."""
-    if isinstance(value, dict):
-        return value.get(name, UNSET)
-    return getattr(value, _python_name(name), UNSET)
+    # ``where`` and ``order`` arguments → the query's filter and sort keys.
+    where = staticmethod(where_filter)
+    order = staticmethod(order_keys)
 
 
 def _root_resolver(binding: Binding, builder: _Builder) -> Callable[..., Any]:

@@ -1,0 +1,77 @@
+"""GraphQL ``where`` and ``order`` arguments → the query vocabulary: pure functions.
+
+The same conversion serves the field-by-field resolvers, the one-pass path and subscriptions
+(the HTTP exports read JSON with :mod:`gateway.exports.where`). Arguments arrive as strawberry
+input objects or as plain dicts (graphql-core's coerced variables); both are read alike.
+"""
+
+from __future__ import annotations
+
+import keyword
+from typing import Any
+
+from strawberry.types.unset import UNSET
+
+from gateway.graphql.types import OPERATOR_ATTRIBUTES, SortEnumType
+from gateway.model.datamodel import Entity
+from gateway.model.errors import BadUserInputError
+from gateway.model.query import And, Condition, Filter, Or, SortKey
+
+__all__ = ["order_keys", "python_name", "where_filter"]
+
+
+def where_filter(entity: Entity, value: Any) -> Filter | None:
+    """A ``where`` argument as a filter tree (strawberry objects or plain dicts)."""
+    if value is None or value is UNSET:
+        return None
+    parts: list[Filter] = []
+    for kind in ("and", "or"):
+        items = _part(value, kind)
+        if items is UNSET or items is None:
+            continue
+        if not items:
+            raise BadUserInputError(f"{kind} needs at least one condition")
+        converted = [where_filter(entity, item) for item in items]
+        kept = tuple(c for c in converted if c is not None)
+        if kept:
+            parts.append(And(kept) if kind == "and" else Or(kept))
+    for f in entity.fields:
+        ops = _part(value, f.name)  # absent in a per-level schema
+        if ops is UNSET or ops is None:
+            continue
+        for attribute, op in OPERATOR_ATTRIBUTES.items():
+            operand = _part(ops, op if isinstance(ops, dict) else attribute)
+            if operand is UNSET:
+                continue
+            if operand is None and op not in ("eq", "neq"):
+                raise BadUserInputError(f"{f.name}.{op} needs a value")
+            if op in ("in", "nin"):
+                operand = tuple(operand)
+            parts.append(Condition(f.name, op, operand))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def order_keys(entity: Entity, value: Any) -> list[SortKey]:
+    """An ``order`` argument as sort keys (strawberry objects or plain dicts)."""
+    keys: list[SortKey] = []
+    for item in value or ():
+        for f in entity.fields:
+            direction = _part(item, f.name)
+            if direction is not UNSET and direction is not None:
+                descending = direction is SortEnumType.DESC or direction == "DESC"
+                keys.append(SortKey(f.name, descending))
+    return keys
+
+
+def _part(value: Any, name: str) -> Any:
+    """A member of an input value: dicts (graphql-core) by GraphQL name, objects by Python name."""
+    if isinstance(value, dict):
+        return value.get(name, UNSET)
+    return getattr(value, python_name(name), UNSET)
+
+
+def python_name(name: str) -> str:
+    """The Python attribute name of a GraphQL name (``in`` → ``in_``)."""
+    return f"{name}_" if keyword.iskeyword(name) or keyword.issoftkeyword(name) else name
