@@ -1,1 +1,2 @@
-"""dls-gateway package."""
+"""dls-gateway, the service side: register folders in, a GraphQL service out
+(docs/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""File downloads generated from the datamodel (CSV, NDJSON, Parquet) and the catalogue."""

@@ -1,0 +1,2 @@
+"""The GraphQL service: schema generation, the request pipeline, limits, execution,
+subscriptions."""

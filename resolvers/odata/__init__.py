@@ -1,0 +1,1 @@
+"""The ``odata`` kind: OData v3 JSON services (adapter, change detector, replica)."""

@@ -1,0 +1,2 @@
+"""The ``valg-sftp`` kind: signed JSON election files over SFTP (adapter, change detector,
+replica)."""

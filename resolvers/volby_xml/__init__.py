@@ -1,0 +1,2 @@
+"""The ``volby-xml`` kind: ČSÚ election XML with incremental precinct batches (adapter, change
+detector, replica)."""

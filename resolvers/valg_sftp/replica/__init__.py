@@ -1,0 +1,1 @@
+"""A local SFTP server serving the recorded VALG archives, for tests and the demo."""
