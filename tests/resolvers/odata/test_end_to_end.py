@@ -29,7 +29,7 @@ async def _data(client: httpx.AsyncClient, query: str, **variables: Any) -> Any:
 
 
 async def test_votes_of_one_ballot_with_actor_names_in_two_requests(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     data = await _data(
         client,
@@ -43,11 +43,11 @@ async def test_votes_of_one_ballot_with_actor_names_in_two_requests(
         {"typeid": r["typeid"], "Aktoer": {"navn": raw.aktoer()[r["aktoerid"]]["navn"]}}
         for r in expected
     ]
-    assert replica.data_requests() <= 3
+    assert odata_replica.data_requests() <= 3
 
 
 async def test_page_of_100_votes_with_relations_costs_one_request_per_relation(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     data = await _data(
         client,
@@ -62,7 +62,7 @@ async def test_page_of_100_votes_with_relations_costs_one_request_per_relation(
         assert node["Aktoer"]["navn"] == raw.aktoer()[row["aktoerid"]]["navn"]
         assert node["Afstemning"]["nummer"] == int(ballots[row["afstemningid"]]["nummer"])
     # One request for the page and one per relation, whatever the number of rows.
-    assert replica.data_requests() == 4
+    assert odata_replica.data_requests() == 4
 
 
 async def test_how_each_member_voted_in_one_ballot(client: httpx.AsyncClient) -> None:
@@ -146,13 +146,15 @@ async def test_last_and_before_page_backwards(client: httpx.AsyncClient) -> None
     assert [n["id"] for n in data["FT_Stemme"]["nodes"]] == ids[-8:-5]
 
 
-async def test_more_than_the_server_page_cap(client: httpx.AsyncClient, replica: FtReplica) -> None:
+async def test_more_than_the_server_page_cap(
+    client: httpx.AsyncClient, odata_replica: FtReplica
+) -> None:
     data = await _data(
         client, "{ FT_Stemme(first: 250) { pageInfo { hasNextPage } nodes { id } } }"
     )
     assert [n["id"] for n in data["FT_Stemme"]["nodes"]] == [r["id"] for r in raw.stemme()[:250]]
     assert data["FT_Stemme"]["pageInfo"]["hasNextPage"] is True
-    assert replica.data_requests() == 3  # 100 + 100 + 51 rows via odata.nextLink
+    assert odata_replica.data_requests() == 3  # 100 + 100 + 51 rows via odata.nextLink
 
 
 @pytest.mark.parametrize(
@@ -227,10 +229,10 @@ async def test_dates_compare_as_dates_and_order_desc(client: httpx.AsyncClient) 
 
 
 async def test_ends_with_is_evaluated_in_the_gateway_when_the_upstream_lacks_it(
-    replica: FtReplica,
+    odata_replica: FtReplica,
 ) -> None:
     with register_subset("FT") as registers:
-        overrides = {"FT": {"url": replica.url, "filterFunctions": ["substringof"]}}
+        overrides = {"FT": {"url": odata_replica.url, "filterFunctions": ["substringof"]}}
         async with gateway_client(registers, overrides) as client:
             data = await _data(
                 client,
@@ -247,7 +249,7 @@ async def test_ends_with_is_evaluated_in_the_gateway_when_the_upstream_lacks_it(
 
 
 async def test_long_in_lists_are_sent_in_chunks(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     wanted = [r["id"] for r in raw.stemme()[::97][:300]]
     data = await _data(
@@ -258,7 +260,7 @@ async def test_long_in_lists_are_sent_in_chunks(
     )
     assert [n["id"] for n in data["FT_Stemme"]["nodes"]] == sorted(wanted)
     assert data["FT_Stemme"]["totalCount"] == len(wanted)
-    assert all(len(r.query.get("$filter", "")) <= 1800 for r in replica.requests)
+    assert all(len(r.query.get("$filter", "")) <= 1800 for r in odata_replica.requests)
 
 
 async def test_to_many_relation_pages_per_parent(client: httpx.AsyncClient) -> None:
@@ -281,27 +283,27 @@ async def test_to_many_relation_pages_per_parent(client: httpx.AsyncClient) -> N
 
 
 async def test_same_query_twice_hits_the_cache(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     query = "{ FT_Stemme(first: 10) { nodes { id Aktoer { navn } } } }"
     first = await _data(client, query)
-    requests = replica.data_requests()
+    requests = odata_replica.data_requests()
     second = await _data(client, query)
     assert first == second
-    assert replica.data_requests() == requests
+    assert odata_replica.data_requests() == requests
 
 
 async def test_concurrent_identical_queries_share_one_upstream_request(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
-    replica.latency = 0.2
+    odata_replica.latency = 0.2
     try:
         query = "{ FT_Afstemning(first: 5) { nodes { id } } }"
         results = await asyncio.gather(*(graphql(client, query) for _ in range(8)))
     finally:
-        replica.latency = 0.0
+        odata_replica.latency = 0.0
     assert all(r == results[0] for r in results)
-    assert replica.data_requests() == 1
+    assert odata_replica.data_requests() == 1
 
 
 async def test_errors_carry_codes_and_the_rest_answers(client: httpx.AsyncClient) -> None:
@@ -329,7 +331,7 @@ async def test_errors_carry_codes_and_the_rest_answers(client: httpx.AsyncClient
     ],
 )
 async def test_bad_input_gets_a_clear_error(
-    client: httpx.AsyncClient, replica: FtReplica, query: str, code: str | None
+    client: httpx.AsyncClient, odata_replica: FtReplica, query: str, code: str | None
 ) -> None:
     response = await client.post("/graphql", json={"query": query})
     assert response.status_code in (200, 400)
@@ -339,11 +341,11 @@ async def test_bad_input_gets_a_clear_error(
     assert "Traceback" not in error["message"]
     if code is not None:
         assert error["extensions"]["code"] == code
-    assert replica.data_requests() == 0
+    assert odata_replica.data_requests() == 0
 
 
 async def test_upstream_faults_become_errors_not_crashes(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     breaker = client.app.state.gateway.sources["FT"].guard.breaker  # type: ignore[attr-defined]
     for fault, code in (
@@ -354,42 +356,44 @@ async def test_upstream_faults_become_errors_not_crashes(
         ("drop", "UPSTREAM_UNAVAILABLE"),
         ("timeout", "UPSTREAM_TIMEOUT"),
     ):
-        replica.clear_faults()
+        odata_replica.clear_faults()
         breaker.success()  # each case starts with a closed circuit
-        replica.inject(fault, times=None)
+        odata_replica.inject(fault, times=None)
         body = await graphql(
             client, f'{{ FT_Aktoer(where: {{navn: {{eq: "{fault}"}}}}) {{ nodes {{ id }} }} }}'
         )
         assert body["data"] == {"FT_Aktoer": None}, (fault, body)
         assert body["errors"][0]["extensions"]["code"] == code, (fault, body)
-    replica.clear_faults()
+    odata_replica.clear_faults()
     breaker.success()
 
 
-async def test_a_transient_fault_is_retried(client: httpx.AsyncClient, replica: FtReplica) -> None:
-    replica.inject("error503", times=1)
+async def test_a_transient_fault_is_retried(
+    client: httpx.AsyncClient, odata_replica: FtReplica
+) -> None:
+    odata_replica.inject("error503", times=1)
     data = await _data(client, "{ FT_Aktoertype(first: 3) { nodes { id } } }")
     assert data["FT_Aktoertype"]["nodes"] == [{"id": 1}, {"id": 2}, {"id": 3}]
-    assert [r.status for r in replica.requests] == [503, 200]
+    assert [r.status for r in odata_replica.requests] == [503, 200]
 
 
 async def test_the_circuit_opens_after_repeated_failures_and_probes_later(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     guard = client.app.state.gateway.sources["FT"].guard  # type: ignore[attr-defined]
-    replica.inject("error500", times=None)
+    odata_replica.inject("error500", times=None)
     for _ in range(2):
         body = await graphql(client, "{ FT_Aktoertype(first: 2) { nodes { id } } }")
         assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
     assert guard.breaker.state == "open"
-    seen = len(replica.requests)
+    seen = len(odata_replica.requests)
     body = await graphql(client, "{ FT_Aktoertype(first: 2) { nodes { id } } }")
     assert "circuit open" in body["errors"][0]["message"]
-    assert len(replica.requests) == seen  # refused without calling the upstream
+    assert len(odata_replica.requests) == seen  # refused without calling the upstream
     ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["upstreams"]["FT"]["circuit"] == "open"
-    replica.clear_faults()
+    odata_replica.clear_faults()
     guard.breaker.opened_at -= guard.breaker.reset  # the reset time has passed
     data = await _data(client, "{ FT_Aktoertype(first: 2) { nodes { id } } }")
     assert data["FT_Aktoertype"]["nodes"] == [{"id": 1}, {"id": 2}]

@@ -35,8 +35,8 @@ async def _post(client: httpx.AsyncClient, query: str, **variables: Any) -> dict
     return document
 
 
-def _urls_short(replica: FtReplica) -> None:
-    for record in replica.requests:
+def _urls_short(odata_replica: FtReplica) -> None:
+    for record in odata_replica.requests:
         url = f"http://127.0.0.1:65535{record.raw_path}?{record.query_string}"
         assert len(url) <= MAX_URL, len(url)
 
@@ -93,7 +93,7 @@ def _longest_conclusion() -> str:
 
 
 async def test_a_long_contains_is_narrowed_upstream_and_finished_here(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     needle = _longest_conclusion()[1000:5000]  # Danish letters and punctuation: over one URL
     assert len(needle.encode()) > MAX_URL
@@ -102,19 +102,19 @@ async def test_a_long_contains_is_narrowed_upstream_and_finished_here(
     assert expected
     assert _ballot_ids(body) == expected
     assert body["data"]["FT_Afstemning"]["totalCount"] == len(expected)
-    _urls_short(replica)
+    _urls_short(odata_replica)
 
 
 async def test_a_long_contains_matching_nothing(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     body = await _post(client, _aktoer("navn", "contains", "String"), v="æøå" * 5000)
     assert _ids(body) == []
-    _urls_short(replica)
+    _urls_short(odata_replica)
 
 
 async def test_long_startswith_endswith_and_eq(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     text = _longest_conclusion()
     head, tail = text[:4000], text[-4000:]
@@ -124,16 +124,16 @@ async def test_long_startswith_endswith_and_eq(
         ("eq", text, lambda t: t == text),
     ]
     for op, value, test in cases:
-        replica.reset_log()
+        odata_replica.reset_log()
         body = await _post(client, _ballots("konklusion", op, "String"), v=value)
         expected = _ballots_where(test)
         assert expected
         assert _ballot_ids(body) == expected, op
-        _urls_short(replica)
+        _urls_short(odata_replica)
 
 
 async def test_a_long_nin_is_pushed_in_part_and_finished_here(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     excluded = sorted(raw.aktoer())[:3000:1]
     body = await _post(
@@ -146,22 +146,22 @@ async def test_a_long_nin_is_pushed_in_part_and_finished_here(
     expected = _members(lambda r: int(r["id"]) not in gone and r["typeid"] == 5)
     assert _ids(body) == expected[:20]
     assert body["data"]["FT_Aktoer"]["totalCount"] == len(expected)
-    _urls_short(replica)
+    _urls_short(odata_replica)
 
 
 async def test_a_long_in_of_danish_names_is_sent_in_chunks(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     names = sorted({r["navn"] for r in raw.aktoer().values() if r["navn"]})[:400:2]
     body = await _post(client, _aktoer("navn", "in", "[String!]"), v=[*names, "ø" * 300])
     wanted = set(names)
     assert _ids(body) == _members(lambda r: r["navn"] in wanted)
-    assert replica.data_requests() > 1
-    _urls_short(replica)
+    assert odata_replica.data_requests() > 1
+    _urls_short(odata_replica)
 
 
 async def test_an_in_of_20000_ids_is_answered_in_chunks(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     ids = list(range(0, 40_000, 2))
     expected = [r["id"] for r in raw.stemme() if r["id"] % 2 == 0 and r["id"] < 40_000]
@@ -174,7 +174,7 @@ async def test_an_in_of_20000_ids_is_answered_in_chunks(
     if "errors" in body:
         # Over the caller's budget of upstream requests: refused before any is sent.
         assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
-        assert replica.requests == []
+        assert odata_replica.requests == []
     else:
         assert [n["id"] for n in body["data"]["FT_Stemme"]["nodes"]] == expected[:50]
         assert body["data"]["FT_Stemme"]["totalCount"] == len(expected)
@@ -183,12 +183,12 @@ async def test_an_in_of_20000_ids_is_answered_in_chunks(
     entity = source.register.datamodel.entities["Stemme"]
     page = await source.fetch(Query(entity, Condition("id", "in", tuple(ids)), limit=50))
     assert [r["id"] for r in page.rows] == expected[:50]
-    assert replica.data_requests() > 1
-    _urls_short(replica)
+    assert odata_replica.data_requests() > 1
+    _urls_short(odata_replica)
 
 
 async def test_what_can_be_neither_split_nor_evaluated_here_is_refused(
-    client: httpx.AsyncClient, replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: FtReplica
 ) -> None:
     body = await _post(client, _aktoer("navn", "in", "[String!]"), v=["a", "ø" * 2000])
     message = _bad_input(body, "where.navn.in")
@@ -200,7 +200,7 @@ async def test_what_can_be_neither_split_nor_evaluated_here_is_refused(
     entity = source.register.datamodel.entities["Aktør"]
     with pytest.raises(BadUserInputError, match=r"navn\.gt is 2000 characters"):
         await source.fetch(Query(entity, Condition("navn", "gt", "å" * 2000)))
-    assert replica.requests == []
+    assert odata_replica.requests == []
 
 
 @pytest.mark.parametrize(
@@ -219,7 +219,7 @@ async def test_what_can_be_neither_split_nor_evaluated_here_is_refused(
 )
 async def test_lone_surrogates_are_bad_input_before_any_request(
     client: httpx.AsyncClient,
-    replica: FtReplica,
+    odata_replica: FtReplica,
     query: str,
     variables: dict[str, Any],
     argument: str,
@@ -227,7 +227,7 @@ async def test_lone_surrogates_are_bad_input_before_any_request(
     body = await _post(client, query, **variables)
     message = _bad_input(body, argument)
     assert "surrogate" in message
-    assert replica.requests == []
+    assert odata_replica.requests == []
 
 
 @pytest.mark.parametrize(
@@ -235,7 +235,7 @@ async def test_lone_surrogates_are_bad_input_before_any_request(
     ["a\x00b", "O'Brien", "''", "Ernst & Young", "100%", "a+b", "#1", "x=y&$top=1", "\\", "\t\n"],
 )
 async def test_odd_text_is_data_not_syntax(
-    client: httpx.AsyncClient, replica: FtReplica, value: str
+    client: httpx.AsyncClient, odata_replica: FtReplica, value: str
 ) -> None:
     for op, test in (
         ("eq", lambda r: r["navn"] == value),

@@ -116,22 +116,6 @@ def when(text: str) -> dt.datetime:
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def shared_replica() -> AsyncIterator[FtReplica]:
-    async with FtReplica() as running:
-        yield running
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def replica(shared_replica: FtReplica) -> AsyncIterator[FtReplica]:
-    shared_replica.clear_faults()
-    shared_replica.latency = 0.0
-    shared_replica.reset_log()
-    yield shared_replica
-    shared_replica.clear_faults()
-    shared_replica.latency = 0.0
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as http:
@@ -139,11 +123,14 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def fetch_all(
-    client: httpx.AsyncClient, replica: FtReplica, path: str, params: dict[str, str] | None = None
+    client: httpx.AsyncClient,
+    clean_odata_replica: FtReplica,
+    path: str,
+    params: dict[str, str] | None = None,
 ) -> list[Raw]:
     """Every row of a request, following odata.nextLink; checks the paging contract."""
     rows: list[Raw] = []
-    response = await client.get(replica.url + path, params=params)
+    response = await client.get(clean_odata_replica.url + path, params=params)
     while True:
         assert response.status_code == 200, response.text
         body = response.json()
@@ -153,7 +140,7 @@ async def fetch_all(
         if link is None:
             return rows
         assert len(body["value"]) == 100
-        assert link.startswith(replica.url)
+        assert link.startswith(clean_odata_replica.url)
         response = await client.get(link)
 
 
@@ -200,9 +187,12 @@ async def test_load_follows_the_readme_rules() -> None:
     ],
 )
 async def test_counts_equal_the_raw_files(
-    replica: FtReplica, client: httpx.AsyncClient, path: str, expected: Callable[[], int]
+    clean_odata_replica: FtReplica,
+    client: httpx.AsyncClient,
+    path: str,
+    expected: Callable[[], int],
 ) -> None:
-    response = await client.get(f"{replica.url}{path}?$inlinecount=allpages&$top=0")
+    response = await client.get(f"{clean_odata_replica.url}{path}?$inlinecount=allpages&$top=0")
     assert response.status_code == 200
     body = response.json()
     assert body["odata.count"] == str(expected())
@@ -213,24 +203,24 @@ async def test_counts_equal_the_raw_files(
 
 
 async def test_paging_through_all_afstemning_gives_the_raw_rows(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    rows = await fetch_all(client, replica, "Afstemning")
+    rows = await fetch_all(client, clean_odata_replica, "Afstemning")
     assert rows == afstemning()
     assert [list(r) for r in rows[:1]] == [raw_csv("ballot_info_raw.csv")[0]]
 
 
 async def test_paging_a_filtered_set_gives_the_raw_rows_in_id_order(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    rows = await fetch_all(client, replica, "Stemme", {"$filter": "aktørid eq 15758"})
+    rows = await fetch_all(client, clean_odata_replica, "Stemme", {"$filter": "aktørid eq 15758"})
     expected = [r for r in stemme() if r["aktørid"] == 15758]
     assert len(expected) > 1000
     assert rows == expected
 
 
 async def test_first_page_envelope_and_next_link(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
     params = {
         "$filter": "typeid eq 1",
@@ -240,30 +230,30 @@ async def test_first_page_envelope_and_next_link(
         "$top": "250",
         "$skip": "10",
     }
-    response = await client.get(replica.url + "Stemme", params=params)
+    response = await client.get(clean_odata_replica.url + "Stemme", params=params)
     assert (
         response.headers["content-type"] == "application/json;odata=minimalmetadata; charset=utf-8"
     )
     assert response.headers["dataserviceversion"] == "3.0"
     body = response.json()
     assert list(body) == ["odata.metadata", "odata.count", "value", "odata.nextLink"]
-    assert body["odata.metadata"] == replica.url + "$metadata#Stemme"
+    assert body["odata.metadata"] == clean_odata_replica.url + "$metadata#Stemme"
     assert body["odata.count"] == str(sum(1 for r in stemme() if r["typeid"] == 1))
     assert len(body["value"]) == 100
     link = urlsplit(body["odata.nextLink"])
-    assert f"{link.scheme}://{link.netloc}{link.path}" == replica.url + "Stemme"
+    assert f"{link.scheme}://{link.netloc}{link.path}" == clean_odata_replica.url + "Stemme"
     query = {k: v[0] for k, v in parse_qs(link.query).items()}
     assert query == {**params, "$top": "150", "$skip": "110"}
 
 
 async def test_top_beyond_the_page_size_continues_to_exactly_top_rows(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    rows = await fetch_all(client, replica, "Stemme", {"$top": "250"})
+    rows = await fetch_all(client, clean_odata_replica, "Stemme", {"$top": "250"})
     assert rows == stemme()[:250]
-    exact = await client.get(replica.url + "Stemme", params={"$top": "100"})
+    exact = await client.get(clean_odata_replica.url + "Stemme", params={"$top": "100"})
     assert "odata.nextLink" not in exact.json()
-    skipped = await fetch_all(client, replica, "Stemme", {"$skip": "39800"})
+    skipped = await fetch_all(client, clean_odata_replica, "Stemme", {"$skip": "39800"})
     assert skipped == stemme()[39800:]
 
 
@@ -271,38 +261,44 @@ async def test_top_beyond_the_page_size_continues_to_exactly_top_rows(
 
 
 async def test_select_gives_only_those_properties_in_metadata_order(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
     response = await client.get(
-        replica.url + "Stemme", params={"$select": "opdateringsdato, id", "$top": "3"}
+        clean_odata_replica.url + "Stemme", params={"$select": "opdateringsdato, id", "$top": "3"}
     )
     assert response.json()["value"] == [
         {"id": r["id"], "opdateringsdato": r["opdateringsdato"]} for r in stemme()[:3]
     ]
-    star = await client.get(replica.url + "Stemme", params={"$select": "*", "$top": "1"})
+    star = await client.get(
+        clean_odata_replica.url + "Stemme", params={"$select": "*", "$top": "1"}
+    )
     assert star.json()["value"] == stemme()[:1]
 
 
 async def test_orderby_puts_nulls_first_ascending_and_last_descending(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
     nulls = [r["id"] for r in afstemning() if r["sagstrinid"] is None]
     assert len(nulls) == 14
     params = {"$orderby": "sagstrinid", "$select": "id,sagstrinid", "$top": "20"}
-    ascending = (await client.get(replica.url + "Afstemning", params=params)).json()["value"]
+    ascending = (await client.get(clean_odata_replica.url + "Afstemning", params=params)).json()[
+        "value"
+    ]
     expected = sorted(
         afstemning(), key=lambda r: (r["sagstrinid"] is not None, r["sagstrinid"] or 0, r["id"])
     )
     assert ids(ascending) == ids(expected[:20])
     assert ids(ascending[:14]) == nulls
     params = {"$orderby": "sagstrinid desc", "$select": "id", "$skip": "10280"}
-    descending = await fetch_all(client, replica, "Afstemning", params)
+    descending = await fetch_all(client, clean_odata_replica, "Afstemning", params)
     assert ids(descending[-14:]) == nulls
 
 
-async def test_orderby_datetime_desc_then_id(replica: FtReplica, client: httpx.AsyncClient) -> None:
+async def test_orderby_datetime_desc_then_id(
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+) -> None:
     params = {"$orderby": "opdateringsdato desc,typeid", "$filter": "aktørid eq 277"}
-    rows = await fetch_all(client, replica, "Stemme", params)
+    rows = await fetch_all(client, clean_odata_replica, "Stemme", params)
     expected = [r for r in stemme() if r["aktørid"] == 277]  # in id order
     expected.sort(key=lambda r: r["typeid"])
     expected.sort(key=lambda r: when(r["opdateringsdato"]), reverse=True)
@@ -332,14 +328,14 @@ STEMME_FILTERS: list[tuple[str, Callable[[Raw], bool]]] = [
 
 @pytest.mark.parametrize(("expression", "predicate"), STEMME_FILTERS)
 async def test_filter_operators_on_stemme(
-    replica: FtReplica,
+    clean_odata_replica: FtReplica,
     client: httpx.AsyncClient,
     expression: str,
     predicate: Callable[[Raw], bool],
 ) -> None:
     # Given percent-encoded by hand, as clients that build URLs themselves do.
     path = "Stemme?$select=id&$filter=" + quote(expression, safe="%")
-    rows = await fetch_all(client, replica, path)
+    rows = await fetch_all(client, clean_odata_replica, path)
     expected = [r["id"] for r in stemme() if predicate(r)]
     assert expected
     assert ids(rows) == expected
@@ -376,12 +372,14 @@ AFSTEMNING_FILTERS: list[tuple[str, Callable[[Raw], bool]]] = [
 
 @pytest.mark.parametrize(("expression", "predicate"), AFSTEMNING_FILTERS)
 async def test_filters_with_null_and_strings_on_afstemning(
-    replica: FtReplica,
+    clean_odata_replica: FtReplica,
     client: httpx.AsyncClient,
     expression: str,
     predicate: Callable[[Raw], bool],
 ) -> None:
-    rows = await fetch_all(client, replica, "Afstemning", {"$filter": expression, "$select": "id"})
+    rows = await fetch_all(
+        client, clean_odata_replica, "Afstemning", {"$filter": expression, "$select": "id"}
+    )
     expected = [r["id"] for r in afstemning() if predicate(r)]
     assert expected
     assert ids(rows) == expected
@@ -402,13 +400,15 @@ AKTOER_LITERALS: list[tuple[str, Callable[[str], bool]]] = [
 
 @pytest.mark.parametrize(("expression", "predicate"), AKTOER_LITERALS)
 async def test_string_literals_with_quote_percent_and_ampersand(
-    replica: FtReplica,
+    clean_odata_replica: FtReplica,
     client: httpx.AsyncClient,
     expression: str,
     predicate: Callable[[str], bool],
 ) -> None:
-    url = f"{replica.url}Akt%C3%B8r?$select=id,navn&$filter={quote(expression, safe='')}"
-    rows = await fetch_all(client, replica, url.removeprefix(replica.url))
+    url = (
+        f"{clean_odata_replica.url}Akt%C3%B8r?$select=id,navn&$filter={quote(expression, safe='')}"
+    )
+    rows = await fetch_all(client, clean_odata_replica, url.removeprefix(clean_odata_replica.url))
     expected = [i for i, n in sorted(aktoer_navn().items()) if predicate(n)]
     assert ids(rows) == expected
     if "1 eq 1" in expression or "$top" in expression:
@@ -417,20 +417,27 @@ async def test_string_literals_with_quote_percent_and_ampersand(
         assert expected
 
 
-async def test_long_or_chain_of_ids(replica: FtReplica, client: httpx.AsyncClient) -> None:
+async def test_long_or_chain_of_ids(
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+) -> None:
     wanted = [r["id"] for r in stemme()[::100]][:400]
     expression = " or ".join(f"id eq {i}" for i in wanted)
-    rows = await fetch_all(client, replica, "Stemme", {"$filter": expression, "$select": "id"})
+    rows = await fetch_all(
+        client, clean_odata_replica, "Stemme", {"$filter": expression, "$select": "id"}
+    )
     assert ids(rows) == wanted
 
 
 async def test_datetimes_compare_as_datetimes_not_text(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
     short = next(r for r in stemme() if "." not in r["opdateringsdato"])["opdateringsdato"]
     literal = short + ".000"  # the same instant, written differently
     rows = await fetch_all(
-        client, replica, "Stemme", {"$filter": f"opdateringsdato eq datetime'{literal}'"}
+        client,
+        clean_odata_replica,
+        "Stemme",
+        {"$filter": f"opdateringsdato eq datetime'{literal}'"},
     )
     expected = [r for r in stemme() if when(r["opdateringsdato"]) == when(short)]
     assert expected
@@ -440,7 +447,7 @@ async def test_datetimes_compare_as_datetimes_not_text(
         "opdateringsdato ge DateTime'2020-01-01T00:00' "
         "and opdateringsdato lt datetime'2020-06-30T12:00:00.5'"
     )
-    rows = await fetch_all(client, replica, "Afstemning", {"$filter": expression})
+    rows = await fetch_all(client, clean_odata_replica, "Afstemning", {"$filter": expression})
     low, high = dt.datetime(2020, 1, 1), dt.datetime(2020, 6, 30, 12, 0, 0, 500000)
     expected = [r for r in afstemning() if low <= when(r["opdateringsdato"]) < high]
     assert expected
@@ -451,54 +458,59 @@ async def test_datetimes_compare_as_datetimes_not_text(
 
 
 async def test_non_ascii_is_escaped_in_the_raw_body(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    response = await client.get(replica.url + "Akt%C3%B8r(269)")
+    response = await client.get(clean_odata_replica.url + "Akt%C3%B8r(269)")
     raw = response.content
     assert raw.isascii()
-    assert b'"odata.metadata":"' + replica.url.encode() + b"$metadata#Akt\\u00f8r/@Element" in raw
-    votes = await client.get(replica.url + "Stemme?$top=1")
+    assert (
+        b'"odata.metadata":"' + clean_odata_replica.url.encode() + b"$metadata#Akt\\u00f8r/@Element"
+        in raw
+    )
+    votes = await client.get(clean_odata_replica.url + "Stemme?$top=1")
     assert b'"akt\\u00f8rid":' in votes.content
-    types = await client.get(replica.url + "Stemmetype(3)")
+    types = await client.get(clean_odata_replica.url + "Stemmetype(3)")
     assert b'"Frav\\u00e6r"' in types.content
 
 
-async def test_single_entity(replica: FtReplica, client: httpx.AsyncClient) -> None:
-    response = await client.get(replica.url + "Afstemning(1)")
+async def test_single_entity(clean_odata_replica: FtReplica, client: httpx.AsyncClient) -> None:
+    response = await client.get(clean_odata_replica.url + "Afstemning(1)")
     assert response.status_code == 200
     body = response.json()
-    assert body.pop("odata.metadata") == replica.url + "$metadata#Afstemning/@Element"
+    assert body.pop("odata.metadata") == clean_odata_replica.url + "$metadata#Afstemning/@Element"
     assert body == afstemning()[0]
-    selected = await client.get(replica.url + "Aktør(13)", params={"$select": "navn"})
+    selected = await client.get(clean_odata_replica.url + "Aktør(13)", params={"$select": "navn"})
     assert selected.json()["navn"] == aktoer_navn()[13]
-    missing = await client.get(replica.url + "Afstemning(999999)")
+    missing = await client.get(clean_odata_replica.url + "Afstemning(999999)")
     assert missing.status_code == 404
 
 
 async def test_inlinecount_none_and_format_json(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
     params = {"$inlinecount": "none", "$format": "json", "$top": "1"}
-    body = (await client.get(replica.url + "Stemme", params=params)).json()
+    body = (await client.get(clean_odata_replica.url + "Stemme", params=params)).json()
     assert "odata.count" not in body
 
 
-async def test_metadata_and_service_document(replica: FtReplica, client: httpx.AsyncClient) -> None:
-    response = await client.get(replica.url + "$metadata")
+async def test_metadata_and_service_document(
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+) -> None:
+    response = await client.get(clean_odata_replica.url + "$metadata")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/xml")
     raw = (DATA / "metadata_2021-05.xml").read_bytes()
     assert response.content == raw.split(b"\n", 1)[1]
-    service = (await client.get(replica.url)).json()
+    service = (await client.get(clean_odata_replica.url)).json()
     assert [s["name"] for s in service["value"]] == list(metadata_sets())
 
 
 async def test_sambehandlinger_and_unknown_sets_are_404(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
     assert "Sambehandlinger" in metadata_sets()
     for path in ("Sambehandlinger", "Sambehandlinger(1)", "Nope", "Stemme(1)/Aktør"):
-        response = await client.get(replica.url + path)
+        response = await client.get(clean_odata_replica.url + path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("text/html")
 
@@ -536,15 +548,15 @@ async def test_sambehandlinger_and_unknown_sets_are_404(
     ],
 )
 async def test_malformed_options_are_400_with_empty_body(
-    replica: FtReplica, client: httpx.AsyncClient, query: str
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient, query: str
 ) -> None:
-    response = await client.get(f"{replica.url}Stemme?{query}")
+    response = await client.get(f"{clean_odata_replica.url}Stemme?{query}")
     assert response.status_code == 400
     assert response.content == b""
 
 
 async def test_hostile_nesting_and_length_are_400(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
     for expression in (
         "(" * 200 + "id eq 1" + ")" * 200,
@@ -552,25 +564,27 @@ async def test_hostile_nesting_and_length_are_400(
         "substringof(" * 200,
         "id eq 1 or " * 1000 + "id eq 2",
     ):
-        response = await client.get(replica.url + "Stemme", params={"$filter": expression})
+        response = await client.get(
+            clean_odata_replica.url + "Stemme", params={"$filter": expression}
+        )
         assert response.status_code == 400
     nested = "(" * 40 + "id eq 154" + ")" * 40
-    ok = await client.get(replica.url + "Stemme", params={"$filter": nested})
+    ok = await client.get(clean_odata_replica.url + "Stemme", params={"$filter": nested})
     assert ids(ok.json()["value"]) == [154]
 
 
 async def test_writes_are_501_and_options_405(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
     for method in ("POST", "PUT", "PATCH", "DELETE"):
-        response = await client.request(method, replica.url + "Stemme", content=b"{}")
+        response = await client.request(method, clean_odata_replica.url + "Stemme", content=b"{}")
         assert response.status_code == 501
         assert "odata.error" in response.json()
-    options = await client.options(replica.url + "Stemme")
+    options = await client.options(clean_odata_replica.url + "Stemme")
     assert options.status_code == 405
 
 
-async def test_raw_utf8_set_name_is_accepted_by_the_app(replica: FtReplica) -> None:
+async def test_raw_utf8_set_name_is_accepted_by_the_app(clean_odata_replica: FtReplica) -> None:
     # h11 refuses raw non-ASCII request targets before the app sees them, so this talks
     # ASGI directly, as a server that passes them on would.
     messages: list[dict[str, Any]] = []
@@ -590,7 +604,7 @@ async def test_raw_utf8_set_name_is_accepted_by_the_app(replica: FtReplica) -> N
         "query_string": b"$select=navn",
         "headers": [(b"host", b"example.test")],
     }
-    await replica.app(scope, receive, send)
+    await clean_odata_replica.app(scope, receive, send)
     assert messages[0]["status"] == 200
     assert json.loads(messages[1]["body"])["navn"] == aktoer_navn()[13]
 
@@ -599,100 +613,104 @@ async def test_raw_utf8_set_name_is_accepted_by_the_app(replica: FtReplica) -> N
 
 
 async def test_error_faults_apply_once_then_clear(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    replica.inject("error500")
-    replica.inject("error503")
-    first = await client.get(replica.url + "Stemme")
-    second = await client.get(replica.url + "Stemme")
-    third = await client.get(replica.url + "Stemme")
+    clean_odata_replica.inject("error500")
+    clean_odata_replica.inject("error503")
+    first = await client.get(clean_odata_replica.url + "Stemme")
+    second = await client.get(clean_odata_replica.url + "Stemme")
+    third = await client.get(clean_odata_replica.url + "Stemme")
     assert [first.status_code, second.status_code, third.status_code] == [500, 503, 200]
 
 
 async def test_fault_limited_by_path_and_unlimited_times(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    replica.inject("error503", times=None, path_contains="Aktør")
+    clean_odata_replica.inject("error503", times=None, path_contains="Aktør")
     for _ in range(3):
-        assert (await client.get(replica.url + "Akt%C3%B8r")).status_code == 503
-    assert (await client.get(replica.url + "Stemme")).status_code == 200
-    replica.clear_faults()
-    assert (await client.get(replica.url + "Akt%C3%B8r")).status_code == 200
+        assert (await client.get(clean_odata_replica.url + "Akt%C3%B8r")).status_code == 503
+    assert (await client.get(clean_odata_replica.url + "Stemme")).status_code == 200
+    clean_odata_replica.clear_faults()
+    assert (await client.get(clean_odata_replica.url + "Akt%C3%B8r")).status_code == 200
     with pytest.raises(ValueError, match="unknown fault"):
-        replica.inject("explode")
+        clean_odata_replica.inject("explode")
 
 
 async def test_timeout_fault_outlasts_the_client_timeout(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    replica.inject("timeout")
+    clean_odata_replica.inject("timeout")
     with pytest.raises(httpx.ReadTimeout):
-        await client.get(replica.url + "Stemme", timeout=0.3)
-    assert (await client.get(replica.url + "Stemme")).status_code == 200
+        await client.get(clean_odata_replica.url + "Stemme", timeout=0.3)
+    assert (await client.get(clean_odata_replica.url + "Stemme")).status_code == 200
 
 
 async def test_stop_ends_a_held_request_promptly(client: httpx.AsyncClient) -> None:
-    replica = await FtReplica().start()
-    replica.inject("timeout")
-    pending = asyncio.ensure_future(client.get(replica.url + "Stemme", timeout=60))
+    clean_odata_replica = await FtReplica().start()
+    clean_odata_replica.inject("timeout")
+    pending = asyncio.ensure_future(client.get(clean_odata_replica.url + "Stemme", timeout=60))
     for _ in range(500):  # until the request is in, at most 5 s
-        if replica.requests:
+        if clean_odata_replica.requests:
             break
         await asyncio.sleep(0.01)
     started = time.monotonic()
-    await replica.stop()
+    await clean_odata_replica.stop()
     assert time.monotonic() - started < 3
     with pytest.raises(httpx.TransportError):
         await pending
 
 
-async def test_truncate_drop_and_malformed(replica: FtReplica, client: httpx.AsyncClient) -> None:
-    replica.inject("truncate")
+async def test_truncate_drop_and_malformed(
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+) -> None:
+    clean_odata_replica.inject("truncate")
     with pytest.raises(httpx.RemoteProtocolError, match=r"complete message body"):
-        await client.get(replica.url + "Stemme")
-    replica.inject("drop")
+        await client.get(clean_odata_replica.url + "Stemme")
+    clean_odata_replica.inject("drop")
     with pytest.raises(httpx.RemoteProtocolError):
-        await client.get(replica.url + "Stemme")
-    replica.inject("malformed")
-    response = await client.get(replica.url + "Stemme")
+        await client.get(clean_odata_replica.url + "Stemme")
+    clean_odata_replica.inject("malformed")
+    response = await client.get(clean_odata_replica.url + "Stemme")
     assert response.status_code == 200
     with pytest.raises(json.JSONDecodeError):
         json.loads(response.content)
-    assert (await client.get(replica.url + "Stemme?$top=1")).json()["value"] == stemme()[:1]
+    assert (await client.get(clean_odata_replica.url + "Stemme?$top=1")).json()[
+        "value"
+    ] == stemme()[:1]
 
 
 async def test_latency_is_added_to_every_response(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    replica.latency = 0.3
+    clean_odata_replica.latency = 0.3
     started = time.monotonic()
-    response = await client.get(replica.url + "Stemmetype")
+    response = await client.get(clean_odata_replica.url + "Stemmetype")
     assert response.status_code == 200
     assert time.monotonic() - started >= 0.3
-    replica.latency = 0.0
+    clean_odata_replica.latency = 0.0
 
 
 async def test_request_log_records_everything(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    await client.get(replica.url + "$metadata")
-    await client.get(replica.url + "Akt%C3%B8r", params={"$filter": "id eq 13"})
-    replica.inject("error500")
-    await client.get(replica.url + "Stemme")
-    await client.get(replica.url + "Nope")
-    assert [(r.method, r.path, r.status) for r in replica.requests] == [
+    await client.get(clean_odata_replica.url + "$metadata")
+    await client.get(clean_odata_replica.url + "Akt%C3%B8r", params={"$filter": "id eq 13"})
+    clean_odata_replica.inject("error500")
+    await client.get(clean_odata_replica.url + "Stemme")
+    await client.get(clean_odata_replica.url + "Nope")
+    assert [(r.method, r.path, r.status) for r in clean_odata_replica.requests] == [
         ("GET", "/api/$metadata", 200),
         ("GET", "/api/Aktør", 200),
         ("GET", "/api/Stemme", 500),
         ("GET", "/api/Nope", 404),
     ]
-    assert replica.requests[1].raw_path == "/api/Akt%C3%B8r"
-    assert replica.requests[1].query == {"$filter": "id eq 13"}
-    assert replica.requests[2].fault == "error500"
-    assert replica.data_requests() == 3
-    replica.reset_log()
-    assert replica.requests == []
-    assert replica.data_requests() == 0
+    assert clean_odata_replica.requests[1].raw_path == "/api/Akt%C3%B8r"
+    assert clean_odata_replica.requests[1].query == {"$filter": "id eq 13"}
+    assert clean_odata_replica.requests[2].fault == "error500"
+    assert clean_odata_replica.data_requests() == 3
+    clean_odata_replica.reset_log()
+    assert clean_odata_replica.requests == []
+    assert clean_odata_replica.data_requests() == 0
 
 
 async def test_demo_replica(client: httpx.AsyncClient) -> None:
@@ -730,23 +748,26 @@ _GARBAGE = st.one_of(
 )
 @given(text=_GARBAGE, entity_set=st.sampled_from(["Stemme", "Afstemning", "Aktør"]))
 async def test_garbage_filters_never_fail_the_server(
-    replica: FtReplica, client: httpx.AsyncClient, text: str, entity_set: str
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient, text: str, entity_set: str
 ) -> None:
     response = await client.get(
-        replica.url + entity_set, params={"$filter": text, "$orderby": text, "$top": "1"}
+        clean_odata_replica.url + entity_set,
+        params={"$filter": text, "$orderby": text, "$top": "1"},
     )
     assert response.status_code in (200, 400)
-    response = await client.get(replica.url + entity_set, params={"$filter": text, "$top": "1"})
+    response = await client.get(
+        clean_odata_replica.url + entity_set, params={"$filter": text, "$top": "1"}
+    )
     assert response.status_code in (200, 400)
 
 
 async def test_next_link_keeps_a_literal_with_reserved_characters(
-    replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
     literal = "a&b=c%d+e#f'g"
     expression = f"konklusion ne '{literal.replace(chr(39), chr(39) * 2)}' and typeid eq 3"
     params = {"$filter": expression, "$select": "id", "$top": "250"}
-    rows = await fetch_all(client, replica, "Afstemning", params)
+    rows = await fetch_all(client, clean_odata_replica, "Afstemning", params)
     expected = [r["id"] for r in afstemning() if r["konklusion"] is not None and r["typeid"] == 3]
     assert ids(rows) == expected[:250]
     assert len(rows) == 250
