@@ -14,7 +14,7 @@ from gateway.model.datamodel import Datamodel, Register
 from gateway.sources.cache import Cache
 from gateway.sources.port import Services
 from resolvers.valg_sftp.adapter import ValgSource
-from resolvers.valg_sftp.replica.server import ValgReplica, start_replica
+from resolvers.valg_sftp.replica.server import ValgReplica
 from tests.resolvers.valg_sftp.rawdata import RawArchive, read_raw
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,20 +55,13 @@ def register(datamodel: Datamodel, source_json: dict[str, Any]) -> Register:
 
 
 @pytest.fixture
-async def replica() -> AsyncIterator[ValgReplica]:
-    running = await start_replica()
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-@pytest.fixture
 async def source(
-    replica: ValgReplica, register: Register, source_json: dict[str, Any]
+    valg_replica: ValgReplica, register: Register, source_json: dict[str, Any]
 ) -> AsyncIterator[ValgSource]:
     cache = Cache()
-    adapter = ValgSource(register, {**source_json, **replica.overrides["VALG"]}, Services(cache))
+    adapter = ValgSource(
+        register, {**source_json, **valg_replica.overrides["VALG"]}, Services(cache)
+    )
     try:
         yield adapter
     finally:
@@ -78,11 +71,11 @@ async def source(
 
 @pytest.fixture
 async def live_source(
-    replica: ValgReplica, register: Register, source_json: dict[str, Any]
+    valg_replica: ValgReplica, register: Register, source_json: dict[str, Any]
 ) -> AsyncIterator[ValgSource]:
     """An adapter that lists again on every query (for tests that move the replay clock)."""
     cache = Cache()
-    options = {**source_json, **replica.overrides["VALG"], "ttl": 0}
+    options = {**source_json, **valg_replica.overrides["VALG"], "ttl": 0}
     adapter = ValgSource(register, options, Services(cache))
     try:
         yield adapter

@@ -44,8 +44,8 @@ def fv_only(*parts: Filter) -> Filter:
     return And((eq("Valgmappe", FV), *parts))
 
 
-def result_downloads(replica: ValgReplica, folder: str = "valgresultater") -> list[str]:
-    return [p for p in replica.downloads() if f"/{folder}/" in p and "/verifikation/" not in p]
+def result_downloads(valg_replica: ValgReplica, folder: str = "valgresultater") -> list[str]:
+    return [p for p in valg_replica.downloads() if f"/{folder}/" in p and "/verifikation/" not in p]
 
 
 async def test_elections_are_the_root_folders(source: ValgSource, datamodel: Datamodel) -> None:
@@ -59,7 +59,7 @@ async def test_elections_are_the_root_folders(source: ValgSource, datamodel: Dat
 
 
 async def test_final_count_votes_per_party_in_one_opstillingskreds(
-    source: ValgSource, replica: ValgReplica, datamodel: Datamodel, raw: RawArchive
+    source: ValgSource, valg_replica: ValgReplica, datamodel: Datamodel, raw: RawArchive
 ) -> None:
     kreds = 403621  # Aabenraa
     newest = newest_by(raw, f"{FV}/valgresultater", "AfstemningsområdeDagiId")
@@ -78,40 +78,40 @@ async def test_final_count_votes_per_party_in_one_opstillingskreds(
         actual[row["Bogstavbetegnelse"]] += row["Stemmer"]
     assert actual == expected
     # Only the kreds' areas were read, thanks to the geografi.
-    assert len(result_downloads(replica)) == len(files)
+    assert len(result_downloads(valg_replica)) == len(files)
 
 
 async def test_one_area_downloads_at_most_its_newest_file(
-    source: ValgSource, replica: ValgReplica, datamodel: Datamodel, raw: RawArchive
+    source: ValgSource, valg_replica: ValgReplica, datamodel: Datamodel, raw: RawArchive
 ) -> None:
     await source.fetch(q(datamodel, "Afstemningsområde", fv_only(eq("Dagi_id", "1"))))
-    replica.log.clear()
+    valg_replica.log.clear()
     where = fv_only(eq("AfstemningsomraadeDagiId", AABENRAA_MIDT))
     page = await source.fetch(q(datamodel, "Valgresultat", where))
     name, doc = newest_by(raw, f"{FV}/valgresultater", "AfstemningsområdeDagiId")[AABENRAA_MIDT]
     assert [row["Fil"] for row in page.rows] == [name.removeprefix(f"{FV}/")]
     assert page.rows[0]["GyldigeStemmer"] == doc["GyldigeStemmer"]
-    assert replica.downloads() == [f"/data/{name}"]
-    replica.log.clear()
+    assert valg_replica.downloads() == [f"/data/{name}"]
+    valg_replica.log.clear()
     again = await source.fetch(q(datamodel, "Valgresultat", where))
     assert again.rows == page.rows
-    assert replica.downloads("") == []
+    assert valg_replica.downloads("") == []
 
 
 async def test_nested_rows_reach_their_parent_by_key(
-    source: ValgSource, replica: ValgReplica, datamodel: Datamodel, raw: RawArchive
+    source: ValgSource, valg_replica: ValgReplica, datamodel: Datamodel, raw: RawArchive
 ) -> None:
     parent = await source.fetch(
         q(datamodel, "Valgresultat", fv_only(eq("AfstemningsomraadeDagiId", AABENRAA_MIDT)))
     )
     key = parent.rows[0]["Noegle"]
-    replica.log.clear()
+    valg_replica.log.clear()
     where = Condition("ForaelderNoegle", "in", [key])
     parties = await source.fetch(q(datamodel, "Valgresultat_IndenforParti", where))
     _, doc = newest_by(raw, f"{FV}/valgresultater", "AfstemningsområdeDagiId")[AABENRAA_MIDT]
     assert [r["PartiId"] for r in parties.rows] == [p["PartiId"] for p in doc["IndenforParti"]]
     assert all(r["AfstemningsomraadeDagiId"] == AABENRAA_MIDT for r in parties.rows)
-    assert replica.downloads("") == []  # everything came from the cache
+    assert valg_replica.downloads("") == []  # everything came from the cache
     back = await source.fetch(
         q(
             datamodel,
@@ -221,9 +221,9 @@ async def test_verifikation_is_excluded_unless_asked_for(
 
 
 async def test_ingen_resultater_files_are_valid_data(
-    replica: ValgReplica, source: ValgSource, datamodel: Datamodel, raw: RawArchive
+    valg_replica: ValgReplica, source: ValgSource, datamodel: Datamodel, raw: RawArchive
 ) -> None:
-    replica.clock.set(dt.datetime(2026, 3, 20))
+    valg_replica.clock.set(dt.datetime(2026, 3, 20))
     where = fv_only(eq("AfstemningsomraadeDagiId", AABENRAA_MIDT))
     page = await source.fetch(q(datamodel, "Valgresultat", where))
     _, doc = newest_by(
@@ -254,7 +254,7 @@ async def test_zero_byte_newest_file_falls_back_to_the_previous_version(
 
 
 async def test_a_bad_first_version_is_replaced_by_the_next(
-    replica: ValgReplica, live_source: ValgSource, datamodel: Datamodel, raw: RawArchive
+    valg_replica: ValgReplica, live_source: ValgSource, datamodel: Datamodel, raw: RawArchive
 ) -> None:
     folder = f"{FV}/partistemmefordeling"
     versions = sorted(
@@ -272,15 +272,15 @@ async def test_a_bad_first_version_is_replaced_by_the_next(
     assert rows_in(first) > 10 * rows_in(second)  # the whole storkreds, repeated
     where = fv_only(eq("OpstillingskredsDagiId", kreds))
     entity = "Partistemmefordeling_IndenforParti_Kandidater"
-    replica.clock.set(dt.datetime(2026, 3, 25, 12, 0))
+    valg_replica.clock.set(dt.datetime(2026, 3, 25, 12, 0))
     early = await live_source.fetch(q(datamodel, entity, where, count=True, limit=10))
-    replica.clock.set(replica.archive.end)
+    valg_replica.clock.set(valg_replica.archive.end)
     late = await live_source.fetch(q(datamodel, entity, where, count=True, limit=10))
     assert (early.total, late.total) == (rows_in(first), rows_in(second))
 
 
 async def test_files_failing_their_signature_are_never_served(
-    replica: ValgReplica, live_source: ValgSource, datamodel: Datamodel, raw: RawArchive
+    valg_replica: ValgReplica, live_source: ValgSource, datamodel: Datamodel, raw: RawArchive
 ) -> None:
     folder = f"{KV}/verifikation/valgresultater"
     key = load_pem_public_key(raw.files[f"{KV}/public-key.recovered.pem"])
@@ -305,11 +305,11 @@ async def test_files_failing_their_signature_are_never_served(
     }
     where = And((eq("Valgmappe", KV), eq("Verifikation", True)))
     # Before the badly signed versions appeared, the good ones are served.
-    replica.clock.set(dt.datetime(2025, 8, 19, 7, 0))
+    valg_replica.clock.set(dt.datetime(2025, 8, 19, 7, 0))
     before = await live_source.fetch(q(datamodel, "Valgresultat", where))
     assert {r["AfstemningsomraadeDagiId"]: r["Afstemningsomraade"] for r in before.rows} == expected
     # Afterwards they are the newest and fail: the last good versions are served, and said so.
-    replica.clock.set(replica.archive.end)
+    valg_replica.clock.set(valg_replica.archive.end)
     after = await live_source.fetch(q(datamodel, "Valgresultat", where))
     assert {r["AfstemningsomraadeDagiId"]: r["Afstemningsomraade"] for r in after.rows} == expected
     assert not any(r["Fil"].endswith("-190820250843.json") for r in after.rows)
@@ -329,9 +329,9 @@ async def test_files_failing_their_signature_are_never_served(
 
 
 async def test_a_cold_client_serves_nothing_from_a_bad_signature(
-    replica: ValgReplica, source: ValgSource, datamodel: Datamodel
+    valg_replica: ValgReplica, source: ValgSource, datamodel: Datamodel
 ) -> None:
-    replica.faults.bad_signature.add("Aabenraa_Kommune-Aabenraa_Midt")
+    valg_replica.faults.bad_signature.add("Aabenraa_Kommune-Aabenraa_Midt")
     where = fv_only(eq("AfstemningsomraadeDagiId", AABENRAA_MIDT))
     page = await source.fetch(q(datamodel, "Valgresultat", where))
     assert page.rows == []
@@ -340,9 +340,9 @@ async def test_a_cold_client_serves_nothing_from_a_bad_signature(
 
 @pytest.mark.parametrize("fault", ["empty", "truncated"])
 async def test_incomplete_newest_file_falls_back(
-    fault: str, replica: ValgReplica, source: ValgSource, datamodel: Datamodel, raw: RawArchive
+    fault: str, valg_replica: ValgReplica, source: ValgSource, datamodel: Datamodel, raw: RawArchive
 ) -> None:
-    getattr(replica.faults, fault).add("Aabenraa_Kommune-Aabenraa_Midt")
+    getattr(valg_replica.faults, fault).add("Aabenraa_Kommune-Aabenraa_Midt")
     where = fv_only(eq("AfstemningsomraadeDagiId", AABENRAA_MIDT))
     page = await source.fetch(q(datamodel, "Valgresultat", where))
     previous = newest_by(
@@ -356,21 +356,21 @@ async def test_incomplete_newest_file_falls_back(
 
 
 async def test_replay_shows_results_arriving(
-    replica: ValgReplica,
+    valg_replica: ValgReplica,
     register: Register,
     source_json: dict[str, Any],
     datamodel: Datamodel,
     raw: RawArchive,
 ) -> None:
     cache = Cache()
-    options = {**source_json, **replica.overrides["VALG"], "ttl": 0}
+    options = {**source_json, **valg_replica.overrides["VALG"], "ttl": 0}
     live = ValgSource(register, options, Services(cache))
     where = fv_only(eq("Kommunekode", 580))
     counted = []
     try:
         for hour in (19, 21, 23):
             instant = dt.datetime(2026, 3, 24, hour, 0)
-            replica.clock.set(instant)
+            valg_replica.clock.set(instant)
             page = await live.fetch(q(datamodel, "Valgresultat", where))
             counted.append(Counter(r["Resultatart"] for r in page.rows))
             assert counted[-1] == _expected_states(raw, 580, instant)
@@ -399,7 +399,7 @@ def _expected_states(raw: RawArchive, kommune: int, instant: dt.datetime) -> Cou
 
 
 async def test_whole_storkreds_pages_with_bounded_memory(
-    replica: ValgReplica,
+    valg_replica: ValgReplica,
     register: Register,
     source_json: dict[str, Any],
     datamodel: Datamodel,
@@ -407,7 +407,7 @@ async def test_whole_storkreds_pages_with_bounded_memory(
 ) -> None:
     cache = Cache()
     bound = 300_000
-    options = {**source_json, **replica.overrides["VALG"], "content_cache_bytes": bound}
+    options = {**source_json, **valg_replica.overrides["VALG"], "content_cache_bytes": bound}
     paging = ValgSource(register, options, Services(cache))
     where = fv_only(eq("Storkredsnummer", 1))
     expected = {
@@ -433,30 +433,30 @@ async def test_whole_storkreds_pages_with_bounded_memory(
     assert sorted(seen) == sorted(expected)
     assert len(seen) == len(set(seen))
     # Each file is read about twice (choosing, then paging), not once per page.
-    assert len(result_downloads(replica)) <= 2 * len(expected) + 2
+    assert len(result_downloads(valg_replica)) <= 2 * len(expected) + 2
     assert pages == -(-len(expected) // 20)
 
 
 async def test_reconnects_after_a_dropped_connection(
-    replica: ValgReplica, source: ValgSource, datamodel: Datamodel
+    valg_replica: ValgReplica, source: ValgSource, datamodel: Datamodel
 ) -> None:
     await source.fetch(q(datamodel, "Valg"))
-    replica.drop_connections()
+    valg_replica.drop_connections()
     page = await source.fetch(q(datamodel, "Kommune", eq("Kode", 580)))
     assert len(page.rows) == 1
-    replica.faults.drop_after = 2
+    valg_replica.faults.drop_after = 2
     page = await source.fetch(q(datamodel, "Region", None))
     assert len(page.rows) == 4
     assert source.sftp.stats.connects == 3
 
 
 async def test_slow_reads_time_out(
-    replica: ValgReplica, register: Register, source_json: dict[str, Any], datamodel: Datamodel
+    valg_replica: ValgReplica, register: Register, source_json: dict[str, Any], datamodel: Datamodel
 ) -> None:
     cache = Cache()
-    options = {**source_json, **replica.overrides["VALG"], "read_timeout": 0.2}
+    options = {**source_json, **valg_replica.overrides["VALG"], "read_timeout": 0.2}
     slow = ValgSource(register, options, Services(cache))
-    replica.faults.read_delay = 0.5
+    valg_replica.faults.read_delay = 0.5
     try:
         with pytest.raises(UpstreamTimeoutError):
             await slow.fetch(q(datamodel, "Region"))
@@ -466,11 +466,11 @@ async def test_slow_reads_time_out(
 
 
 async def test_a_listing_that_changes_between_reads_is_read_again(
-    replica: ValgReplica, source: ValgSource, datamodel: Datamodel, raw: RawArchive
+    valg_replica: ValgReplica, source: ValgSource, datamodel: Datamodel, raw: RawArchive
 ) -> None:
-    replica.clock.set(dt.datetime(2026, 3, 24, 20, 30))
+    valg_replica.clock.set(dt.datetime(2026, 3, 24, 20, 30))
     await source.fetch(q(datamodel, "Afstemningsområde", fv_only(eq("Dagi_id", "0"))))
-    replica.clock.step_per_listing = dt.timedelta(minutes=15)
+    valg_replica.clock.step_per_listing = dt.timedelta(minutes=15)
     where = fv_only(eq("AfstemningsomraadeDagiId", AABENRAA_MIDT))
     page = await source.fetch(q(datamodel, "Valgresultat", where))
     # Listed at 20:30 (IngenResultater), gone at 20:45: read again, the 20:41 version served.
@@ -479,14 +479,18 @@ async def test_a_listing_that_changes_between_reads_is_read_again(
 
 
 async def test_host_key_is_pinned(
-    replica: ValgReplica, register: Register, source_json: dict[str, Any], datamodel: Datamodel
+    valg_replica: ValgReplica, register: Register, source_json: dict[str, Any], datamodel: Datamodel
 ) -> None:
     for known_hosts, message in (
-        (replica.known_hosts.replace(str(replica.port), "1"), "host key"),
+        (valg_replica.known_hosts.replace(str(valg_replica.port), "1"), "host key"),
         ("", "pinned"),
     ):
         cache = Cache()
-        options = {**source_json, **replica.overrides["VALG"], "known_hosts": known_hosts or ""}
+        options = {
+            **source_json,
+            **valg_replica.overrides["VALG"],
+            "known_hosts": known_hosts or "",
+        }
         pinned = ValgSource(register, options, Services(cache))
         try:
             with pytest.raises(UpstreamUnavailableError, match=message):
@@ -497,10 +501,10 @@ async def test_host_key_is_pinned(
 
 
 async def test_wrong_password_is_an_upstream_error(
-    replica: ValgReplica, register: Register, source_json: dict[str, Any], datamodel: Datamodel
+    valg_replica: ValgReplica, register: Register, source_json: dict[str, Any], datamodel: Datamodel
 ) -> None:
     cache = Cache()
-    options = {**source_json, **replica.overrides["VALG"], "password": "nope"}
+    options = {**source_json, **valg_replica.overrides["VALG"], "password": "nope"}
     refused = ValgSource(register, options, Services(cache))
     try:
         with pytest.raises(UpstreamUnavailableError, match="refused"):
@@ -511,12 +515,12 @@ async def test_wrong_password_is_an_upstream_error(
 
 
 async def test_election_filter_lists_only_that_root(
-    replica: ValgReplica, source: ValgSource, datamodel: Datamodel
+    valg_replica: ValgReplica, source: ValgSource, datamodel: Datamodel
 ) -> None:
     await source.fetch(
         q(datamodel, "Mandatfordeling", eq("Valgmappe", "regionsrådsvalg-134-18-11-2025"))
     )
-    listed = {e.path for e in replica.log if e.op == "list"}
+    listed = {e.path for e in valg_replica.log if e.op == "list"}
     assert not any(path.startswith((f"/data/{KV}", f"/data/{FV}")) for path in listed)
 
 

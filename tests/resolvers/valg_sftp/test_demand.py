@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from resolvers.odata.replica.server import FtReplica
-from resolvers.valg_sftp.replica.server import start_replica
+from resolvers.valg_sftp.replica.server import ValgReplica
 from tests.resolvers.valg_sftp.rawdata import FV, RawArchive, released
 from tests.support import gateway_client, graphql, register_subset
 
@@ -24,16 +24,13 @@ DISTRICT = """{ VALG_Valgresultat(where: {AfstemningsomraadeDagiId: {eq: 702016}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    valg = await start_replica()
-    try:
-        async with FtReplica() as ft:
-            overrides = {**valg.overrides, "FT": {"url": ft.url}}
-            with register_subset("VALG", "FT") as registers:
-                async with gateway_client(registers, overrides, rate_limit=None) as running:
-                    yield running
-    finally:
-        await valg.stop()
+async def client(
+    module_valg_replica: ValgReplica, odata_replica: FtReplica
+) -> AsyncIterator[httpx.AsyncClient]:
+    overrides = {**module_valg_replica.overrides, "FT": {"url": odata_replica.url}}
+    with register_subset("VALG", "FT") as registers:
+        async with gateway_client(registers, overrides, rate_limit=None) as running:
+            yield running
 
 
 def final_count(raw: RawArchive, district: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from gateway.http.auth import ApiKey, AuthSettings, hash_key
 from resolvers.odata.replica.server import FtReplica
-from resolvers.valg_sftp.replica.server import ValgReplica, start_replica
+from resolvers.valg_sftp.replica.server import ValgReplica
 from tests.resolvers.valg_sftp.rawdata import FV, RawArchive, geografi, newest_by
 from tests.support import gateway_client, graphql, register_subset
 
@@ -56,18 +56,10 @@ TEST_DATA = """query ($valg: String!, $test: Boolean!) {
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replicas() -> AsyncIterator[tuple[ValgReplica, FtReplica]]:
-    valg = await start_replica()
-    async with FtReplica() as ft:
-        try:
-            yield valg, ft
-        finally:
-            await valg.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(replicas: tuple[ValgReplica, FtReplica]) -> AsyncIterator[httpx.AsyncClient]:
-    valg, ft = replicas
+async def client(
+    module_valg_replica: ValgReplica, odata_replica: FtReplica
+) -> AsyncIterator[httpx.AsyncClient]:
+    valg, ft = module_valg_replica, odata_replica
     overrides = {**valg.overrides, "FT": {"url": ft.url}}
     auth = AuthSettings(keys=(ApiKey("level-2", 2, hash_key(KEY)),))
     with register_subset("VALG", "FT") as registers:
@@ -153,9 +145,9 @@ async def test_candidate_details_need_level_2(client: httpx.AsyncClient, raw: Ra
 
 
 async def test_the_demo_keys_see_what_their_level_allows(
-    replicas: tuple[ValgReplica, FtReplica], raw: RawArchive
+    module_valg_replica: ValgReplica, odata_replica: FtReplica, raw: RawArchive
 ) -> None:
-    valg, ft = replicas
+    valg, ft = module_valg_replica, odata_replica
     overrides = {**valg.overrides, "FT": {"url": ft.url}}
     with register_subset("VALG", "FT") as registers:
         async with gateway_client(registers, overrides, auth=AuthSettings.demo()) as demo:

@@ -23,13 +23,13 @@ STAMP = re.compile(r"-(\d{12})\.json$")
 
 @asynccontextmanager
 async def sftp_session(
-    replica: ValgReplica, password: str = "Valg"
+    valg_replica: ValgReplica, password: str = "Valg"
 ) -> AsyncIterator[asyncssh.SFTPClient]:
-    known = asyncssh.import_known_hosts(replica.known_hosts)
+    known = asyncssh.import_known_hosts(valg_replica.known_hosts)
     async with (
         asyncssh.connect(
-            replica.host,
-            replica.port,
+            valg_replica.host,
+            valg_replica.port,
             username="Valg",
             password=password,
             known_hosts=known,
@@ -78,8 +78,8 @@ def _expected_listing(raw: RawArchive, folder: str, until: dt.datetime) -> set[s
     return out
 
 
-async def test_root_layout_and_login_directory(replica: ValgReplica) -> None:
-    async with sftp_session(replica) as sftp:
+async def test_root_layout_and_login_directory(valg_replica: ValgReplica) -> None:
+    async with sftp_session(valg_replica) as sftp:
         assert set(await _names(sftp, "/data")) == {FV, KV, RV}
         # A relative path works too: the login directory is "/".
         fv = await _names(sftp, f"data/{FV}")
@@ -89,20 +89,20 @@ async def test_root_layout_and_login_directory(replica: ValgReplica) -> None:
 
 
 async def test_end_of_recording_shows_newest_version_per_entity(
-    replica: ValgReplica, raw: RawArchive
+    valg_replica: ValgReplica, raw: RawArchive
 ) -> None:
-    async with sftp_session(replica) as sftp:
+    async with sftp_session(valg_replica) as sftp:
         listed = await _names(sftp, f"/data/{FV}/valgresultater")
     data_files = {n for n in listed if n.endswith(".json")}
-    expected = _expected_listing(raw, f"{FV}/valgresultater", replica.archive.end)
+    expected = _expected_listing(raw, f"{FV}/valgresultater", valg_replica.archive.end)
     assert data_files == expected
     # Two areas whose newest file is zero bytes still list their previous version.
     assert len(data_files) == 1314 + 2
     assert all(f"{n}.hash" in listed for n in data_files)
 
 
-async def test_kvrv_names_get_their_stamp_back(replica: ValgReplica, raw: RawArchive) -> None:
-    async with sftp_session(replica) as sftp:
+async def test_kvrv_names_get_their_stamp_back(valg_replica: ValgReplica, raw: RawArchive) -> None:
+    async with sftp_session(valg_replica) as sftp:
         listed = await _names(sftp, f"/data/{KV}/mandatfordeling")
         for name, data in raw.folder(f"{KV}/mandatfordeling"):
             base = name.rpartition("/")[2]
@@ -122,9 +122,9 @@ async def test_kvrv_names_get_their_stamp_back(replica: ValgReplica, raw: RawArc
 
 
 async def test_each_root_publishes_its_key_and_schemas(
-    replica: ValgReplica, raw: RawArchive
+    valg_replica: ValgReplica, raw: RawArchive
 ) -> None:
-    async with sftp_session(replica) as sftp:
+    async with sftp_session(valg_replica) as sftp:
         for root in (KV, RV):
             pem = await _read(sftp, f"/data/{root}/public-key.pem")
             assert pem == raw.files[f"{root}/public-key.recovered.pem"]
@@ -141,41 +141,41 @@ async def test_each_root_publishes_its_key_and_schemas(
 
 
 async def test_replay_clock_shows_only_what_was_released(
-    replica: ValgReplica, raw: RawArchive
+    valg_replica: ValgReplica, raw: RawArchive
 ) -> None:
     instant = dt.datetime(2026, 3, 24, 20, 30)
-    replica.clock.set(instant)
-    async with sftp_session(replica) as sftp:
+    valg_replica.clock.set(instant)
+    async with sftp_session(valg_replica) as sftp:
         listed = await _names(sftp, f"/data/{FV}/valgresultater")
         assert {n for n in listed if n.endswith(".json")} == _expected_listing(
             raw, f"{FV}/valgresultater", instant
         )
         assert "partistemmefordeling" not in await _names(sftp, f"/data/{FV}")
-        replica.clock.set(dt.datetime(2026, 3, 10))
+        valg_replica.clock.set(dt.datetime(2026, 3, 10))
         assert "valgresultater" not in await _names(sftp, f"/data/{FV}")
         # A file that is no longer (or not yet) listed cannot be downloaded.
         with pytest.raises(asyncssh.SFTPNoSuchFile):
             await _read(sftp, f"/data/{FV}/geografi/Kommune-190320261917.json")
 
 
-async def test_replay_runs_faster_than_real_time(replica: ValgReplica) -> None:
+async def test_replay_runs_faster_than_real_time(valg_replica: ValgReplica) -> None:
     start = dt.datetime(2026, 3, 24, 19, 0)
-    replica.clock.replay(start, replica.archive.end, speed=3600.0)
-    first = replica.clock.now()
+    valg_replica.clock.replay(start, valg_replica.archive.end, speed=3600.0)
+    first = valg_replica.clock.now()
     assert start <= first < start + dt.timedelta(minutes=30)
-    replica.clock.replay(start, start + dt.timedelta(seconds=1), speed=1e9)
-    assert replica.clock.now() == start + dt.timedelta(seconds=1)
+    valg_replica.clock.replay(start, start + dt.timedelta(seconds=1), speed=1e9)
+    assert valg_replica.clock.now() == start + dt.timedelta(seconds=1)
     with pytest.raises(ValueError, match="speed"):
-        replica.clock.replay(start, start, speed=0)
+        valg_replica.clock.replay(start, start, speed=0)
 
 
 async def test_wrong_password_is_refused_and_the_server_is_read_only(
-    replica: ValgReplica,
+    valg_replica: ValgReplica,
 ) -> None:
     with pytest.raises(asyncssh.PermissionDenied):
-        async with sftp_session(replica, password="wrong"):
+        async with sftp_session(valg_replica, password="wrong"):
             pass
-    async with sftp_session(replica) as sftp:
+    async with sftp_session(valg_replica) as sftp:
         with pytest.raises(asyncssh.SFTPPermissionDenied):
             await sftp.mkdir(f"/data/{FV}/new")
         with pytest.raises(asyncssh.SFTPError):
@@ -183,59 +183,61 @@ async def test_wrong_password_is_refused_and_the_server_is_read_only(
                 pass
 
 
-async def test_fault_empty_newest_keeps_predecessor_listed(replica: ValgReplica) -> None:
+async def test_fault_empty_newest_keeps_predecessor_listed(valg_replica: ValgReplica) -> None:
     area = "Aabenraa_Kommune-Aabenraa_Midt"
-    replica.faults.empty.add(area)
-    async with sftp_session(replica) as sftp:
+    valg_replica.faults.empty.add(area)
+    async with sftp_session(valg_replica) as sftp:
         listed = await _names(sftp, f"/data/{FV}/valgresultater")
     versions = sorted((n, size) for n, size in listed.items() if area in n and n.endswith(".json"))
     assert [size for _, size in versions if "250320261137" in _] == [0]
     assert len(versions) == 2  # the previous (preliminary) version is still there
-    replica.faults.clear()
+    valg_replica.faults.clear()
 
 
-async def test_fault_truncated_and_bad_signature(replica: ValgReplica, raw: RawArchive) -> None:
+async def test_fault_truncated_and_bad_signature(
+    valg_replica: ValgReplica, raw: RawArchive
+) -> None:
     path = AABENRAA_MIDT_FINAL
-    async with sftp_session(replica) as sftp:
+    async with sftp_session(valg_replica) as sftp:
         good_signature = await _read(sftp, f"/data/{path}.hash")
-        replica.faults.truncated.add("Aabenraa_Midt")
+        valg_replica.faults.truncated.add("Aabenraa_Midt")
         half = await _read(sftp, f"/data/{path}")
         assert half == raw.files[path][: len(raw.files[path]) // 2]
-        replica.faults.clear()
-        replica.faults.bad_signature.add("Aabenraa_Midt")
+        valg_replica.faults.clear()
+        valg_replica.faults.bad_signature.add("Aabenraa_Midt")
         assert await _read(sftp, f"/data/{path}") == raw.files[path]
         assert await _read(sftp, f"/data/{path}.hash") != good_signature
 
 
-async def test_fault_dropped_connection_and_slow_reads(replica: ValgReplica) -> None:
-    replica.faults.drop_after = 1
+async def test_fault_dropped_connection_and_slow_reads(valg_replica: ValgReplica) -> None:
+    valg_replica.faults.drop_after = 1
     with pytest.raises((asyncssh.Error, ConnectionError, OSError)):
-        async with sftp_session(replica) as sftp:
+        async with sftp_session(valg_replica) as sftp:
             await sftp.readdir("/data")
-    replica.faults.read_delay = 0.2
-    async with sftp_session(replica) as sftp:
+    valg_replica.faults.read_delay = 0.2
+    async with sftp_session(valg_replica) as sftp:
         path = f"/data/{FV}/public-key.pem"
         started = dt.datetime.now()
         await _read(sftp, path)
         assert dt.datetime.now() - started >= dt.timedelta(seconds=0.2)
 
 
-async def test_listing_changes_between_two_reads(replica: ValgReplica) -> None:
-    replica.clock.set(dt.datetime(2026, 3, 24, 20, 0))
-    replica.clock.step_per_listing = dt.timedelta(minutes=30)
-    async with sftp_session(replica) as sftp:
+async def test_listing_changes_between_two_reads(valg_replica: ValgReplica) -> None:
+    valg_replica.clock.set(dt.datetime(2026, 3, 24, 20, 0))
+    valg_replica.clock.step_per_listing = dt.timedelta(minutes=30)
+    async with sftp_session(valg_replica) as sftp:
         first = await _names(sftp, f"/data/{FV}/valgresultater")
         second = await _names(sftp, f"/data/{FV}/valgresultater")
     assert first != second
 
 
-async def test_request_log_counts_downloads(replica: ValgReplica) -> None:
-    async with sftp_session(replica) as sftp:
+async def test_request_log_counts_downloads(valg_replica: ValgReplica) -> None:
+    async with sftp_session(valg_replica) as sftp:
         await _read(sftp, f"/data/{FV}/public-key.pem")
         await _names(sftp, f"/data/{FV}")
-    assert replica.downloads(".pem") == [f"/data/{FV}/public-key.pem"]
-    assert replica.downloads() == []
-    assert any(e.op == "list" and e.path == f"/data/{FV}" for e in replica.log)
+    assert valg_replica.downloads(".pem") == [f"/data/{FV}/public-key.pem"]
+    assert valg_replica.downloads() == []
+    assert any(e.op == "list" and e.path == f"/data/{FV}" for e in valg_replica.log)
 
 
 def test_demo_replay_window_is_read_from_text() -> None:

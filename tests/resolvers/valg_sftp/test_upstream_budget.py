@@ -29,14 +29,14 @@ def _results(datamodel: Datamodel) -> Query:
 
 
 async def test_sftp_operations_are_spent_and_known_files_are_free(
-    source: ValgSource, replica: ValgReplica, datamodel: Datamodel
+    source: ValgSource, valg_replica: ValgReplica, datamodel: Datamodel
 ) -> None:
-    start, first_requests = len(replica.downloads("")), source.requests
+    start, first_requests = len(valg_replica.downloads("")), source.requests
     with upstream_budget.scope(None) as budget:
         page = await source.fetch(_results(datamodel))
     assert page.rows
     # Every SFTP operation but the signatures (one download with their file) is spent.
-    signatures = [d for d in replica.downloads("")[start:] if d.endswith(".hash")]
+    signatures = [d for d in valg_replica.downloads("")[start:] if d.endswith(".hash")]
     assert signatures
     assert budget.spent == budget.made == source.requests - first_requests - len(signatures) > 0
     before = source.requests
@@ -46,15 +46,15 @@ async def test_sftp_operations_are_spent_and_known_files_are_free(
 
 
 async def test_a_download_over_the_budget_is_not_started(
-    replica: ValgReplica,
+    valg_replica: ValgReplica,
     register: Register,
     source_json: dict[str, Any],
     datamodel: Datamodel,
 ) -> None:
-    needed = await _cost(replica, register, source_json, datamodel)
-    replica.log.clear()
+    needed = await _cost(valg_replica, register, source_json, datamodel)
+    valg_replica.log.clear()
     cache = Cache()
-    fresh = ValgSource(register, {**source_json, **replica.overrides["VALG"]}, Services(cache))
+    fresh = ValgSource(register, {**source_json, **valg_replica.overrides["VALG"]}, Services(cache))
     try:
         with (
             upstream_budget.scope(needed - 1) as budget,
@@ -68,15 +68,17 @@ async def test_a_download_over_the_budget_is_not_started(
     assert refused.value.extensions["what"].endswith(".json")
     assert budget.made <= needed - 1
     # The last download (a data file and its signature) was refused before it started.
-    data_files = [d for d in replica.downloads("") if not d.endswith(".hash")]
+    data_files = [d for d in valg_replica.downloads("") if not d.endswith(".hash")]
     assert len(data_files) <= needed - 2
 
 
 async def _cost(
-    replica: ValgReplica, register: Register, source_json: dict[str, Any], datamodel: Datamodel
+    valg_replica: ValgReplica, register: Register, source_json: dict[str, Any], datamodel: Datamodel
 ) -> int:
     cache = Cache()
-    adapter = ValgSource(register, {**source_json, **replica.overrides["VALG"]}, Services(cache))
+    adapter = ValgSource(
+        register, {**source_json, **valg_replica.overrides["VALG"]}, Services(cache)
+    )
     try:
         with upstream_budget.scope(None) as budget:
             await adapter.fetch(_results(datamodel))
