@@ -233,3 +233,26 @@ def test_the_rules_see_a_cycle() -> None:
     # The reading sees imports under TYPE_CHECKING and inside functions too.
     assert "gateway.sources.port" in names
     assert any(i.importer == "gateway.cli" and i.imported == "gateway.http.app" for i in IMPORTS)
+
+
+def test_the_architecture_document_matches_the_tree() -> None:
+    """docs/ARCHITECTURE.md names every module (a replica's inside is its kind's business),
+    and every file it names exists."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text("utf-8")
+    tree = text.split("## The tree", 1)[1].split("```")[1]
+    named = set(tree.split())
+    missing = []
+    for module, path in MODULES.items():
+        relative = path.relative_to(ROOT)
+        if path.name == "__init__.py" or "replica" in relative.parts[2:-1]:
+            continue
+        if "replica" in relative.parts and relative.parts[1] != "replica_kit":
+            continue
+        if path.name not in named and f"{path.name}," not in named:
+            missing.append(str(relative))
+    assert not missing, f"docs/ARCHITECTURE.md does not name {missing}"
+    for word in named:
+        name = word.rstrip(",:")
+        if name.endswith(".py") and not any(p.name == name for p in MODULES.values()):
+            missing.append(name)
+    assert not missing, f"docs/ARCHITECTURE.md names files that do not exist: {missing}"
