@@ -44,6 +44,7 @@ from gateway.graphql.execute import Binding, RequestContext
 from gateway.model.callers import Caller
 from gateway.model.datamodel import Entity, Field, Register
 from gateway.model.errors import GatewayError, UpstreamInvalidError
+from gateway.model.keys import key_order
 from gateway.model.query import Filter, Page, Query, Row, SortKey
 from gateway.sources.port import Source
 
@@ -281,8 +282,7 @@ class _Exports:
             entity, decode_json(params.get("order"), "order", limits.max_document_bytes)
         )
         binding.check(ctx, where, order)
-        named = {k.field for k in order}
-        full_order = (*order, *(SortKey(k) for k in entity.key if k not in named))
+        full_order = key_order(entity, order)
         columns = tuple(f for f in entity.fields if binding.field_level(f.name) <= caller.level)
         return _Export(
             runtime.sources[register.name],

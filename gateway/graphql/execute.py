@@ -20,6 +20,7 @@ from gateway.graphql.demand import Meter, Observed, entity_id
 from gateway.graphql.selection import Selection
 from gateway.model.datamodel import Entity, Register, Relation, ScalarType
 from gateway.model.errors import BadUserInputError, ForbiddenError
+from gateway.model.keys import key_order
 from gateway.model.naming import type_name
 from gateway.model.query import And, Condition, Filter, Page, Query, Row, SortKey, filter_fields
 from gateway.sources.cache import NOTICES, Cache
@@ -273,10 +274,7 @@ def node_selection(selection: Selection) -> set[str]:
 
 
 def _order(binding: Binding, order: Sequence[SortKey]) -> tuple[SortKey, ...]:
-    keys = list(order)
-    named = {k.field for k in keys}
-    keys.extend(SortKey(name) for name in binding.entity.key if name not in named)
-    return tuple(keys)
+    return key_order(binding.entity, order)
 
 
 # --- root connections ------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Row keys: composite keys joined into one string, and the field that holds them.
+"""Row keys: composite keys joined into one string, the field that holds them, and the key as
+the tie-breaker of every order.
 
 Used by every kind whose upstream has no single-column key (the XSD loader names the field,
 the adapters build and split the values).
@@ -6,10 +7,13 @@ the adapters build and split the values).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["KEY_SEPARATOR", "join_key", "reference_source", "split_key"]
+from gateway.model.datamodel import Entity
+from gateway.model.query import SortKey
+
+__all__ = ["KEY_SEPARATOR", "join_key", "key_order", "reference_source", "split_key"]
 
 KEY_SEPARATOR = "|"
 
@@ -41,3 +45,10 @@ def split_key(text: str) -> list[str]:
             current.append(char)
     parts.append("".join(current))
     return parts
+
+
+def key_order(entity: Entity, order: Sequence[SortKey]) -> tuple[SortKey, ...]:
+    """``order`` completed by the entity's key fields it does not name (ascending), so that
+    every order is total and paging never skips or repeats a row."""
+    named = {k.field for k in order}
+    return (*order, *(SortKey(name) for name in entity.key if name not in named))
