@@ -42,7 +42,13 @@ from gateway.model.query import Filter, Page, Query, Row, SortKey
 from gateway.sources import upstream_budget
 from gateway.sources.port import Services, Source
 from resolvers.transport import Transport
-from resolvers.wahldaten_csv.names import FileName, newest_versions, parse_file_name
+from resolvers.wahldaten_csv.names import (
+    ENTITY_DATASETS,
+    IDENTITY_ORDER,
+    FileName,
+    newest_versions,
+    parse_file_name,
+)
 from resolvers.wahldaten_csv.parse import DataWarning, Table, WarningLog, read_table
 from resolvers.wahldaten_csv.rows import (
     DERIVED,
@@ -69,22 +75,7 @@ __all__ = ["WahldatenSource", "answer"]
 log = logging.getLogger(__name__)
 
 # The datasets each entity reads, the first giving its rows.
-NEEDS = {
-    "Wahlparameter": ("Wahlparameter",),
-    "Wahlgebiet": ("Wahlgebietseinteilungen",),
-    "Stimmzettel": ("Stimmzettel",),
-    "Kandidat": ("Kandidaten",),
-    "Wahlergebnis": ("Wahlergebnisse",),
-    "Stimme": ("Wahlergebnisse", "Wahlgebietseinteilungen", "Stimmzettel"),
-}
-# The dataset whose file names an election, in the order they are tried.
-IDENTITY_ORDER = (
-    "Wahlparameter",
-    "Wahlgebietseinteilungen",
-    "Stimmzettel",
-    "Wahlergebnisse",
-    "Kandidaten",
-)
+NEEDS = ENTITY_DATASETS
 # Fields whose values start with the ``wahl`` identity (join keys), by source name.
 KEYED = ("wahl", *sorted(DERIVED - {"wahl", "datei", "zeile"}))
 

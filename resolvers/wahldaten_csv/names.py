@@ -19,7 +19,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["DATASETS", "FileName", "newest_versions", "parse_file_name"]
+__all__ = [
+    "DATASETS",
+    "ENTITY_DATASETS",
+    "IDENTITY_ORDER",
+    "FileName",
+    "newest_versions",
+    "parse_file_name",
+]
 
 # The five datasets of the standard, as they appear in file names.
 DATASETS = (
@@ -28,6 +35,23 @@ DATASETS = (
     "Stimmzettel",
     "Kandidaten",
     "Wahlergebnisse",
+)
+# Entity (datamodel name) -> the datasets it reads, the first giving its rows.
+ENTITY_DATASETS: dict[str, tuple[str, ...]] = {
+    "Wahlparameter": ("Wahlparameter",),
+    "Wahlgebiet": ("Wahlgebietseinteilungen",),
+    "Stimmzettel": ("Stimmzettel",),
+    "Kandidat": ("Kandidaten",),
+    "Wahlergebnis": ("Wahlergebnisse",),
+    "Stimme": ("Wahlergebnisse", "Wahlgebietseinteilungen", "Stimmzettel"),
+}
+# The datasets whose file names an election, in the order they are tried.
+IDENTITY_ORDER = (
+    "Wahlparameter",
+    "Wahlgebietseinteilungen",
+    "Stimmzettel",
+    "Wahlergebnisse",
+    "Kandidaten",
 )
 
 _NAME = re.compile(

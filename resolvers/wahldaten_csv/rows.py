@@ -19,6 +19,7 @@ from gateway.model.filters import equal_values
 from gateway.model.keys import KEY_SEPARATOR, join_key
 from gateway.model.query import Filter, Row
 from resolvers.wahldaten_csv.letters import LetterColumn, classify_columns
+from resolvers.wahldaten_csv.names import ENTITY_DATASETS
 from resolvers.wahldaten_csv.parse import (
     DataWarning,
     Record,
@@ -44,14 +45,7 @@ __all__ = [
 ]
 
 # Entity (datamodel name) -> the dataset (file-name part) its rows come from.
-ENTITY_DATASET = {
-    "Wahlparameter": "Wahlparameter",
-    "Wahlgebiet": "Wahlgebietseinteilungen",
-    "Stimmzettel": "Stimmzettel",
-    "Kandidat": "Kandidaten",
-    "Wahlergebnis": "Wahlergebnisse",
-    "Stimme": "Wahlergebnisse",
-}
+ENTITY_DATASET = {entity: datasets[0] for entity, datasets in ENTITY_DATASETS.items()}
 # Fields the gateway derives; every other field is the CSV column of the same name.
 DERIVED = frozenset(
     {
