@@ -184,7 +184,7 @@ class EventBus:
 
     def __init__(self, sources: Mapping[str, Source], cache: Cache | None) -> None:
         self.sources = sources
-        self.redis_url = cache.url if cache is not None else None
+        self.redis = cache.redis if cache is not None else None
         prefix = cache.namespace if cache is not None else "dls:"
         self.namespace = f"{prefix}events:"
         self.watchers: dict[str, Watcher] = {}
@@ -202,11 +202,11 @@ class EventBus:
         return watcher.join(entity)
 
     def _shared(self, register: str) -> SharedWatch | None:
-        if not self.redis_url:
+        if self.redis is None:
             return None
         from gateway.events.fanout import SharedWatch
 
-        return SharedWatch(self.redis_url, f"{self.namespace}{register}:")
+        return SharedWatch(self.redis, f"{self.namespace}{register}:")
 
     def ready(self, register: str, entity: str) -> bool:
         """Whether this process polls ``register`` and has the baseline of ``entity``."""

@@ -11,8 +11,9 @@ different datamodels never mix) plus ``events:{REG}:``:
 - ``changes``: the pub/sub channel the leader publishes each change on; every process with
   subscribers listens and hands the change to its own.
 
-Any Redis failure makes :meth:`SharedWatch.coordinate` answer ``None`` (the watcher then polls
-for its own subscribers) and pauses Redis for a few seconds.
+Redis is the app's :class:`gateway.sources.redis.RedisOwner` (its client and its reconnect
+policy). Any Redis failure makes :meth:`SharedWatch.coordinate` answer ``None`` (the watcher
+then polls for its own subscribers) and pauses Redis for a few seconds, for every user of it.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.sources.changes import Change, Detector
+from gateway.sources.redis import RETRY_AFTER, RedisOwner, RedisUnavailable
 
 __all__ = ["SharedWatch"]
 
 log = logging.getLogger("gateway.sources.changes")
 
-_RETRY_AFTER = 5.0
 # The leader's lease covers several ticks, and long first polls (downloads) as well.
 _MIN_LEASE = 30.0
 _STATE_SECONDS = 7 * 24 * 3600
@@ -58,30 +59,26 @@ Deliver = Callable[[Change, bool], None]
 class SharedWatch:
     """One register's watcher's part in Redis: lease, interest, state and the channel."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        import redis.asyncio as redis
-
-        # The client is typed loosely: redis-py's command methods are typed sync-or-async.
-        self.client: Any = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, redis: RedisOwner, prefix: str) -> None:
+        self.redis = redis
+        self.client: Any = redis.client
         self.lease_key = f"{prefix}leader"
         self.interest_key = f"{prefix}interest"
         self.state_key = f"{prefix}state"
         self.channel = f"{prefix}changes"
         self.token = secrets.token_hex(8)
         self.holding = False
-        self._down_until = 0.0
         self._saved: str | None = None
         self._listener: asyncio.Task[None] | None = None
 
     @property
     def available(self) -> bool:
         """Whether Redis is to be used now (not within a pause after a failure)."""
-        return time.monotonic() >= self._down_until
+        return self.redis.available
 
     def _failed(self, what: str, exc: BaseException) -> None:
-        if self.available:
-            log.warning("events: Redis unavailable (%s while %s); polling locally", exc, what)
-        self._down_until = time.monotonic() + _RETRY_AFTER
+        log.info("events: Redis failed while %s (%s); polling locally", what, exc)
+        self.redis.failed("events", exc)
 
     # -- channel -----------------------------------------------------------------------
 
@@ -97,7 +94,7 @@ class SharedWatch:
 
     async def _listen(self, deliver: Deliver, subscribed: asyncio.Event) -> None:
         while True:
-            pubsub = self.client.pubsub()
+            pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 subscribed.set()
@@ -110,7 +107,7 @@ class SharedWatch:
             except Exception as exc:  # a lost connection: subscribe again after a pause
                 self._failed("listening", exc)
                 subscribed.set()
-                await asyncio.sleep(_RETRY_AFTER)
+                await asyncio.sleep(RETRY_AFTER)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -128,9 +125,10 @@ class SharedWatch:
         if not self.available or self._listener is None or self._listener.done():
             return False
         try:
-            await self.client.publish(self.channel, change.encode(self.token))
-        except Exception as exc:
-            self._failed("publishing", exc)
+            await self.redis.run(
+                "events", lambda: self.client.publish(self.channel, change.encode(self.token))
+            )
+        except RedisUnavailable:
             return False
         return True
 
@@ -145,7 +143,8 @@ class SharedWatch:
         None when Redis failed.
         """
         lease = max(_MIN_LEASE, 3 * interval)
-        try:
+
+        async def coordinate() -> tuple[bool, frozenset[str]]:
             await self._announce(local, lease)
             was = self.holding
             self.holding = await self._lease(lease)
@@ -154,8 +153,13 @@ class SharedWatch:
             if not was:
                 await self._restore(detector)
             return True, await self._interest() | local
-        except Exception as exc:
-            self._failed("coordinating", exc)
+
+        if not self.available:
+            self.holding = False
+            return None
+        try:
+            return await self.redis.run("events", coordinate)
+        except RedisUnavailable:
             self.holding = False
             return None
 
@@ -207,14 +211,15 @@ class SharedWatch:
         if text == self._saved:
             return
         try:
-            await self.client.set(self.state_key, text, ex=_STATE_SECONDS)
-        except Exception as exc:
-            self._failed("saving the state", exc)
+            await self.redis.run(
+                "events", lambda: self.client.set(self.state_key, text, ex=_STATE_SECONDS)
+            )
+        except RedisUnavailable:
             return
         self._saved = text
 
     async def stop(self) -> None:
-        """Stop listening, give the lease up and close the connection."""
+        """Stop listening and give the lease up (the owner closes the connection)."""
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
@@ -224,5 +229,3 @@ class SharedWatch:
             with contextlib.suppress(Exception):
                 await self.client.eval(_RELEASE, 1, self.lease_key, self.token)
             self.holding = False
-        with contextlib.suppress(Exception):
-            await self.client.aclose()

@@ -40,6 +40,7 @@ from gateway.sources import kinds
 from gateway.sources.cache import Cache
 from gateway.sources.observe import Metrics, ObserveMiddleware
 from gateway.sources.port import Services, Source
+from gateway.sources.redis import RedisOwner
 
 __all__ = ["Gateway", "create_app"]
 
@@ -137,8 +138,11 @@ def load_gateway(settings: Settings) -> Gateway:
     if not report.ok:
         raise DescriptorError("the registers are invalid:\n" + report.render())
     metrics = Metrics()
+    # One Redis owner for the cache, the rate limits and the events (closed in the lifespan).
+    redis = RedisOwner(settings.cache_url) if settings.cache_url else None
     cache = Cache(
         settings.cache_url,
+        redis=redis,
         version=_model_version(report.registers),
         max_bytes={
             "upstream": settings.upstream_cache_max_bytes,
@@ -176,7 +180,11 @@ def create_app(settings: Settings) -> Starlette:
     metrics = gateway.runtime.metrics
     assert metrics is not None
 
-    limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+    redis = gateway.services_cache.redis
+    limiter = None
+    if settings.rate_limit:
+        same = redis is not None and redis.url == settings.rate_limit.redis_url
+        limiter = RateLimiter(settings.rate_limit, redis=redis if same else None)
 
     async def sweep_caches() -> None:
         # Expired entries go even when nothing is looked up or stored.
@@ -203,6 +211,8 @@ def create_app(settings: Settings) -> Starlette:
                 await limiter.aclose()
             if gateway.runtime.cache is not None:
                 await gateway.runtime.cache.close()
+            if redis is not None:
+                await redis.aclose()
 
     graphql = _Dispatch(gateway)
 

@@ -1,8 +1,9 @@
 """Per-key and per-IP rate limits: fixed one-minute windows, in memory or in Redis.
 
-With Redis, several gateway processes share the counters. If Redis cannot be reached the
-limiter counts in memory (per process) and logs a warning, so a Redis outage never stops
-the gateway from answering.
+With Redis (the app's :class:`gateway.sources.redis.RedisOwner`), several gateway processes
+share the counters. If Redis cannot be reached the limiter counts in memory (per process)
+under the owner's policy (a warning, a pause of a few seconds, then Redis again), so a Redis
+outage never stops the gateway from answering.
 
 Every operation counts: an HTTP request, and each ``subscribe`` message on a WebSocket
 (answered, over the limit, with a graphql-transport-ws ``error`` for that operation; a
@@ -15,6 +16,7 @@ of request headers (:class:`HeaderLimitMiddleware`). See ``docs/limits-operation
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.sources.redis import RedisOwner, RedisUnavailable
 
 __all__ = [
     "HeaderLimitMiddleware",
@@ -53,16 +57,23 @@ class RateLimitSettings:
 class RateLimiter:
     """Counts requests per identity and window."""
 
-    def __init__(self, settings: RateLimitSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: RateLimitSettings,
+        clock: Callable[[], float] = time.time,
+        redis: RedisOwner | None = None,
+    ) -> None:
+        """``redis``: the app's Redis owner (closed by the app); without it, a ``redis_url``
+        in the settings makes one that :meth:`aclose` closes.
+        """
         self.settings = settings
         self.clock = clock
         self._counts: dict[tuple[str, int], int] = {}
         self._window = 0
-        self._redis: Any = None
-        if settings.redis_url:
-            import redis.asyncio as redis
-
-            self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5)
+        self._owns_redis = redis is None and bool(settings.redis_url)
+        self._redis = redis
+        if redis is None and settings.redis_url:
+            self._redis = RedisOwner(settings.redis_url)
 
     async def hit(self, identity: str, limit: int) -> int | None:
         """Count one request; None if allowed, else the seconds until the window ends."""
@@ -73,16 +84,19 @@ class RateLimiter:
         return retry if count > limit else None
 
     async def _count(self, identity: str, window: int) -> int:
-        if self._redis is not None:
+        if self._redis is not None and self._redis.available:
             key = f"dls:rate:{identity}:{window}"
-            try:
-                async with self._redis.pipeline(transaction=True) as pipe:
+            client = self._redis.client
+
+            async def count() -> Any:
+                async with client.pipeline(transaction=True) as pipe:
                     pipe.incr(key)
                     pipe.expire(key, WINDOW * 2)
-                    count, _ = await pipe.execute()
-                return int(count)
-            except Exception as exc:  # any Redis failure: degrade, do not fail requests
-                log.warning("rate limiting in memory: Redis unavailable (%s)", type(exc).__name__)
+                    return await pipe.execute()
+
+            with contextlib.suppress(RedisUnavailable):  # degrade, do not fail requests
+                counted, _ = await self._redis.run("rate limits", count)
+                return int(counted)
         if self._counts and window > self._window:
             self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
         self._window = max(self._window, window)
@@ -91,7 +105,7 @@ class RateLimiter:
         return self._counts[key_local]
 
     async def aclose(self) -> None:
-        if self._redis is not None:
+        if self._owns_redis and self._redis is not None:
             await self._redis.aclose()
 
 

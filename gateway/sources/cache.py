@@ -5,9 +5,11 @@
   persisted documents (``apq:…``) and everything else, the upstream rows and files. An entry
   larger than half its tier's budget is not kept in process. Expired entries are swept every
   ``sweep_interval`` seconds (on insert, and by :meth:`Cache.sweep`), looked up or not.
-- **L2** is Redis (aiocache's ``RedisCache``) when a URL is configured, so that several
+- **L2** is Redis (aiocache's ``RedisCache``, on the client of the app's
+  :class:`gateway.sources.redis.RedisOwner`) when a URL is configured, so that several
   gateway processes share what any of them fetched. If Redis fails, the cache keeps working
-  on L1 alone, logs a warning, and tries Redis again a few seconds later.
+  on L1 alone, and the owner's policy (one immediate retry, then a pause of a few seconds,
+  one warning) decides when Redis is tried again.
 
 ``get_or_fetch`` returns a fresh value, or runs ``fetch`` once for a key however many
 callers (in this process, and in other processes through a Redis lock that expires if its
@@ -42,6 +44,7 @@ from aiocache import RedisCache
 from aiocache.serializers import PickleSerializer
 
 from gateway.model.errors import QueryTooComplexError, UpstreamError
+from gateway.sources.redis import RedisOwner, RedisUnavailable
 
 __all__ = ["DEFAULT_MAX_BYTES", "NOTICES", "TIERS", "Cache", "CacheStats", "Entry", "size_of"]
 
@@ -51,8 +54,6 @@ T = TypeVar("T")
 
 # Notices about stale answers, collected per request (the request context sets the list).
 NOTICES: ContextVar[list[dict[str, Any]] | None] = ContextVar("dls_cache_notices", default=None)
-
-_RETRY_REDIS_AFTER = 5.0
 
 TIERS = ("upstream", "response", "apq")
 # In-process bytes per tier unless the configuration says otherwise.
@@ -156,7 +157,11 @@ class Cache:
         max_bytes: Mapping[str, int] | None = None,
         sweep_interval: float = 10.0,
         lock_timeout: float = 30.0,
+        redis: RedisOwner | None = None,
     ) -> None:
+        """``redis``: the app's Redis owner (closed by the app); without it, a ``url`` makes
+        one that :meth:`close` closes.
+        """
         self.namespace = f"{namespace}:{version}:" if version else f"{namespace}:"
         self.max_entries = max_entries
         self.max_bytes = {**DEFAULT_MAX_BYTES, **(max_bytes or {})}
@@ -171,45 +176,41 @@ class Cache:
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._refreshing: set[asyncio.Task[Any]] = set()
         self._redis: RedisCache | None = None
-        self._redis_down_until = 0.0
-        self.url = url
-        if url:
-            self._redis = _redis_cache(url, self.namespace)
+        self._owns_redis = redis is None and bool(url)
+        self.redis = redis if redis is not None else (RedisOwner(url) if url else None)
+        self.url = self.redis.url if self.redis is not None else None
+        if self.redis is not None:
+            self._redis = _redis_cache(self.redis, self.namespace)
         self.stats = CacheStats()
 
     # -- tiers ------------------------------------------------------------------------
 
     @property
     def redis_available(self) -> bool:
-        return self._redis is not None and time.monotonic() >= self._redis_down_until
+        return self.redis is not None and self.redis.available
 
-    def _redis_failed(self, exc: BaseException) -> None:
-        self.stats.redis_errors += 1
-        if time.monotonic() >= self._redis_down_until:
-            log.warning(
-                "Redis cache unavailable (%s); caching in this process only for now",
-                type(exc).__name__,
-            )
-        self._redis_down_until = time.monotonic() + _RETRY_REDIS_AFTER
+    @property
+    def _redis_down_until(self) -> float:
+        """Until when Redis is paused (the owner's; settable, e.g. to end a pause in a test)."""
+        return self.redis.down_until if self.redis is not None else 0.0
+
+    @_redis_down_until.setter
+    def _redis_down_until(self, value: float) -> None:
+        if self.redis is not None:
+            self.redis.down_until = value
 
     async def _redis_call(self, call: Callable[[RedisCache], Awaitable[Any]]) -> Any:
-        """Run a Redis operation; None (and L1 only for a while) if Redis fails.
-
-        A pooled connection may have died with a Redis restart: one immediate retry on a
-        fresh connection tells a dead connection from a dead server.
+        """Run a Redis operation under the owner's policy; None (L1 only for a while) if
+        Redis fails. aiocache's ``ValueError`` (``add`` of an existing key) is an answer.
         """
-        if not self.redis_available:
+        if self.redis is None or self._redis is None:
             return None
-        assert self._redis is not None
-        for attempt in (1, 2):
-            try:
-                return await call(self._redis)
-            except ValueError:
-                raise
-            except Exception as exc:  # any Redis failure degrades to L1
-                if attempt == 2:
-                    self._redis_failed(exc)
-        return None
+        backend = self._redis
+        try:
+            return await self.redis.run("cache", lambda: call(backend), passing=(ValueError,))
+        except RedisUnavailable:
+            self.stats.redis_errors += 1
+            return None
 
     async def _l2_get(self, key: str) -> Entry | None:
         found = await self._redis_call(lambda redis: redis.get(key))
@@ -452,24 +453,23 @@ class Cache:
         """Stop background refreshes and release Redis."""
         for task in list(self._refreshing):
             task.cancel()
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                # aiocache's close() leaves the connection pool open on redis-py 5+.
-                await self._redis.client.aclose(close_connection_pool=True)
+        if self._owns_redis and self.redis is not None:
+            await self.redis.aclose()
 
 
-def _redis_cache(url: str, namespace: str) -> RedisCache:
+def _redis_cache(owner: RedisOwner, namespace: str) -> RedisCache:
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
-    database = int(parts.path.strip("/") or 0)
-    return RedisCache(
+    parts = urlsplit(owner.url)
+    cache = RedisCache(
         serializer=PickleSerializer(),
         endpoint=parts.hostname or "127.0.0.1",
         port=parts.port or 6379,
-        db=database,
+        db=int(parts.path.strip("/") or 0),
         password=parts.password,
         namespace=namespace,
         timeout=1,
-        create_connection_timeout=1,
     )
+    # The owner's client (its pool and timeouts) instead of a pool of aiocache's own.
+    cache.client = owner.client
+    return cache
