@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from resolvers.replica_kit.faults import Fault
 from tests.resolvers.odata import raw as ft_raw
 from tests.resolvers.valg_sftp.rawdata import FV, geografi, read_raw
 from tests.resolvers.volby_xml.raw import batch_files, newest_precincts
@@ -243,17 +242,16 @@ CONTRACT_KINDS: tuple[ContractKind, ...] = (FT, VALG, CZPREZ, DE)
 
 def faults_of(handle: Any) -> Any:
     """The fault set of a running replica (the DE demo handle holds its replica)."""
-    faults = getattr(handle, "faults", None)
-    if faults is None:
-        faults = handle.replica.faults
-    return faults
+    return getattr(handle, "replica", handle).faults
 
 
 def break_upstream(handle: Any) -> None:
-    """Make every request to the replica fail: the kit's ``status`` fault, or — on a replica
-    still on its own fault switches — reads slower than the adapter waits."""
+    """Make every request to the replica fail: the replica kit's ``status`` fault, or — on a
+    replica still on its own fault switches (VALG's) — reads slower than the adapter waits."""
     faults = faults_of(handle)
     if hasattr(faults, "inject"):
+        from resolvers.replica_kit.faults import Fault
+
         faults.inject(Fault("status", status=503, times=None))
     else:
         faults.read_delay = 5.0
