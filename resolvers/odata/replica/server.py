@@ -7,23 +7,21 @@ included; ``$filter``/``$orderby``/``$select``/``$top``/``$skip``/``$inlinecount
 an empty body for malformed options; an IIS ``404`` page for unknown entity sets and for
 ``Sambehandlinger`` (listed in ``$metadata``, missing on the real service); ``501`` for writes.
 
-For tests and benchmarks it logs every request and can add latency and faults on demand.
+For tests and benchmarks it logs every request and can add latency and faults on demand (the
+replica kit's :class:`~resolvers.replica_kit.faults.Fault` vocabulary).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
-import socket
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias, cast
+from typing import Any, Final
 from urllib.parse import quote, unquote_to_bytes
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.http.server import RunningServer, serve_asgi
 from gateway.sources.kinds import DemoHandle
@@ -43,15 +41,17 @@ from resolvers.odata.replica.query import (
     parse_options,
     parse_query_string,
 )
+from resolvers.replica_kit.faults import Fault, Faults
+from resolvers.replica_kit.http import FaultyHttp, describe_http
+from resolvers.replica_kit.log import Request, RequestLog
 
 __all__ = [
     "DEFAULT_DATA_DIR",
-    "FAULTS",
+    "Fault",
     "FtData",
     "FtEntitySet",
     "FtProperty",
     "FtReplica",
-    "RequestRecord",
     "demo_replica",
     "load_ft_data",
 ]
@@ -196,41 +196,23 @@ def _split_key(resource: str) -> tuple[str, str | None]:
 
 # --- the replica ------------------------------------------------------------------------------
 
-Fault: TypeAlias = Literal["error500", "error503", "timeout", "truncate", "malformed", "drop"]
-FAULTS: Final[frozenset[str]] = frozenset(
-    {"error500", "error503", "timeout", "truncate", "malformed", "drop"}
-)
-_HOLD_SECONDS: Final = 3600.0
+
+def _status_body(status: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """What IIS and the service answer with an error status."""
+    if status == 503:
+        return _UNAVAILABLE_PAGE, [(b"content-type", b"text/html")]
+    reply = _error_reply(status, "An error has occurred.")
+    return reply.body, list(reply.headers)
 
 
-@dataclass(slots=True)
-class RequestRecord:
-    """One request the replica received."""
-
-    method: str
-    raw_path: str
-    """The path as sent, percent-encoding kept."""
-    path: str
-    """The percent-decoded path."""
-    query: dict[str, str]
-    """Decoded query parameters (the first of repeated names)."""
-    query_string: str
-    """The raw query string."""
-    time: float
-    """When it arrived (``time.time()``)."""
-    status: int | None = None
-    """Status sent, or None while pending or when the connection was dropped."""
-    fault: str | None = None
-    """The injected fault that answered it, if any."""
-    request_id: str = ""
-    """The ``X-Request-ID`` header the client sent (empty if none)."""
-
-
-@dataclass(slots=True)
-class _Injection:
-    fault: Fault
-    remaining: int | None
-    path_contains: str | None
+def _describe(scope: Scope) -> Request:
+    request = describe_http(scope)
+    params: dict[str, str] = {}
+    with contextlib.suppress(QueryOptionError):
+        for name, value in parse_query_string(scope.get("query_string", b"")):
+            params.setdefault(name, value)
+    request.params = params
+    return request
 
 
 # The register the recorded data in data/ft was recorded from.
@@ -240,10 +222,15 @@ RECORDED_REGISTERS: tuple[str, ...] = ("FT",)
 class FtReplica:
     """The FT OData replica: an ASGI app plus a loopback server and test switches.
 
+    Faults (:attr:`faults`, the kit's vocabulary): ``status`` answers IIS's 503 page, or the
+    service's OData error for other statuses; ``malformed`` is a 200 with an HTML error page;
+    ``cut`` announces the whole body and closes the connection part-way. Every request is
+    logged in :attr:`log`.
+
     Example::
 
         async with FtReplica() as replica:
-            replica.inject("error503", times=2)
+            replica.faults.inject(Fault("status", status=503, times=2))
             ...  # GET replica.url + "Stemme"
     """
 
@@ -251,14 +238,30 @@ class FtReplica:
         self._service = _FtService(data if data is not None else load_ft_data(), page_size)
         self.registers: tuple[str, ...] = RECORDED_REGISTERS
         """The registers served (``overrides`` names them)."""
-        self.requests: list[RequestRecord] = []
-        self.latency: float = 0.0
-        """Seconds added before every response."""
-        self._faults: list[_Injection] = []
+        self.faults = Faults()
+        """The faults to inject."""
+        self.log = RequestLog()
+        """Every request received."""
         self._server: RunningServer | None = None
-        self._stopping = asyncio.Event()
-        self.app: ASGIApp = _AsgiApp(self._asgi)
+        self._layer = FaultyHttp(
+            _AsgiApp(self._asgi),
+            faults=self.faults,
+            log=self.log,
+            describe=_describe,
+            status_body=_status_body,
+            malformed=lambda _body: _MALFORMED_BODY,
+        )
+        self.app: ASGIApp = _AsgiApp(self._layer)
         """The ASGI application (serve it elsewhere, or use :meth:`start`)."""
+
+    @property
+    def latency(self) -> float:
+        """Seconds added before every response."""
+        return self._layer.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._layer.latency = seconds
 
     # control
 
@@ -266,7 +269,7 @@ class FtReplica:
         """Serve on ``host:port`` (0 = any free port) until :meth:`stop`."""
         if self._server is not None:
             raise RuntimeError("the replica is already running")
-        self._stopping = asyncio.Event()
+        self._layer.starting()
         self._server = await serve_asgi(self.app, host, port)
         return self
 
@@ -274,7 +277,7 @@ class FtReplica:
         """Stop serving; requests held by faults or latency end at once."""
         server, self._server = self._server, None
         if server is not None:
-            self._stopping.set()
+            self._layer.stopping()
             await server.stop()
 
     async def __aenter__(self) -> FtReplica:
@@ -302,44 +305,9 @@ class FtReplica:
         """``Source.json`` options pointing the served registers at this replica."""
         return {name: {"url": self.url} for name in self.registers}
 
-    def inject(
-        self, fault: str, *, times: int | None = 1, path_contains: str | None = None
-    ) -> None:
-        """Answer the next ``times`` matching requests (None: all) with ``fault``.
-
-        Faults: ``error500``, ``error503``, ``timeout`` (held open until the client gives up
-        or the replica stops), ``truncate`` (half the declared body, then the connection
-        closes), ``malformed`` (200 with a body that is not JSON), ``drop`` (connection closed
-        without a response). ``path_contains`` limits it to paths (decoded or raw) holding it.
-        """
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
-        if times is not None and times < 1:
-            raise ValueError("times must be at least 1, or None for every request")
-        self._faults.append(_Injection(cast(Fault, fault), times, path_contains))
-
-    def clear_faults(self) -> None:
-        """Remove every pending fault."""
-        self._faults.clear()
-
     def data_requests(self) -> int:
         """How many requests were received, ``$metadata`` ones excepted."""
-        return sum(1 for record in self.requests if not record.path.endswith("/$metadata"))
-
-    def reset_log(self) -> None:
-        """Forget the requests received so far."""
-        self.requests.clear()
-
-    def _take_fault(self, record: RequestRecord) -> Fault | None:
-        for injection in self._faults:
-            wanted = injection.path_contains
-            if wanted is None or wanted in record.path or wanted in record.raw_path:
-                if injection.remaining is not None:
-                    injection.remaining -= 1
-                    if injection.remaining == 0:
-                        self._faults.remove(injection)
-                return injection.fault
-        return None
+        return len(self.log.where(test=lambda r: not r.path.endswith("/$metadata")))
 
     # ASGI
 
@@ -349,71 +317,21 @@ class FtReplica:
             return
         if scope["type"] != "http":
             return
-        record = _record(scope)
-        self.requests.append(record)
-        transport = _transport_of(send)
-        if transport is not None:
-            _no_delay(transport)
-        send = _recording(send, record)
+        method: str = scope["method"]
         try:
-            await self._handle(scope, receive, send, record, transport)
+            reply = self._reply(scope, method)
         except Exception:
-            _log.exception("FT replica failed on %s %s", record.method, record.raw_path)
-            if record.status is None:
-                await _send_reply(send, _Reply(500), head=False)
+            _log.exception("FT replica failed on %s %s", method, scope.get("path"))
+            reply = _Reply(500)
+        await _send_reply(send, reply, head=method == "HEAD")
 
-    async def _handle(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        record: RequestRecord,
-        transport: asyncio.BaseTransport | None,
-    ) -> None:
-        if self.latency > 0:
-            await self._sleep(self.latency)
-        record.fault = fault = self._take_fault(record)
-        if fault == "timeout":
-            await self._hold(receive, transport)
-            return
-        if fault == "drop" and transport is not None:
-            await _close(receive, transport)
-            return
-        reply = self._reply(scope, record, fault)
-        if fault in ("truncate", "drop"):
-            await _send_truncated(send, receive, transport, reply)
-            return
-        await _send_reply(send, reply, head=record.method == "HEAD")
-
-    def _reply(self, scope: Scope, record: RequestRecord, fault: Fault | None) -> _Reply:
-        if fault == "error500":
-            return _error_reply(500, "An error has occurred.")
-        if fault == "error503":
-            return _Reply(503, _UNAVAILABLE_PAGE, ((b"content-type", b"text/html"),))
-        if fault == "malformed":
-            return _Reply(200, _MALFORMED_BODY, ((b"content-type", _JSON_TYPE), *_COMMON_HEADERS))
+    def _reply(self, scope: Scope, method: str) -> _Reply:
         try:
             path = _decode_path(scope)
         except UnicodeDecodeError:
             return _bad_request()
         raw_query: bytes = scope.get("query_string", b"")
-        return self._service.respond(record.method, path, raw_query, _root(scope))
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-
-    async def _hold(self, receive: Receive, transport: asyncio.BaseTransport | None) -> None:
-        """Keep the request open until the client leaves or the replica stops."""
-        gone = asyncio.ensure_future(_wait_disconnect(receive))
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({gone, stopping}, timeout=_HOLD_SECONDS, return_when="FIRST_COMPLETED")
-        for task in (gone, stopping):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if transport is not None and not transport.is_closing():
-            await _close(receive, transport)
+        return self._service.respond(method, path, raw_query, _root(scope))
 
 
 class _AsgiApp:
@@ -424,24 +342,6 @@ class _AsgiApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handler(scope, receive, send)
-
-
-def _record(scope: Scope) -> RequestRecord:
-    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-    query_string: bytes = scope.get("query_string", b"")
-    query: dict[str, str] = {}
-    with contextlib.suppress(QueryOptionError):
-        for name, value in parse_query_string(query_string):
-            query.setdefault(name, value)
-    return RequestRecord(
-        method=scope["method"],
-        raw_path=raw_path.decode("latin-1"),
-        path=unquote_to_bytes(raw_path).decode("utf-8", errors="replace"),
-        query=query,
-        query_string=query_string.decode("latin-1"),
-        time=time.time(),
-        request_id=dict(scope.get("headers", ())).get(b"x-request-id", b"").decode("latin-1"),
-    )
 
 
 def _decode_path(scope: Scope) -> str:
@@ -458,67 +358,10 @@ def _root(scope: Scope) -> str:
     return f"{scope.get('scheme', 'http')}://{host}/api/"
 
 
-def _recording(send: Send, record: RequestRecord) -> Send:
-    async def recording_send(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            record.status = message["status"]
-        await send(message)
-
-    return recording_send
-
-
-def _transport_of(send: Send) -> asyncio.BaseTransport | None:
-    """The connection's transport behind uvicorn's ``send``, to break connections on purpose.
-
-    ASGI has no way to abort a response; uvicorn's send is a method of its request cycle,
-    which holds the transport. Other servers give None, and faults fall back to ASGI means.
-    """
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    return transport if isinstance(transport, asyncio.BaseTransport) else None
-
-
-def _no_delay(transport: asyncio.BaseTransport) -> None:
-    """Turn Nagle's algorithm off for the connection.
-
-    asyncio sets TCP_NODELAY only on sockets whose protocol number is IPPROTO_TCP, which a
-    listener made by ``socket.socket(AF_INET, SOCK_STREAM)`` is not; uvicorn writes headers and
-    body separately, so each response would otherwise wait ~40 ms for a delayed ACK.
-    """
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _close(receive: Receive, transport: asyncio.BaseTransport) -> None:
-    """Close the connection and wait until the server has noticed, so it adds nothing."""
-    transport.close()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(_wait_disconnect(receive), timeout=5)
-
-
 async def _send_reply(send: Send, reply: _Reply, *, head: bool) -> None:
     headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode())]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else reply.body})
-
-
-async def _send_truncated(
-    send: Send, receive: Receive, transport: asyncio.BaseTransport | None, reply: _Reply
-) -> None:
-    """Declare the whole body, send half of it, and end the connection."""
-    headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode())]
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    half = reply.body[: len(reply.body) // 2]
-    await send({"type": "http.response.body", "body": half, "more_body": True})
-    if transport is not None:
-        await _close(receive, transport)
-    # Without a transport, returning early makes the server close the connection.
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -10,7 +10,8 @@ host key of its own, and serves ``/data/<election roots>`` from ``data/valg/``:
   ``public-key.pem`` and the ``-DDMMYYYYHHmm`` suffix restored on every name;
 - ``Snitfladebeskrivelser/`` in every root.
 
-**Replay clock** (:class:`ReplayClock`): the server shows the tree as it stood at one instant
+**Replay clock** (the replica kit's :class:`ReplayClock`, used for its instant): the server
+shows the tree as it stood at one instant
 (only files released by then, and only the newest version of each entity, as the real server
 keeps), or replays a window faster than real time. A newer version that is still incomplete
 (zero bytes or half written) does not yet replace its predecessor, which stays listed, as a
@@ -18,21 +19,26 @@ server writing a new file before deleting the old one would. Default: the end of
 ``gateway demo`` replays a window when ``VALG_REPLICA_REPLAY`` says so (see
 :func:`demo_replica`).
 
-**Faults on demand** (:class:`Faults`): zero-byte or half-written newest file, wrong
-signature, dropped connections, slow reads, a listing that changes between two reads (the
-clock steps on every listing). Every request is logged (:attr:`ValgReplica.log`) so tests can
-count downloads.
+**Faults on demand** (the replica kit's :class:`Fault` vocabulary, matched against paths such
+as ``/data/<root>/valgresultater/<file>``), as SFTP has them: ``truncate`` lists and serves the
+newest version of matching files short (``keep=0``: zero bytes), as while it is being written;
+``malformed`` gives it a signature that does not verify; ``slow`` delays the answer and every
+read of an opened file; ``cut`` breaks the connection part-way through a file or a listing;
+``drop`` aborts the connection; ``status`` answers an SFTP failure; ``timeout`` holds the
+request. A listing that changes between two reads: the clock steps by ``clock.step`` on every
+listing. Every request is logged (:attr:`ValgReplica.log`: ``list``, ``open``, ``stat``) so
+tests can count downloads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
 import posixpath
 import stat
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +48,9 @@ import asyncssh
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from resolvers.replica_kit.clock import ReplayClock
+from resolvers.replica_kit.faults import Fault, Faults
+from resolvers.replica_kit.log import Request, RequestLog
 from resolvers.valg_sftp.replica.archive import (
     DATA_DIR,
     FV_ROOT,
@@ -51,8 +60,7 @@ from resolvers.valg_sftp.replica.archive import (
 )
 
 __all__ = [
-    "Faults",
-    "LogEntry",
+    "Fault",
     "ReplayClock",
     "ValgReplica",
     "demo_replica",
@@ -70,71 +78,9 @@ _DIR_MODE = stat.S_IFDIR | 0o555
 _FILE_MODE = stat.S_IFREG | 0o444
 
 
-class ReplayClock:
-    """The instant the replica shows: fixed, stepping on every listing, or replaying.
-
-    All instants are naive UTC datetimes.
-    """
-
-    def __init__(self, instant: dt.datetime) -> None:
-        self._instant = instant
-        self._replay: tuple[dt.datetime, dt.datetime, float, float] | None = None
-        self.step_per_listing: dt.timedelta | None = None
-
-    def now(self) -> dt.datetime:
-        """The instant shown now."""
-        if self._replay is None:
-            return self._instant
-        start, end, speed, began = self._replay
-        elapsed = (time.monotonic() - began) * speed
-        return min(end, start + dt.timedelta(seconds=elapsed))
-
-    def set(self, instant: dt.datetime) -> None:
-        """Show the server as it stood at ``instant`` (and stop any replay)."""
-        self._replay = None
-        self._instant = instant
-
-    def replay(self, start: dt.datetime, end: dt.datetime, speed: float = 60.0) -> None:
-        """Run from ``start`` to ``end`` at ``speed`` times real time, then stay at ``end``."""
-        if speed <= 0:
-            raise ValueError("speed must be positive")
-        self._replay = (start, end, speed, time.monotonic())
-
-    def listed(self) -> None:
-        """A directory was listed: step a fixed clock forward if asked to."""
-        if self.step_per_listing is not None and self._replay is None:
-            self._instant += self.step_per_listing
-
-
-@dataclass
-class Faults:
-    """Faults to inject. Path patterns are substrings of paths below ``/data``.
-
-    ``empty``/``truncated``/``bad_signature`` apply to the newest listed version of each
-    matching series; ``drop_after`` drops the connection once after that many requests.
-    """
-
-    empty: set[str] = field(default_factory=set)
-    truncated: set[str] = field(default_factory=set)
-    bad_signature: set[str] = field(default_factory=set)
-    read_delay: float = 0.0
-    drop_after: int | None = None
-
-    def clear(self) -> None:
-        """Remove every fault."""
-        self.empty.clear()
-        self.truncated.clear()
-        self.bad_signature.clear()
-        self.read_delay = 0.0
-        self.drop_after = None
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One request the replica served: ``op`` is ``list``, ``open`` or ``stat``."""
-
-    op: str
-    path: str
+# Faults answered when a request arrives; the others shape the newest version of a file.
+_REQUEST_FAULTS = frozenset({"status", "slow", "timeout", "drop", "cut"})
+_HOLD_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +91,8 @@ class _Node:
     size: int = 0
     mtime: int = 0
     content: Callable[[], bytes] = field(default=lambda: b"", compare=False)
-
-
-def _matches(path: str, patterns: Iterable[str]) -> bool:
-    return any(pattern in path for pattern in patterns)
+    fault: str | None = field(default=None, compare=False)
+    """The kind of the fault that shapes this file (``truncate``, ``malformed``), if any."""
 
 
 class _Signer:
@@ -202,13 +146,15 @@ class _Tree:
         ]
         return min(releases) if releases else dt.datetime.max
 
+    def _standing(self, item: DataFile, newest: bool, kind: str) -> Fault | None:
+        if not newest:
+            return None
+        return self.faults.peek(f"/data/{item.path}", kinds=(kind,))
+
     def served_bytes(self, item: DataFile, newest: bool) -> bytes:
         """The bytes a download of ``item`` returns (a fault may cut them)."""
-        if newest and _matches(item.path, self.faults.empty):
-            return b""
-        if newest and _matches(item.path, self.faults.truncated):
-            return item.data[: len(item.data) // 2]
-        return item.data
+        fault = self._standing(item, newest, "truncate")
+        return item.data if fault is None else fault.kept(item.data)
 
     def signature(self, item: DataFile, newest: bool) -> bytes | None:
         """The ``.json.hash`` content for ``item`` (None: the server has none)."""
@@ -218,7 +164,7 @@ class _Tree:
             signature = item.signature
         else:
             return None
-        if newest and _matches(item.path, self.faults.bad_signature):
+        if self._standing(item, newest, "malformed") is not None:
             signature = bytes([signature[0] ^ 0xFF]) + signature[1:]
         return signature
 
@@ -234,11 +180,13 @@ class _Tree:
         name = posixpath.basename(item.path)
         mtime = self._mtime(item)
         data = self.served_bytes(item, newest)
-        out = {name: _Node(False, len(data), mtime, lambda: data)}
+        short = "truncate" if len(data) != len(item.data) else None
+        out = {name: _Node(False, len(data), mtime, lambda: data, short)}
         size = self._signature_size(item)
         if size is not None:
+            wrong = "malformed" if self._standing(item, newest, "malformed") else None
             out[f"{name}.hash"] = _Node(
-                False, size, mtime, lambda: self.signature(item, newest) or b""
+                False, size, mtime, lambda: self.signature(item, newest) or b"", wrong
             )
         return out
 
@@ -327,9 +275,15 @@ class _ServerSession(asyncssh.SSHServer):
 
 
 class _OpenFile:
-    def __init__(self, data: bytes, mtime: int) -> None:
+    def __init__(
+        self, data: bytes, mtime: int, fault: Fault | None, conn: asyncssh.SSHServerConnection
+    ) -> None:
         self.data = data
         self.mtime = mtime
+        self.delay = fault.delay if fault is not None and fault.kind == "slow" else 0.0
+        # A cut file: the connection breaks once a read reaches this offset.
+        self.cut = len(fault.kept(data)) if fault is not None and fault.kind == "cut" else None
+        self.conn = conn
 
 
 class _ValgSFTPServer(asyncssh.SFTPServer):
@@ -376,8 +330,8 @@ class _ValgSFTPServer(asyncssh.SFTPServer):
             atime=node.mtime,
         )
 
-    async def _request(self, op: str, path: str) -> None:
-        await self._replica.request(op, path, self.connection)
+    async def _request(self, op: str, path: str) -> tuple[Request, Fault | None]:
+        return await self._replica.request(op, path, self.connection)
 
     # -- read operations ---------------------------------------------------------------
 
@@ -394,7 +348,7 @@ class _ValgSFTPServer(asyncssh.SFTPServer):
 
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
         normal = self._normal(path)
-        await self._request("list", normal)
+        request, fault = await self._request("list", normal)
         node = self._lookup(normal)
         if not node.is_dir:
             raise asyncssh.SFTPNoSuchFile(f"{normal}: not a directory")
@@ -403,27 +357,44 @@ class _ValgSFTPServer(asyncssh.SFTPServer):
         else:
             relative = "" if normal == "/data" else normal[len("/data/") :]
             entries = self._replica.entries(relative)
-            self._replica.clock.listed()
+            self._replica.clock.tick()
+        request.size = len(entries)
+        cut = len(entries) // 2 if fault is not None and fault.kind == "cut" else None
         for name in (".", ".."):
             yield asyncssh.SFTPName(name.encode(), attrs=self._attrs(_Node(is_dir=True)))
-        for name, entry in entries.items():
+        for number, (name, entry) in enumerate(entries.items()):
+            if number == cut:
+                self.connection.abort()
+                raise asyncssh.SFTPConnectionLost("connection broken mid-listing")
             yield asyncssh.SFTPName(name.encode(), attrs=self._attrs(entry))
 
     async def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> _OpenFile:
         normal = self._normal(path)
         if pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_APPEND | asyncssh.FXF_CREAT):
             raise asyncssh.SFTPPermissionDenied("read-only server")
-        await self._request("open", normal)
+        request, fault = await self._request("open", normal)
         node = self._lookup(normal)
         if node.is_dir:
             raise asyncssh.SFTPFailure(f"{normal} is a directory")
-        return _OpenFile(node.content(), node.mtime)
+        if node.fault is not None:
+            # The download of a file a standing fault shapes uses one of its times.
+            self._replica.faults.take(request, kinds=(node.fault,))
+            request.fault = request.fault or node.fault
+        content = node.content()
+        request.size = len(content)
+        return _OpenFile(content, node.mtime, fault, self.connection)
 
     async def read(self, file_obj: object, offset: int, size: int) -> bytes:
-        if self._replica.faults.read_delay:
-            await asyncio.sleep(self._replica.faults.read_delay)
         assert isinstance(file_obj, _OpenFile)
-        return file_obj.data[offset : offset + size]
+        if file_obj.delay:
+            await asyncio.sleep(file_obj.delay)
+        end = offset + size
+        if file_obj.cut is not None and end > file_obj.cut:
+            if offset >= file_obj.cut:
+                file_obj.conn.abort()
+                raise asyncssh.SFTPConnectionLost("connection broken mid-file")
+            end = file_obj.cut
+        return file_obj.data[offset:end]
 
     def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
         assert isinstance(file_obj, _OpenFile)
@@ -473,13 +444,16 @@ class ValgReplica:
         self.archive = archive
         self.host_key = host_key
         self.faults = Faults()
+        """The faults to inject (matched against paths below ``/data``)."""
         self.clock = clock or ReplayClock(archive.end)
-        self.log: list[LogEntry] = []
+        """The instant the tree is shown at."""
+        self.log = RequestLog()
+        """Every request (``list``, ``open``, ``stat``)."""
         self.connections: set[asyncssh.SSHServerConnection] = set()
         self._tree = _Tree(archive, signer, self.faults)
         self._signer = signer
         self._acceptor: asyncssh.SSHAcceptor | None = None
-        self._requests = 0
+        self._stopping = asyncio.Event()
         self.host = "127.0.0.1"
         self.port = 0
         self.registers: tuple[str, ...] = RECORDED_REGISTERS
@@ -511,6 +485,7 @@ class ValgReplica:
 
     async def stop(self) -> None:
         """Drop every connection, stop listening and release the port."""
+        self._stopping.set()
         self.drop_connections()
         if self._acceptor is not None:
             self._acceptor.close()
@@ -551,19 +526,36 @@ class ValgReplica:
 
     def downloads(self, suffix: str = ".json") -> list[str]:
         """Paths opened for reading so far whose name ends with ``suffix``."""
-        return [e.path for e in self.log if e.op == "open" and e.path.endswith(suffix)]
+        return self.log.paths(method="open", suffix=suffix)
 
-    async def request(self, op: str, path: str, conn: asyncssh.SSHServerConnection) -> None:
-        """Record a request and apply the connection faults."""
-        self.log.append(LogEntry(op, path))
-        self._requests += 1
-        drop_after = self.faults.drop_after
-        if drop_after is not None and self._requests >= drop_after:
-            self.faults.drop_after = None
-            self._requests = 0
-            logger.info("replica: dropping the connection after %d requests", drop_after)
+    async def request(
+        self, op: str, path: str, conn: asyncssh.SSHServerConnection
+    ) -> tuple[Request, Fault | None]:
+        """Record a request and apply the faults answered on arrival; the fault returned
+        (``slow``, ``cut``) is for the answer to apply."""
+        request = self.log.record(Request(op, path))
+        fault = self.faults.take(request, kinds=_REQUEST_FAULTS)
+        if fault is None:
+            request.status = 0
+            return request, None
+        request.fault = fault.kind
+        if fault.kind == "drop":
+            logger.info("replica: dropping the connection on %s %s", op, path)
             conn.abort()
             raise asyncssh.SFTPConnectionLost("connection dropped")
+        if fault.kind == "status":
+            request.status = asyncssh.FX_FAILURE
+            raise asyncssh.SFTPFailure(f"fault injected: status {fault.status}")
+        if fault.kind == "timeout":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=_HOLD_SECONDS)
+            conn.abort()
+            raise asyncssh.SFTPConnectionLost("held until the server stopped")
+        if fault.kind == "slow" and op != "open":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=fault.delay)
+        request.status = 0
+        return request, fault
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -573,6 +565,7 @@ class ValgReplica:
         def sftp_factory(chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:
             return _ValgSFTPServer(chan, self)
 
+        self._stopping = asyncio.Event()
         self._acceptor = await asyncssh.listen(
             host,
             port,

@@ -11,13 +11,16 @@ URL shapes as on volby.cz::
 Every URL accepts ``datumvoleb``; a date other than the election's is refused. Data that does
 not exist (a batch not published yet or missing from the recording, a district or council not
 recorded) is answered with ``<CHYBA KOD_CHYBY="10"/>``; a malformed parameter with the text form
-of ``CHYBA``. Batches are published by a :class:`ReplayClock`; :class:`Fault` entries make the
-replica slow, failing or truncating; every request is logged in :attr:`VolbyReplica.requests`.
+of ``CHYBA``. Batches are published by the replica kit's :class:`ReplayClock` (a batch recorded
+``offset`` seconds after the first of its series is out once the clock has run that long) or by
+hand (:meth:`VolbyReplica.release`); the kit's :class:`Fault` vocabulary makes the replica slow,
+failing, truncating or breaking its answers; every request is logged in
+:attr:`VolbyReplica.log`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import datetime as dt
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +32,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.http.server import RunningServer, serve_asgi
+from resolvers.replica_kit.clock import ReplayClock
+from resolvers.replica_kit.faults import Fault, Faults
+from resolvers.replica_kit.http import FaultyHttp
+from resolvers.replica_kit.log import RequestLog
 from resolvers.volby_xml.replica.data import (
     DATA_DIR,
     Batch,
@@ -36,7 +43,6 @@ from resolvers.volby_xml.replica.data import (
     error_document,
     load_catalogue,
 )
-from resolvers.volby_xml.replica.replay import Fault, ReplayClock, RequestRecord
 
 __all__ = ["Fault", "ReplayClock", "VolbyReplica", "demo_replica"]
 
@@ -64,17 +70,19 @@ class VolbyReplica:
         self.registers: dict[str, bool] = dict(RECORDED_REGISTERS)
         """The registers served, each with whether its ``Source.json`` lists districts."""
         self.clock = clock or ReplayClock()
-        self.faults: list[Fault] = []
-        self.requests: list[RequestRecord] = []
+        """What is published by now (without a replay: everything)."""
+        self.faults = Faults()
+        """The faults to inject (matched against ``path?query``)."""
+        self.log = RequestLog()
+        """Every request received."""
+        self._limits: dict[str, int] = {}
         self._recorded_error = (data_dir / _RECORDED_ERROR.relative_to(DATA_DIR)).read_bytes()
         self._server: RunningServer | None = None
-        self.app = Starlette(routes=[Route("/pls/{election}/{document}", self._handle)])
+        routes = [Route("/pls/{election}/{document}", self._handle)]
+        self._layer = FaultyHttp(Starlette(routes=routes), faults=self.faults, log=self.log)
+        self.app = self._layer
 
     # ----------------------------------------------------------------- control
-
-    def inject(self, fault: Fault) -> None:
-        """Add a fault for the next matching requests."""
-        self.faults.append(fault)
 
     def add_batch(
         self, election: str, series: str, number: int, content: bytes, offset: float = 0.0
@@ -83,17 +91,26 @@ class VolbyReplica:
         self.catalogue[election].series.setdefault(series, {})[number] = Batch(content, offset)
 
     def release(self, election: str, series: str, upto: int) -> None:
-        """Publish the batches of one series up to ``upto`` by hand."""
-        self.clock.release(_series_id(election, series), upto)
+        """Publish the batches of one series up to ``upto`` (0: none) by hand, whatever the
+        clock says."""
+        self._limits[_series_id(election, series)] = upto
+
+    def released(self, series: str, number: int, batch: Batch) -> bool:
+        """Whether batch ``number`` of ``series`` is published now."""
+        if series in self._limits:
+            return number <= self._limits[series]
+        return self.clock.released(dt.timedelta(seconds=batch.offset))
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> VolbyReplica:
         """Listen on a real socket."""
+        self._layer.starting()
         self._server = await serve_asgi(self.app, host, port)
         return self
 
     async def stop(self) -> None:
-        """Stop listening."""
+        """Stop listening (requests held by faults end at once)."""
         if self._server is not None:
+            self._layer.stopping()
             await self._server.stop()
             self._server = None
 
@@ -124,24 +141,11 @@ class VolbyReplica:
     # ----------------------------------------------------------------- serving
 
     async def _handle(self, request: Request) -> Response:
-        target = request.url.path + ("?" + request.url.query if request.url.query else "")
-        fault = next((f for f in self.faults if f.hits(target)), None)
         params = dict(request.query_params)
-        if fault is not None and fault.kind == "slow":
-            await asyncio.sleep(fault.delay)
-        if fault is not None and fault.kind == "status":
-            self._log(request, params, fault.status, fault.kind)
-            return Response(f"HTTP {fault.status}\n", fault.status, media_type="text/plain")
         status, body = self._answer(
             request.path_params["election"], request.path_params["document"], params
         )
-        if fault is not None and fault.kind == "truncate":
-            body = body[: len(body) // 2]
-        self._log(request, params, status, fault.kind if fault else "")
         return Response(body, status, media_type=_MEDIA_TYPE if status == 200 else "text/plain")
-
-    def _log(self, request: Request, params: dict[str, str], status: int, fault: str) -> None:
-        self.requests.append(RequestRecord(request.url.path, params, status, fault))
 
     def _answer(self, name: str, document: str, params: Mapping[str, str]) -> tuple[int, bytes]:
         election = self.catalogue.get(name)
@@ -194,7 +198,7 @@ class VolbyReplica:
         number = params.get("davka", "")
         sid = _series_id(election.name, series)
         if number == "":
-            published = [n for n, b in batches.items() if self.clock.released(sid, n, b.offset)]
+            published = [n for n, b in batches.items() if self.released(sid, n, b)]
             newest = max(published, default=None)
             return self._or_missing(
                 election, document, None if newest is None else batches[newest].content
@@ -202,7 +206,7 @@ class VolbyReplica:
         if not _NUMBER.fullmatch(number):
             return 200, error_document(election, document, text="Neplatný parametr davka")
         batch = batches.get(int(number))
-        if batch is None or not self.clock.released(sid, int(number), batch.offset):
+        if batch is None or not self.released(sid, int(number), batch):
             return self._or_missing(election, document, None)
         return 200, batch.content
 
@@ -225,7 +229,7 @@ async def demo_replica(
     ``registers`` (name → ``Source.json``) are the registers it serves; by default the ones
     recorded.
     """
-    replica = VolbyReplica(clock=ReplayClock(speed))
+    replica = VolbyReplica(clock=ReplayClock(speed=speed) if speed else ReplayClock())
     if registers:
         replica.registers = {name: "districts" in source for name, source in registers.items()}
     return await replica.start()

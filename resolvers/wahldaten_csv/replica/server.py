@@ -8,15 +8,17 @@ under their real names, percent-encoded in URLs::
     GET /wahldaten/<name>           a file (text/csv), with ETag and Last-Modified
 
 Listing and files answer conditional requests (``If-None-Match``, ``If-Modified-Since``) with
-``304``. Tests and the demo can publish a newer file version at runtime, and inject faults on a
-file or on the listing: an HTTP error status, a slow answer, a file cut short (as while it is
-still being written), a connection dropped mid-body, or a malformed CSV. Every request is logged.
-The same controls are reachable over HTTP under ``/_control/``.
+``304``. Tests and the demo can publish a newer file version at runtime, and inject faults (the
+replica kit's :class:`Fault` vocabulary) on a file or on the listing, matched against the file
+name or :data:`LISTING`: an error status, a slow or held answer, a dropped connection, a file
+cut short (``truncate``, as while it is still being written), a connection broken mid-body
+(``cut``), or a malformed CSV (a broken quote and a short row after the header). Every request
+is logged, under the file name or :data:`LISTING`. The same controls are reachable over HTTP
+under ``/_control/``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import html
@@ -34,15 +36,17 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from gateway.http.server import RunningServer, serve_asgi
+from resolvers.replica_kit.faults import Fault, Faults
+from resolvers.replica_kit.http import FaultyHttp, describe_http
+from resolvers.replica_kit.log import Request as LoggedRequest, RequestLog
 
 __all__ = [
     "DATA_DIR",
-    "FAULT_KINDS",
+    "LISTING",
     "Fault",
-    "LoggedRequest",
     "StoredFile",
     "WahldatenDemo",
     "WahldatenReplica",
@@ -53,8 +57,7 @@ __all__ = [
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "data" / "de"
 BASE = "/wahldaten/"
-LISTING = "/"  # the target name of the listing in faults and the request log
-FAULT_KINDS = ("status", "slow", "truncate", "cut", "malformed")
+LISTING = "/"  # the name of the listing in faults and the request log (no file name has a /)
 # Recorded files whose name carries no timestamp are dated here.
 _EPOCH = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
@@ -67,37 +70,6 @@ class StoredFile:
     body: bytes
     modified: dt.datetime
     etag: str
-
-
-@dataclass(slots=True)
-class Fault:
-    """A fault to inject. ``target``: a file name, :data:`LISTING`, or None for every request.
-
-    ``kind``: ``status`` (answer ``status``), ``slow`` (wait ``delay`` seconds first),
-    ``truncate`` (serve the first half of a file, consistently), ``cut`` (declare the whole
-    length, send half, close), ``malformed`` (a broken quote and a short row after the header).
-    ``times``: how many requests it hits (None: until cleared).
-    """
-
-    kind: str
-    target: str | None = None
-    status: int = 503
-    delay: float = 0.0
-    times: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; use one of {FAULT_KINDS}")
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedRequest:
-    """One request the replica answered."""
-
-    method: str
-    target: str  # a file name, or LISTING
-    status: int
-    conditional: bool
 
 
 def recorded_files(root: Path = DATA_DIR) -> dict[str, bytes]:
@@ -130,8 +102,8 @@ class WahldatenReplica:
     """The folder's state: files, faults and the request log, and the ASGI app serving them."""
 
     files: dict[str, StoredFile] = field(default_factory=dict)
-    faults: list[Fault] = field(default_factory=list)
-    log: list[LoggedRequest] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
+    log: RequestLog = field(default_factory=RequestLog)
     changed: dt.datetime = _EPOCH
     json_listing: bool = True  # False: only the HTML index, as a plain web server has
 
@@ -157,28 +129,6 @@ class WahldatenReplica:
         """Withdraw a file."""
         del self.files[name]
         self.changed = max(dt.datetime.now(dt.UTC).replace(microsecond=0), self.changed)
-
-    def inject(self, fault: Fault) -> None:
-        """Add a fault; the first matching fault applies to a request."""
-        self.faults.append(fault)
-
-    def clear_faults(self) -> None:
-        """Remove every fault."""
-        self.faults.clear()
-
-    def requests_for(self, target: str) -> list[LoggedRequest]:
-        """The logged requests for a file name or :data:`LISTING`."""
-        return [entry for entry in self.log if entry.target == target]
-
-    def _fault_for(self, target: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.target is None or fault.target == target:
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.faults.remove(fault)
-                return fault
-        return None
 
     @property
     def listing_etag(self) -> str:
@@ -216,9 +166,9 @@ class WahldatenReplica:
         )
 
     @cached_property
-    def app(self) -> Starlette:
-        """The ASGI application."""
-        return Starlette(
+    def app(self) -> FaultyHttp:
+        """The ASGI application (the folder behind the faults and the request log)."""
+        folder = Starlette(
             routes=[
                 Route(BASE, self._listing, methods=["GET", "HEAD"]),
                 Route(BASE + "index.json", self._listing, methods=["GET", "HEAD"]),
@@ -228,40 +178,32 @@ class WahldatenReplica:
                 Route("/_control/log", self._control_log, methods=["GET"]),
             ]
         )
+        return FaultyHttp(
+            folder,
+            faults=self.faults,
+            log=self.log,
+            describe=_describe,
+            applies=lambda request: request.path == LISTING or request.path in self.files,
+            status_body=_status_body,
+            malformed=_malformed,
+        )
 
     # -- serving ----------------------------------------------------------------------------
 
     async def _listing(self, request: Request) -> Response:
-        fault = self._fault_for(LISTING)
-        response = await self._faulty(fault) if fault else None
-        if response is None:
-            headers = {
-                "ETag": self.listing_etag,
-                "Last-Modified": format_datetime(self.changed, usegmt=True),
-                "Cache-Control": "no-cache",
-            }
-            if _not_modified(request, headers["ETag"], self.changed):
-                response = Response(status_code=304, headers=headers)
-            elif self.json_listing and (request.url.path.endswith(".json") or _wants_json(request)):
-                response = JSONResponse(self.listing_json(), headers=headers)
-            else:
-                response = HTMLResponse(self.listing_html(), headers=headers)
-        self._record(request, LISTING, response.status_code)
-        return response
+        headers = {
+            "ETag": self.listing_etag,
+            "Last-Modified": format_datetime(self.changed, usegmt=True),
+            "Cache-Control": "no-cache",
+        }
+        if _not_modified(request, headers["ETag"], self.changed):
+            return Response(status_code=304, headers=headers)
+        if self.json_listing and (request.url.path.endswith(".json") or _wants_json(request)):
+            return JSONResponse(self.listing_json(), headers=headers)
+        return HTMLResponse(self.listing_html(), headers=headers)
 
     async def _file(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        stored = self.files.get(name)
-        fault = self._fault_for(name) if stored is not None else None
-        response = await self._faulty(fault) if fault else None
-        if response is None:
-            response = self._file_response(request, stored, fault)
-        self._record(request, name, response.status_code)
-        return response
-
-    def _file_response(
-        self, request: Request, stored: StoredFile | None, fault: Fault | None
-    ) -> Response:
+        stored = self.files.get(request.path_params["name"])
         if stored is None:
             return Response("not found\n", status_code=404, media_type="text/plain")
         headers = {
@@ -270,42 +212,17 @@ class WahldatenReplica:
         }
         if _not_modified(request, stored.etag, stored.modified):
             return Response(status_code=304, headers=headers)
-        body = stored.body
-        if fault is not None and fault.kind == "truncate":
-            body = body[: len(body) // 2]
-        elif fault is not None and fault.kind == "malformed":
-            body = _malformed(body)
-        elif fault is not None and fault.kind == "cut":
-            return _CutResponse(body, headers)
-        return Response(body, headers=headers, media_type="text/csv; charset=utf-8")
-
-    @staticmethod
-    async def _faulty(fault: Fault) -> Response | None:
-        """The answer a fault forces, or None to answer normally (after any delay)."""
-        if fault.kind == "status":
-            return Response(
-                f"fault injected: HTTP {fault.status}\n",
-                status_code=fault.status,
-                media_type="text/plain",
-            )
-        if fault.kind == "slow":
-            await asyncio.sleep(fault.delay)
-        return None
-
-    def _record(self, request: Request, target: str, status: int) -> None:
-        conditional = any(h in request.headers for h in ("if-none-match", "if-modified-since"))
-        self.log.append(LoggedRequest(request.method, target, status, conditional))
+        return Response(stored.body, headers=headers, media_type="text/csv; charset=utf-8")
 
     # -- control ----------------------------------------------------------------------------
 
     async def _control_faults(self, request: Request) -> Response:
         if request.method == "DELETE":
-            self.clear_faults()
+            self.faults.clear()
             return JSONResponse({"faults": 0})
         try:
-            spec = json.loads(await request.body())
-            self.inject(Fault(**spec))
-        except (ValueError, TypeError) as exc:
+            self.faults.inject(Fault.from_json(json.loads(await request.body())))
+        except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"faults": len(self.faults)})
 
@@ -321,17 +238,22 @@ class WahldatenReplica:
         return JSONResponse({"added": name, "etag": stored.etag})
 
     async def _control_log(self, request: Request) -> Response:
-        return JSONResponse(
-            [
-                {
-                    "method": e.method,
-                    "target": e.target,
-                    "status": e.status,
-                    "conditional": e.conditional,
-                }
-                for e in self.log
-            ]
-        )
+        return JSONResponse([entry.to_json() for entry in self.log])
+
+
+def _describe(scope: Scope) -> LoggedRequest | None:
+    """A request under the name of what it asks for (a file name, or :data:`LISTING`); the
+    control endpoints are not logged."""
+    request = describe_http(scope)
+    if not request.path.startswith(BASE):
+        return None
+    name = request.path[len(BASE) :]
+    request.path = LISTING if name in ("", "index.json") else name
+    return request
+
+
+def _status_body(status: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    return f"fault injected: HTTP {status}\n".encode(), [(b"content-type", b"text/plain")]
 
 
 def _by_name(stored: StoredFile) -> str:
@@ -365,19 +287,6 @@ def _malformed(body: bytes) -> bytes:
     return header + b'\n"kaputt;1;2\nx;y\n' + rest
 
 
-class _CutResponse(Response):
-    """Declares the whole body's length but sends only half of it, then ends the response."""
-
-    def __init__(self, body: bytes, headers: Mapping[str, str]) -> None:
-        super().__init__(body, headers=dict(headers), media_type="text/csv; charset=utf-8")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        half = self.body[: len(self.body) // 2]
-        # Returning before the body is complete makes the server drop the connection.
-        await send({"type": "http.response.body", "body": half, "more_body": True})
-
-
 # The register the recorded files in data/de are of.
 RECORDED_REGISTERS: tuple[str, ...] = ("DE",)
 
@@ -389,6 +298,16 @@ class WahldatenDemo:
     replica: WahldatenReplica
     server: RunningServer
     registers: tuple[str, ...] = RECORDED_REGISTERS
+
+    @property
+    def faults(self) -> Faults:
+        """The replica's faults."""
+        return self.replica.faults
+
+    @property
+    def log(self) -> RequestLog:
+        """The replica's request log."""
+        return self.replica.log
 
     @property
     def url(self) -> str:
@@ -406,7 +325,8 @@ class WahldatenDemo:
         return {name: {"url": self.url} for name in self.registers}
 
     async def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving and release the port (requests held by faults end at once)."""
+        self.replica.app.stopping()
         await self.server.stop()
 
 
@@ -415,6 +335,7 @@ async def start_replica(
 ) -> WahldatenDemo:
     """Serve ``replica`` (default: the recorded files) on ``host:port`` (0: a free port)."""
     replica = replica or WahldatenReplica.recorded()
+    replica.app.starting()
     server = await serve_asgi(replica.app, host, port)
     return WahldatenDemo(replica, server)
 
