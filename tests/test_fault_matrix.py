@@ -1,4 +1,6 @@
-"""The fault matrix: every register × every fault its replica can inject, through GraphQL.
+"""The fault matrix: every register × every fault of the replicas' one vocabulary
+(``resolvers/replica_kit/faults.py``), injected the same way into every kind's replica and
+met through GraphQL.
 
 For each cell two gateways meet the fault:
 
@@ -16,6 +18,7 @@ register's documented fallback, or nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +28,10 @@ import pytest
 import pytest_asyncio
 
 from resolvers.odata.replica.server import FtReplica
+from resolvers.replica_kit.faults import Fault, Faults
 from resolvers.valg_sftp.replica.server import start_replica as start_valg
-from resolvers.volby_xml.replica.replay import Fault as CzFault
 from resolvers.volby_xml.replica.server import VolbyReplica
-from resolvers.wahldaten_csv.replica.server import Fault as DeFault, start_replica as start_de
+from resolvers.wahldaten_csv.replica.server import start_replica as start_de
 from tests.support import gateway_client, register_subset
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.timeout(120)]
@@ -36,88 +39,66 @@ pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.timeout(12
 UPSTREAM = {"UPSTREAM_UNAVAILABLE", "UPSTREAM_TIMEOUT", "UPSTREAM_INVALID"}
 QUICK = {"ttl": 0.3, "timeout": 1.0, "retries": 0, "breakerFailures": 1000}
 
+# Every fault of the one vocabulary, for every request from now on; "down" stops the replica.
+FAULTS: dict[str, Fault | None] = {
+    "5xx": Fault("status", status=503, times=None),
+    "slow": Fault("slow", delay=5.0, times=None),
+    "held": Fault("timeout", times=None),
+    "dropped": Fault("drop", times=None),
+    "cut": Fault("cut", times=None),
+    "truncated": Fault("truncate", times=None),
+    "empty": Fault("truncate", keep=0.0, times=None),
+    "malformed": Fault("malformed", times=None),
+    "down": None,
+}
+
 
 @dataclass(frozen=True)
 class Register:
-    """How to run one register's replica, ask it something, and break it."""
+    """How to run one register's replica and ask it something."""
 
     name: str
     start: Callable[[], Awaitable[Any]]
     query: str
-    faults: dict[str, Callable[[Any], Any]]
+    match: str | None = None  # what the faults hit (None: every request)
     fallback: frozenset[str] = frozenset()  # faults with a documented non-error answer
     extra: tuple[str, ...] = ()  # other registers the gateway must load
-
-
-def _ft_faults() -> dict[str, Callable[[Any], Any]]:
-    return {
-        "5xx": lambda r: r.inject("error503", times=None),
-        "slow": lambda r: r.inject("timeout", times=None),
-        "truncated": lambda r: r.inject("truncate", times=None),
-        "malformed": lambda r: r.inject("malformed", times=None),
-        "dropped": lambda r: r.inject("drop", times=None),
-    }
-
-
-def _cz_faults() -> dict[str, Callable[[Any], Any]]:
-    return {
-        "5xx": lambda r: r.inject(CzFault("status", status=503, times=-1)),
-        "slow": lambda r: r.inject(CzFault("slow", delay=5.0, times=-1)),
-        "truncated": lambda r: r.inject(CzFault("truncate", times=-1)),
-    }
-
-
-def _de_faults() -> dict[str, Callable[[Any], Any]]:
-    return {
-        "5xx": lambda r: r.replica.inject(DeFault("status", status=503)),
-        "slow": lambda r: r.replica.inject(DeFault("slow", delay=5.0)),
-        "truncated": lambda r: r.replica.inject(DeFault("truncate")),
-        "malformed": lambda r: r.replica.inject(DeFault("malformed")),
-        "dropped": lambda r: r.replica.inject(DeFault("cut")),
-    }
-
-
-def _valg_faults() -> dict[str, Callable[[Any], Any]]:
-    def set_delay(r: Any) -> None:
-        r.faults.read_delay = 5.0
-
-    def drop(r: Any) -> None:
-        r.faults.drop_after = 0
-
-    return {
-        "slow": set_delay,
-        "dropped": drop,
-        "truncated": lambda r: r.faults.truncated.add("Storkreds"),
-        "malformed": lambda r: r.faults.bad_signature.add("Storkreds"),
-        "empty": lambda r: r.faults.empty.add("Storkreds"),
-    }
 
 
 REGISTERS = [
     Register(
         "FT", lambda: FtReplica().start(), "{ FT_Aktoertype(first: 3) { nodes { id type } } }",
-        _ft_faults(),
     ),
     Register(
         "CZ", lambda: VolbyReplica().start(),
         '{ CZ_TYP_ZASTUP(where: {volby: {eq: "kv2014"}}) { nodes { TYP_ZASTUP_ID NAZ_TYPU } } }',
-        _cz_faults(), extra=("CZPREZ",),
+        extra=("CZPREZ",),
     ),
     Register(
         "DE", start_de, "{ DE_Wahlparameter(first: 3) { nodes { wahl wahl_datum } } }",
-        _de_faults(), fallback=frozenset({"truncated", "malformed"}),
+        fallback=frozenset({"truncated", "malformed"}),
     ),
     Register(
         "VALG", start_valg, "{ VALG_Storkreds(first: 3) { nodes { Nummer Navn } } }",
-        _valg_faults(), fallback=frozenset({"truncated", "malformed", "empty"}), extra=("FT",),
+        match="Storkreds", fallback=frozenset({"truncated", "malformed", "empty"}), extra=("FT",),
     ),
 ]  # fmt: skip
 
 CELLS = [
     pytest.param(register, fault, id=f"{register.name}-{fault}")
     for register in REGISTERS
-    for fault in [*register.faults, "down"]
+    for fault in FAULTS
 ]
+
+
+async def break_replica(running: Any, register: Register, fault: str) -> None:
+    """Make a running replica of any kind fail as ``fault`` says, through its ``faults``."""
+    wanted = FAULTS[fault]
+    if wanted is None:
+        await running.stop()
+        return
+    faults: Faults = running.faults
+    faults.inject(dataclasses.replace(wanted, match=register.match))
 
 
 @pytest_asyncio.fixture
@@ -190,10 +171,9 @@ async def test_cold_and_warm(replica: Any, fault: str, request: pytest.FixtureRe
                 registers, _overrides(register, replica, stale=False), rate_limit=None,
                 response_cache=False,
             ) as cold:  # fmt: skip
-                if fault == "down":
-                    await replica.stop()
-                else:
-                    register.faults[fault](replica)
+                await break_replica(replica, register, fault)
                 await asyncio.sleep(0.4)  # the warm gateway's TTL passes
                 _check(await _ask(cold, register.query), register, fault, good["data"], False)
+                if FAULTS[fault] is not None:  # the fault did meet the gateway
+                    assert replica.log.where(fault=True), replica.log
                 _check(await _ask(warm, register.query), register, fault, good["data"], True)

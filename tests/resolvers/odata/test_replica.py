@@ -21,6 +21,7 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from resolvers.odata.replica.server import DEFAULT_DATA_DIR, FtReplica, demo_replica, load_ft_data
+from resolvers.replica_kit.faults import Fault
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "ft"
 EDM = "{http://schemas.microsoft.com/ado/2009/11/edm}"
@@ -615,8 +616,8 @@ async def test_raw_utf8_set_name_is_accepted_by_the_app(clean_odata_replica: FtR
 async def test_error_faults_apply_once_then_clear(
     clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    clean_odata_replica.inject("error500")
-    clean_odata_replica.inject("error503")
+    clean_odata_replica.faults.inject(Fault("status", status=500))
+    clean_odata_replica.faults.inject(Fault("status", status=503))
     first = await client.get(clean_odata_replica.url + "Stemme")
     second = await client.get(clean_odata_replica.url + "Stemme")
     third = await client.get(clean_odata_replica.url + "Stemme")
@@ -626,35 +627,35 @@ async def test_error_faults_apply_once_then_clear(
 async def test_fault_limited_by_path_and_unlimited_times(
     clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    clean_odata_replica.inject("error503", times=None, path_contains="Aktør")
+    clean_odata_replica.faults.inject(Fault("status", status=503, times=None, match="Aktør"))
     for _ in range(3):
         assert (await client.get(clean_odata_replica.url + "Akt%C3%B8r")).status_code == 503
     assert (await client.get(clean_odata_replica.url + "Stemme")).status_code == 200
-    clean_odata_replica.clear_faults()
+    clean_odata_replica.faults.clear()
     assert (await client.get(clean_odata_replica.url + "Akt%C3%B8r")).status_code == 200
     with pytest.raises(ValueError, match="unknown fault"):
-        clean_odata_replica.inject("explode")
+        clean_odata_replica.faults.inject(Fault("explode"))
 
 
 async def test_timeout_fault_outlasts_the_client_timeout(
     clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    clean_odata_replica.inject("timeout")
+    clean_odata_replica.faults.inject(Fault("timeout"))
     with pytest.raises(httpx.ReadTimeout):
         await client.get(clean_odata_replica.url + "Stemme", timeout=0.3)
     assert (await client.get(clean_odata_replica.url + "Stemme")).status_code == 200
 
 
 async def test_stop_ends_a_held_request_promptly(client: httpx.AsyncClient) -> None:
-    clean_odata_replica = await FtReplica().start()
-    clean_odata_replica.inject("timeout")
-    pending = asyncio.ensure_future(client.get(clean_odata_replica.url + "Stemme", timeout=60))
+    replica = await FtReplica().start()
+    replica.faults.inject(Fault("timeout"))
+    pending = asyncio.ensure_future(client.get(replica.url + "Stemme", timeout=60))
     for _ in range(500):  # until the request is in, at most 5 s
-        if clean_odata_replica.requests:
+        if replica.log:
             break
         await asyncio.sleep(0.01)
     started = time.monotonic()
-    await clean_odata_replica.stop()
+    await replica.stop()
     assert time.monotonic() - started < 3
     with pytest.raises(httpx.TransportError):
         await pending
@@ -663,13 +664,18 @@ async def test_stop_ends_a_held_request_promptly(client: httpx.AsyncClient) -> N
 async def test_truncate_drop_and_malformed(
     clean_odata_replica: FtReplica, client: httpx.AsyncClient
 ) -> None:
-    clean_odata_replica.inject("truncate")
+    clean_odata_replica.faults.inject(Fault("cut"))
     with pytest.raises(httpx.RemoteProtocolError, match=r"complete message body"):
         await client.get(clean_odata_replica.url + "Stemme")
-    clean_odata_replica.inject("drop")
+    clean_odata_replica.faults.inject(Fault("drop"))
     with pytest.raises(httpx.RemoteProtocolError):
         await client.get(clean_odata_replica.url + "Stemme")
-    clean_odata_replica.inject("malformed")
+    clean_odata_replica.faults.inject(Fault("truncate"))
+    short = await client.get(clean_odata_replica.url + "Stemme")
+    assert short.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(short.content)
+    clean_odata_replica.faults.inject(Fault("malformed"))
     response = await client.get(clean_odata_replica.url + "Stemme")
     assert response.status_code == 200
     with pytest.raises(json.JSONDecodeError):
@@ -695,21 +701,23 @@ async def test_request_log_records_everything(
 ) -> None:
     await client.get(clean_odata_replica.url + "$metadata")
     await client.get(clean_odata_replica.url + "Akt%C3%B8r", params={"$filter": "id eq 13"})
-    clean_odata_replica.inject("error500")
+    clean_odata_replica.faults.inject(Fault("status", status=500))
     await client.get(clean_odata_replica.url + "Stemme")
     await client.get(clean_odata_replica.url + "Nope")
-    assert [(r.method, r.path, r.status) for r in clean_odata_replica.requests] == [
+    assert [(r.method, r.path, r.status) for r in clean_odata_replica.log] == [
         ("GET", "/api/$metadata", 200),
         ("GET", "/api/Aktør", 200),
         ("GET", "/api/Stemme", 500),
         ("GET", "/api/Nope", 404),
     ]
-    assert clean_odata_replica.requests[1].raw_path == "/api/Akt%C3%B8r"
-    assert clean_odata_replica.requests[1].query == {"$filter": "id eq 13"}
-    assert clean_odata_replica.requests[2].fault == "error500"
+    assert clean_odata_replica.log[1].raw_path == "/api/Akt%C3%B8r"
+    assert clean_odata_replica.log[1].params == {"$filter": "id eq 13"}
+    assert clean_odata_replica.log[2].fault == "status"
+    assert clean_odata_replica.log.statuses(fault=True) == [500]
+    assert clean_odata_replica.log.paths(suffix="/$metadata") == ["/api/$metadata"]
     assert clean_odata_replica.data_requests() == 3
-    clean_odata_replica.reset_log()
-    assert clean_odata_replica.requests == []
+    clean_odata_replica.log.clear()
+    assert clean_odata_replica.log == []
     assert clean_odata_replica.data_requests() == 0
 
 

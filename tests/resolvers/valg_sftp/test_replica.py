@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from resolvers.replica_kit.faults import Fault
 from resolvers.valg_sftp.codec import verify_signature
 from resolvers.valg_sftp.replica.server import ValgReplica, parse_replay
 from tests.resolvers.valg_sftp.rawdata import AABENRAA_MIDT_FINAL, FV, KV, RV, RawArchive
@@ -185,7 +186,7 @@ async def test_wrong_password_is_refused_and_the_server_is_read_only(
 
 async def test_fault_empty_newest_keeps_predecessor_listed(valg_replica: ValgReplica) -> None:
     area = "Aabenraa_Kommune-Aabenraa_Midt"
-    valg_replica.faults.empty.add(area)
+    valg_replica.faults.inject(Fault("truncate", keep=0.0, match=area, times=None))
     async with sftp_session(valg_replica) as sftp:
         listed = await _names(sftp, f"/data/{FV}/valgresultater")
     versions = sorted((n, size) for n, size in listed.items() if area in n and n.endswith(".json"))
@@ -200,21 +201,21 @@ async def test_fault_truncated_and_bad_signature(
     path = AABENRAA_MIDT_FINAL
     async with sftp_session(valg_replica) as sftp:
         good_signature = await _read(sftp, f"/data/{path}.hash")
-        valg_replica.faults.truncated.add("Aabenraa_Midt")
+        valg_replica.faults.inject(Fault("truncate", match="Aabenraa_Midt", times=None))
         half = await _read(sftp, f"/data/{path}")
         assert half == raw.files[path][: len(raw.files[path]) // 2]
         valg_replica.faults.clear()
-        valg_replica.faults.bad_signature.add("Aabenraa_Midt")
+        valg_replica.faults.inject(Fault("malformed", match="Aabenraa_Midt", times=None))
         assert await _read(sftp, f"/data/{path}") == raw.files[path]
         assert await _read(sftp, f"/data/{path}.hash") != good_signature
 
 
 async def test_fault_dropped_connection_and_slow_reads(valg_replica: ValgReplica) -> None:
-    valg_replica.faults.drop_after = 1
+    valg_replica.faults.inject(Fault("drop"))
     with pytest.raises((asyncssh.Error, ConnectionError, OSError)):
         async with sftp_session(valg_replica) as sftp:
             await sftp.readdir("/data")
-    valg_replica.faults.read_delay = 0.2
+    valg_replica.faults.inject(Fault("slow", delay=0.2, times=None))
     async with sftp_session(valg_replica) as sftp:
         path = f"/data/{FV}/public-key.pem"
         started = dt.datetime.now()
@@ -224,7 +225,7 @@ async def test_fault_dropped_connection_and_slow_reads(valg_replica: ValgReplica
 
 async def test_listing_changes_between_two_reads(valg_replica: ValgReplica) -> None:
     valg_replica.clock.set(dt.datetime(2026, 3, 24, 20, 0))
-    valg_replica.clock.step_per_listing = dt.timedelta(minutes=30)
+    valg_replica.clock.step = dt.timedelta(minutes=30)
     async with sftp_session(valg_replica) as sftp:
         first = await _names(sftp, f"/data/{FV}/valgresultater")
         second = await _names(sftp, f"/data/{FV}/valgresultater")
@@ -237,7 +238,7 @@ async def test_request_log_counts_downloads(valg_replica: ValgReplica) -> None:
         await _names(sftp, f"/data/{FV}")
     assert valg_replica.downloads(".pem") == [f"/data/{FV}/public-key.pem"]
     assert valg_replica.downloads() == []
-    assert any(e.op == "list" and e.path == f"/data/{FV}" for e in valg_replica.log)
+    assert any(e.method == "list" and e.path == f"/data/{FV}" for e in valg_replica.log)
 
 
 def test_demo_replay_window_is_read_from_text() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from collections.abc import AsyncIterator
@@ -15,8 +16,8 @@ from tests.resolvers.volby_xml.conftest import DATA
 
 
 @pytest.fixture
-async def http(replica: VolbyReplica) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=replica.url) as client:
+async def http(volby_replica: VolbyReplica) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=volby_replica.url) as client:
         yield client
 
 
@@ -108,37 +109,41 @@ async def test_unknown_paths_are_404(http: httpx.AsyncClient) -> None:
     assert (await http.get("/pls/prez2023/vysledky")).status_code == 404
 
 
-async def test_manual_clock_releases_batches(manual_replica: VolbyReplica) -> None:
-    async with httpx.AsyncClient(base_url=manual_replica.url) as client:
+async def test_manual_clock_releases_batches(manual_volby_replica: VolbyReplica) -> None:
+    async with httpx.AsyncClient(base_url=manual_volby_replica.url) as client:
         path = "/pls/prez2023/vysledky_okrsky"
         assert chyba(await get(client, path, kolo="1", davka=""))[0] == 10
-        manual_replica.release("prez2023", "1", 25)
+        manual_volby_replica.release("prez2023", "1", 25)
         assert (
             await get(client, path, kolo="1", davka="")
             == (DATA / "prez2023" / "kolo-1_davka-25.xml").read_bytes()
         )
         assert chyba(await get(client, path, kolo="1", davka="44"))[0] == 10
-        manual_replica.release("prez2023", "1", 49)
+        manual_volby_replica.release("prez2023", "1", 49)
         assert b'PORADI_DAVKY="44"' in await get(client, path, kolo="1", davka="44")
 
 
 def test_replay_clock_follows_the_recorded_times() -> None:
     now = [100.0]
-    clock = ReplayClock(speed=60.0, now=lambda: now[0])
+    replica = VolbyReplica(clock=ReplayClock(speed=60.0, timer=lambda: now[0]))
+    batches = replica.catalogue["prez2023"].series["1"]
     # Batch 25 of round 1 was generated 2 hours after batch 1 (14:20 → 16:20).
-    assert clock.released("prez2023/1", 1, 0.0)
-    assert not clock.released("prez2023/1", 25, 7200.0)
+    assert batches[25].offset == 7200.0
+    assert replica.released("prez2023/1", 1, batches[1])
+    assert not replica.released("prez2023/1", 25, batches[25])
     now[0] += 7200.0 / 60.0
-    assert clock.released("prez2023/1", 25, 7200.0)
-    clock.restart()
-    assert not clock.released("prez2023/1", 25, 7200.0)
-    assert ReplayClock().released("any", 999, 1e9)
+    assert replica.released("prez2023/1", 25, batches[25])
+    replica.clock.restart()
+    assert not replica.released("prez2023/1", 25, batches[25])
+    assert ReplayClock().released(dt.timedelta(seconds=1e9))
 
 
-async def test_faults_and_the_request_log(replica: VolbyReplica, http: httpx.AsyncClient) -> None:
-    replica.inject(Fault("status", match="cislo_obce=551082", status=503))
-    replica.inject(Fault("truncate", match="nuts=CZ0100"))
-    replica.inject(Fault("slow", match="vysledky?", delay=0.3))
+async def test_faults_and_the_request_log(
+    volby_replica: VolbyReplica, http: httpx.AsyncClient
+) -> None:
+    volby_replica.faults.inject(Fault("status", match="cislo_obce=551082", status=503))
+    volby_replica.faults.inject(Fault("truncate", match="nuts=CZ0100"))
+    volby_replica.faults.inject(Fault("slow", match="vysledky?", delay=0.3))
     assert (
         await http.get("/pls/kv2022/vysledky_obec", params={"cislo_obce": "551082"})
     ).status_code == 503
@@ -151,10 +156,10 @@ async def test_faults_and_the_request_log(replica: VolbyReplica, http: httpx.Asy
     started = time.perf_counter()
     await get(http, "/pls/kv2014/vysledky", datumvoleb="20141010")
     assert time.perf_counter() - started >= 0.3
-    log = [(r.path, r.params, r.status, r.fault) for r in replica.requests]
+    log = [(r.path, r.params, r.status, r.fault) for r in volby_replica.log]
     assert log == [
         ("/pls/kv2022/vysledky_obec", {"cislo_obce": "551082"}, 503, "status"),
-        ("/pls/kv2022/vysledky_obec", {"cislo_obce": "551082"}, 200, ""),
+        ("/pls/kv2022/vysledky_obec", {"cislo_obce": "551082"}, 200, None),
         ("/pls/kv2014/vysledky_obce_okres", {"nuts": "CZ0100"}, 200, "truncate"),
         ("/pls/kv2014/vysledky", {"datumvoleb": "20141010"}, 200, "slow"),
     ]
