@@ -20,10 +20,10 @@ from gateway.dls import loader_for
 from gateway.dls.descriptors import load_registers, relations_skeleton
 from gateway.http.auth import DEMO_KEYS, AuthSettings
 from gateway.http.config import Settings
+from gateway.http.observe import JsonFormatter
 from gateway.http.ratelimit import RateLimitSettings
 from gateway.model.errors import DescriptorError
 from gateway.sources.kinds import Kind, kinds
-from gateway.sources.observe import JsonFormatter
 
 __all__ = ["main"]
 

@@ -17,7 +17,7 @@ A :class:`Transport` owns one ``httpx`` client per upstream and makes every GET 
   family. A body cut off in flight is unavailable (retried) unless the kind says its data is
   then invalid (``cut_off_invalid``: ``wahldaten-csv``, whose files are read whole);
 - **observability**: every request carries ``X-Request-ID``, the id of the gateway request that
-  caused it (:data:`gateway.sources.observe.REQUEST_ID`), and every attempt is recorded in the
+  caused it (:data:`gateway.sources.metrics.REQUEST_ID`), and every attempt is recorded in the
   metrics (:meth:`gateway.sources.port.Source.record`: requests by outcome, bytes, latency per
   register) and counted in ``Source.requests``.
 """
@@ -38,7 +38,7 @@ from gateway.model.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from gateway.sources.observe import REQUEST_ID
+from gateway.sources.metrics import REQUEST_ID
 from gateway.sources.port import Source
 
 __all__ = ["Reply", "Transport", "classify", "outcome_of", "translate"]

@@ -24,7 +24,7 @@ from gateway.model.keys import key_order
 from gateway.model.naming import type_name
 from gateway.model.query import And, Condition, Filter, Page, Query, Row, SortKey, filter_fields
 from gateway.sources.cache import NOTICES, Cache
-from gateway.sources.observe import Metrics
+from gateway.sources.metrics import Metrics
 from gateway.sources.port import Source
 
 __all__ = [

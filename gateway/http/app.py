@@ -26,6 +26,7 @@ from gateway.graphql.response_cache import ResponseCache
 from gateway.graphql.schema import GatewaySchema, SchemaSpec, build_schema
 from gateway.http.auth import Authenticator, AuthMiddleware
 from gateway.http.config import Settings
+from gateway.http.observe import ObserveMiddleware
 from gateway.http.ratelimit import (
     HeaderLimitMiddleware,
     RateLimiter,
@@ -38,7 +39,7 @@ from gateway.model.datamodel import Register
 from gateway.model.errors import DescriptorError
 from gateway.sources import kinds
 from gateway.sources.cache import Cache
-from gateway.sources.observe import Metrics, ObserveMiddleware
+from gateway.sources.metrics import Metrics
 from gateway.sources.port import Services, Source
 from gateway.sources.redis import RedisOwner
 

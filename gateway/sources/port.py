@@ -25,7 +25,7 @@ from gateway.model.query import Page, Query
 from gateway.sources import upstream_budget
 from gateway.sources.cache import Cache
 from gateway.sources.guard import Guard, GuardSettings
-from gateway.sources.observe import Metrics
+from gateway.sources.metrics import Metrics
 
 __all__ = ["Services", "Source"]
 
