@@ -11,6 +11,10 @@ A register folder::
 
 Validation reports in the DLS vocabulary: an *error* drops what it concerns (a relation, or a
 whole register whose datamodel cannot be read) and makes the report fail; a *warning* keeps it.
+
+``Source.json`` names the register's kind, which must be installed
+(:func:`gateway.sources.kinds.kinds`); the kind checks the rest of its options: their problems
+are errors of the register (it is not loaded), old spellings are warnings.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from gateway.dls import LOADERS, loader_for
 from gateway.model.datamodel import Datamodel, Register, Relation
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import graphql_name
+from gateway.sources.kinds import kinds
 
 __all__ = ["Message", "Report", "load_registers", "relations_skeleton"]
 
@@ -38,6 +43,11 @@ DATAMODEL = "2. Datamodel"
 SECURITY = "3. Security"
 TABULAR = "4. Tabular_data"
 _RC = re.compile(r"^rc\d{5}$")
+_LAYOUT = (
+    "General/DLS_metadata.json, and one rcNNNNN/ folder with Source.json, "
+    "'2. Datamodel/' (the datamodel and Relations.json), '3. Security/Security_Model.json' "
+    "and '4. Tabular_data/'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +115,12 @@ def _schema(annex: str) -> dict[str, Any]:
 def _read_json(path: Path, report: Report, annex: str) -> Any | None:
     """Parse ``path`` and check it against the annex schema; None (and an error) if unusable."""
     if not path.is_file():
-        report.error(path, annex, "the file is missing", f"create {path.name} (see DESIGN §2)")
+        report.error(
+            path,
+            annex,
+            "the file is missing",
+            f"create {path.name} (the layout of a register folder: {_LAYOUT})",
+        )
         return None
     try:
         document = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -204,6 +219,8 @@ def _load_register_base(
     source = _read_json(rc_dir / "Source.json", report, "Source")
     if source is None:
         return None
+    if not _check_kind(rc_dir / "Source.json", source, override, report):
+        return None
     source = {**source, **override}
     spec = source["datamodel"]
     if spec["format"] not in LOADERS:
@@ -226,6 +243,31 @@ def _load_register_base(
         report.error(path, "datamodel", exc.message, "fix the datamodel document")
         return None
     return name, rc_dir.name, rc_dir, model, source
+
+
+def _check_kind(
+    path: Path, source: Mapping[str, Any], override: Mapping[str, Any], report: Report
+) -> bool:
+    """Whether the kind is installed and its options (with the overrides) are usable."""
+    name = str(source["kind"])
+    found = kinds().get(name)
+    if found is None:
+        report.error(
+            path,
+            "kind",
+            f"unknown source kind {name!r}",
+            f"use one of: {', '.join(sorted(kinds())) or '(no kind installed)'}",
+        )
+        return False
+    # Old spellings are the file's to fix; an override (the gateway configuration, a
+    # replica) may use either.
+    for warning in found.warn_options(source):
+        report.warning(path, f"{name} options", warning, "rename the option in Source.json")
+    problems = found.check_options({**source, **override})
+    where = getattr(found.check_options, "__module__", None) or f"the {name} kind"
+    for problem in problems:
+        report.error(path, f"{name} options", problem, f"see {where} for the options")
+    return not problems
 
 
 def _committed(path: Path) -> Any | None:

@@ -16,14 +16,14 @@ built from the union of its shapes) into entities:
 - configured synthetic fields (``common_fields``, ``document_fields``, ``child_fields``) are
   added first, and ``extra_entities`` are declared field by field.
 
-The same configuration tells an adapter where each entity's rows live in a document:
-:func:`entity_paths` and :func:`inherit_spec`.
+The loader reads only the datamodel block; where each entity's rows live in a document is the
+adapter's reading of the same block (VALG: :mod:`resolvers.valg_sftp.options`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from gateway.model.datamodel import Datamodel, Entity, Field, ScalarType
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import type_name, unique_names
 
-__all__ = ["entity_paths", "inherit_spec", "load_json_schemas"]
+__all__ = ["load_json_schemas"]
 
 _SEPARATOR = "_"
 _TYPES = {"integer": ScalarType.INT, "number": ScalarType.FLOAT, "boolean": ScalarType.BOOLEAN}
@@ -83,36 +83,6 @@ def load_json_schemas(path: Path, register: str, options: Mapping[str, Any]) -> 
     return Datamodel(entities=entities)
 
 
-def entity_paths(options: Mapping[str, Any], name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Where the rows of entity ``name`` live: ``(document entity, array path)`` pairs.
-
-    The path is empty for a document entity itself. Raises KeyError for a name the
-    configuration does not produce.
-    """
-    documents = {str(spec["name"]) for spec in _documents(options)}
-    if name in documents:
-        return ((name, ()),)
-    renamed = _renamed(options)
-    if name in renamed:
-        return tuple(renamed[name])
-    for prefix in sorted(documents | set(renamed), key=len, reverse=True):
-        if name.startswith(prefix + _SEPARATOR):
-            rest = tuple(name[len(prefix) + 1 :].split(_SEPARATOR))
-            return tuple((doc, path + rest) for doc, path in entity_paths(options, prefix))
-    raise KeyError(name)
-
-
-def inherit_spec(
-    options: Mapping[str, Any], document: str
-) -> dict[tuple[str, ...], frozenset[str]]:
-    """The fields each level of ``document`` hands down: array path -> source field names."""
-    for spec in _documents(options):
-        if spec["name"] == document:
-            inherit: Mapping[str, Sequence[str]] = spec.get("inherit", {})
-            return {_split_path(key): frozenset(names) for key, names in inherit.items()}
-    raise KeyError(document)
-
-
 def _documents(options: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     documents = options.get("documents")
     if not isinstance(documents, list):
@@ -134,7 +104,8 @@ def _split_path(text: str) -> tuple[str, ...]:
 
 def _read_schema(file: Path, encoding: str) -> Mapping[str, Any]:
     try:
-        # The upstream writes its schemas in Windows-1252, not UTF-8 (NOTES §4).
+        # VALG writes its schemas in Windows-1252, not UTF-8 (the ``encoding`` option, cp1252
+        # by default): Danish letters in descriptions and enums would not decode otherwise.
         text = file.read_bytes().decode(encoding)
         schema = json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""Generating the strawberry schema from loaded registers (DESIGN §3).
+"""Generating the strawberry schema from loaded registers (names: :mod:`gateway.model.naming`).
 
 For every entity: an object type ``{REG}_{Entity}`` (scalar fields and one field per
 relation, named by its alias), a connection and edge type, a ``where`` input and a sort

@@ -1,4 +1,9 @@
-"""Turning source names into GraphQL names (DESIGN §3)."""
+"""Turning source names into GraphQL names: transliterated, valid, unique per type.
+
+A type and root field is ``{REG}_{Entity}`` (:func:`type_name`); a field keeps its source name
+where GraphQL allows it (:func:`graphql_name`), and clashes get a numbered suffix
+(:func:`unique_names`).
+"""
 
 from __future__ import annotations
 

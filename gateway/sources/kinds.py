@@ -10,7 +10,9 @@ group ``dls_gateway.kinds``::
     odata = "resolvers.odata.kind:KIND"
 
 From that one line the gateway finds the kind's adapter (:class:`Source`), its change
-detector, the typed options its ``Source.json`` may carry, and the replica ``gateway demo``
+detector, the checks of the typed options its ``Source.json`` may carry (a kind declares them
+in its ``options`` module, with :mod:`gateway.sources.options`; ``gateway validate`` reports
+their problems as errors and old spellings as warnings), and the replica ``gateway demo``
 starts for its registers.
 """
 
@@ -57,7 +59,8 @@ class DemoHandle(Protocol):
 
 # Called with {register name: its Source.json}; serves those registers.
 DemoReplica = Callable[[Mapping[str, Mapping[str, Any]]], Awaitable[DemoHandle]]
-# Checks a register's Source.json options: the problems found, each one line.
+# Checks a register's Source.json options: the problems found, each one line naming the
+# option (errors: the register is not loaded), or the warnings (e.g. an option's old spelling).
 OptionsCheck = Callable[[Mapping[str, Any]], list[str]]
 
 
@@ -74,6 +77,7 @@ class Kind:
     detector: type[Detector] | None = None
     replica: DemoReplica | None = None
     check_options: OptionsCheck = _no_problems
+    warn_options: OptionsCheck = _no_problems
     description: str = ""
 
 

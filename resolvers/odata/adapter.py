@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo
 
 from gateway.model.datamodel import Entity, Field, Register, ScalarType
 from gateway.model.errors import (
@@ -41,6 +40,7 @@ from gateway.model.query import (
 )
 from gateway.sources import upstream_budget
 from gateway.sources.port import Services, Source
+from resolvers.odata.options import parse as parse_options
 from resolvers.transport import Reply, Transport
 
 __all__ = ["ODataSource", "build_url", "literal", "translate"]
@@ -53,11 +53,10 @@ _FUNCTIONS = {
     "startsWith": ("startswith", "startswith({field},{value})"),
     "endsWith": ("endswith", "endswith({field},{value})"),
 }
-_LOCAL = ZoneInfo("Europe/Copenhagen")
 
 
-def literal(value: Any, field: Field) -> str:
-    """``value`` as an OData v3 literal of ``field``'s type."""
+def literal(value: Any, field: Field, zone: dt.tzinfo = dt.UTC) -> str:
+    """``value`` as an OData v3 literal of ``field``'s type (date-times on ``zone``'s clock)."""
     if value is None:
         return "null"
     kind = field.type
@@ -69,14 +68,15 @@ def literal(value: Any, field: Field) -> str:
     if kind is ScalarType.FLOAT:
         return f"{float(value)!r}d"
     if kind in (ScalarType.DATETIME, ScalarType.DATE):
-        return f"datetime'{_wall_clock(value)}'"
+        return f"datetime'{_wall_clock(value, zone)}'"
     text = str(value).replace("'", "''")
     return f"'{text}'"
 
 
-def _wall_clock(value: Any) -> str:
-    # The upstream's DateTime values carry no offset (Danish local time): an aware value
-    # from a caller is converted to that wall clock before comparing.
+def _wall_clock(value: Any, zone: dt.tzinfo) -> str:
+    # The upstream's DateTime values carry no offset (they are wall-clock times of the
+    # register's ``timeZone`` option): an aware value from a caller is converted to that wall
+    # clock before comparing.
     if isinstance(value, dt.datetime):
         moment = value
     elif isinstance(value, dt.date):
@@ -84,14 +84,20 @@ def _wall_clock(value: Any) -> str:
     else:
         moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     if moment.tzinfo is not None:
-        moment = moment.astimezone(_LOCAL).replace(tzinfo=None)
+        moment = moment.astimezone(zone).replace(tzinfo=None)
     return moment.isoformat(timespec="milliseconds")
 
 
-def translate(where: Filter, entity: Entity, functions: frozenset[str]) -> str | None:
-    """``where`` as an OData ``$filter`` expression, or None if the upstream cannot evaluate it."""
+def translate(
+    where: Filter, entity: Entity, functions: frozenset[str], zone: dt.tzinfo = dt.UTC
+) -> str | None:
+    """``where`` as an OData ``$filter`` expression, or None if the upstream cannot evaluate it.
+
+    ``functions`` are the filter functions the upstream has; date-times are compared on
+    ``zone``'s wall clock (the register's ``timeZone`` option).
+    """
     if isinstance(where, And | Or):
-        parts = [translate(item, entity, functions) for item in where.items]
+        parts = [translate(item, entity, functions, zone) for item in where.items]
         if any(p is None for p in parts) or not parts:
             return None
         joiner = " and " if isinstance(where, And) else " or "
@@ -100,7 +106,7 @@ def translate(where: Filter, entity: Entity, functions: frozenset[str]) -> str |
     name = field.source
     op, value = where.op, where.value
     if op in _COMPARE:
-        return f"{name} {_COMPARE[op]} {literal(value, field)}"
+        return f"{name} {_COMPARE[op]} {literal(value, field, zone)}"
     if op in ("in", "nin"):
         values = list(dict.fromkeys(value))
         if not values:
@@ -108,12 +114,12 @@ def translate(where: Filter, entity: Entity, functions: frozenset[str]) -> str |
             key = entity.field(entity.key[0]).source
             return f"{key} eq null" if op == "in" else f"{key} ne null"
         word, joiner = ("eq", " or ") if op == "in" else ("ne", " and ")
-        return "(" + joiner.join(f"{name} {word} {literal(v, field)}" for v in values) + ")"
+        return "(" + joiner.join(f"{name} {word} {literal(v, field, zone)}" for v in values) + ")"
     if op in _FUNCTIONS:
         function, template = _FUNCTIONS[op]
         if function not in functions or field.type is not ScalarType.STRING:
             return None
-        call = template.format(field=name, value=literal(str(value), field))
+        call = template.format(field=name, value=literal(str(value), field, zone))
         return f"{call} eq true"
     return None
 
@@ -186,15 +192,16 @@ class ODataSource(Source):
 
     def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
         super().__init__(register, options, services)
-        url = str(options["url"])
-        self.root = url if url.endswith("/") else url + "/"
-        self.ttl = float(options.get("ttl", 300))
-        self.page_size = int(options.get("pageSize", 100))
-        self.functions = frozenset(options.get("filterFunctions", ("substringof", "startswith")))
-        self.max_filter = int(options.get("maxFilterLength", 1800))
+        self.settings = parse_options(options)
+        self.root = self.settings.root
+        self.ttl = self.settings.ttl
+        self.page_size = self.settings.page_size
+        self.functions = self.settings.filter_functions
+        self.zone = self.settings.time_zone
+        self.max_filter = self.settings.max_filter_length
         # Bytes of a whole request URL, percent-encoded: under common server limits (4096).
-        self.max_url = int(options.get("maxUrlLength", 4000))
-        self.reserve_rows = int(options.get("reserveRows", 1000))
+        self.max_url = self.settings.max_url_length
+        self.reserve_rows = self.settings.reserve_rows
         self.transport = Transport(
             self,
             headers={"Accept": "application/json"},
@@ -215,7 +222,7 @@ class ODataSource(Source):
         pushed: list[tuple[Filter, str]] = []
         residual: list[Filter] = []
         for part in conjuncts(query.where):
-            text = translate(part, entity, self.functions)
+            text = translate(part, entity, self.functions, self.zone)
             if text is None:
                 residual.append(part)
             else:
@@ -264,7 +271,7 @@ class ODataSource(Source):
         chunks: list[list[Any]] = [[]]
         used_chars = used_bytes = 0
         for value in dict.fromkeys(condition.value):
-            piece = f"{field.source} eq {literal(value, field)}"
+            piece = f"{field.source} eq {literal(value, field, self.zone)}"
             piece_chars, piece_bytes = len(piece) + 4, _cost(piece) + 8  # and " or "
             if piece_chars - 4 > chars or piece_bytes - 8 > size:
                 raise BadUserInputError(
@@ -306,7 +313,10 @@ class ODataSource(Source):
 
             def outside(count: int) -> str | None:
                 return translate(
-                    Condition(part.field, "nin", tuple(values[:count])), entity, self.functions
+                    Condition(part.field, "nin", tuple(values[:count])),
+                    entity,
+                    self.functions,
+                    self.zone,
                 )
 
             return self._longest(outside, len(values), share, texts)
@@ -319,7 +329,7 @@ class ODataSource(Source):
 
         def text_of(length: int) -> str | None:
             piece = value[len(value) - length :] if op == "endsWith" else value[:length]
-            return translate(Condition(part.field, op, piece), entity, self.functions)
+            return translate(Condition(part.field, op, piece), entity, self.functions, self.zone)
 
         # The longest prefix (suffix for endsWith) of the value that still fits.
         return self._longest(text_of, len(value), share, texts)
@@ -436,7 +446,9 @@ class ODataSource(Source):
         return rows
 
     def _in_filter(self, entity: Entity, field: Field, values: list[Any]) -> str:
-        text = translate(Condition(field.name, "in", tuple(values)), entity, self.functions)
+        text = translate(
+            Condition(field.name, "in", tuple(values)), entity, self.functions, self.zone
+        )
         assert text is not None  # "in" always translates
         return text
 

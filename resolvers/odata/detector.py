@@ -1,10 +1,13 @@
-"""Change detection for OData registers (FT): rows whose ``opdateringsdato`` moved on.
+"""Change detection for OData registers: rows whose update time moved on.
 
-Per watched entity that has the field, the detector keeps the newest ``opdateringsdato`` it has
-seen. Each poll asks the upstream, past the cache (``options={"cache": False}``), for the rows
-updated after it, in ``opdateringsdato`` order (``$filter`` and ``$orderby`` are pushed down),
-at most :data:`PAGE` rows a poll; the rest follow on the next polls. The first poll of an
-entity only reads the newest value (``$orderby … desc``, ``$top=1``).
+The update-time field is the register's ``changeField`` option (FT: ``opdateringsdato``); the
+entities that have it have change events, and a register without the option has none.
+
+Per watched entity that has the field, the detector keeps the newest value of it it has seen.
+Each poll asks the upstream, past the cache (``options={"cache": False}``), for the rows
+updated after it, in that field's order (``$filter`` and ``$orderby`` are pushed down), at
+most :data:`PAGE` rows a poll; the rest follow on the next polls. The first poll of an entity
+only reads the newest value (``$orderby … desc``, ``$top=1``).
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.model.datamodel import Entity, Register
+from gateway.model.keys import key_order
 from gateway.model.query import Condition, Query, SortKey
 from gateway.sources.changes import Change, Detector
 from gateway.sources.port import Source
+from resolvers.odata.options import parse as parse_options
 
 __all__ = ["UpdatedRowsDetector"]
 
-FIELD = "opdateringsdato"
 PAGE = 500
 
 
@@ -36,12 +40,16 @@ class UpdatedRowsDetector(Detector):
 
     def __init__(self, source: Source) -> None:
         super().__init__(source)
+        self.field = parse_options(source.options).change_field
         self._cursors: dict[str, str | None] = {}
 
     @classmethod
     def entities(cls, register: Register) -> list[str]:
-        """The entities with an ``opdateringsdato`` field."""
-        return sorted(e.name for e in register.datamodel.entities.values() if FIELD in e.by_source)
+        """The entities with the ``changeField`` field (none without the option)."""
+        field = parse_options(register.source).change_field
+        if field is None:
+            return []
+        return sorted(e.name for e in register.datamodel.entities.values() if field in e.by_source)
 
     def ready(self, entity: str) -> bool:
         return entity in self._cursors
@@ -53,7 +61,7 @@ class UpdatedRowsDetector(Detector):
         changes: list[Change] = []
         for name in sorted(watched):
             entity = self.register.datamodel.entities.get(name)
-            if entity is None or FIELD not in entity.by_source:
+            if entity is None or self.field is None or self.field not in entity.by_source:
                 continue
             if name not in self._cursors:
                 self._cursors[name] = await self._newest(entity)
@@ -63,21 +71,26 @@ class UpdatedRowsDetector(Detector):
                 changes.append(change)
         return changes
 
+    def _field(self, entity: Entity) -> str:
+        """The GraphQL name of the entity's update-time field."""
+        assert self.field is not None  # only entities having it are polled
+        return entity.by_source[self.field].name
+
     def _query(self, entity: Entity, **kwargs: Any) -> Query:
-        field = entity.by_source[FIELD].name
+        field = self._field(entity)
         descending = bool(kwargs.pop("descending", False))
-        order = (SortKey(field, descending), *(SortKey(k) for k in entity.key if k != field))
+        order = key_order(entity, (SortKey(field, descending),))
         return Query(entity, order=order, options={"cache": False}, **kwargs)
 
     async def _newest(self, entity: Entity) -> str | None:
-        field = entity.by_source[FIELD].name
+        field = self._field(entity)
         needed = frozenset({field, *entity.key})
         page = await self.source.fetch(self._query(entity, limit=1, fields=needed, descending=True))
         value = page.rows[0].get(field) if page.rows else None
         return None if value is None else str(value)
 
     async def _since(self, entity: Entity, cursor: str | None) -> Change | None:
-        field = entity.by_source[FIELD].name
+        field = self._field(entity)
         where = None if cursor is None else Condition(field, "gt", cursor)
         page = await self.source.fetch(self._query(entity, where=where, limit=PAGE))
         rows = [r for r in page.rows if r.get(field) is not None]
@@ -97,7 +110,7 @@ class UpdatedRowsDetector(Detector):
             self.register.name,
             entity.name,
             tuple(rows),
-            (f"{FIELD} {cursor or 'start'} – {newest}",),
+            (f"{self.field} {cursor or 'start'} – {newest}",),
         )
 
     def state(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from gateway.sources.kinds import DemoHandle, Kind
 from resolvers.odata.adapter import ODataSource
 from resolvers.odata.detector import UpdatedRowsDetector
+from resolvers.odata.options import check, warnings
 
 __all__ = ["KIND"]
 
@@ -24,5 +25,7 @@ KIND = Kind(
     source=ODataSource,
     detector=UpdatedRowsDetector,
     replica=_demo,
+    check_options=check,
+    warn_options=warnings,
     description="OData v3 services (the Danish Parliament's open data)",
 )

@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.dls.jsonschema import entity_paths, inherit_spec
 from gateway.model.datamodel import Entity, Register
 from gateway.model.errors import UpstreamInvalidError
 from gateway.model.filters import apply_in_memory, equal_values
@@ -35,6 +34,7 @@ from gateway.model.query import Filter, Page, Query, Row
 from gateway.sources.port import Services, Source
 from resolvers.valg_sftp.client import SftpClient
 from resolvers.valg_sftp.codec import DocKey, FileProblem, decode_key, normalise_name
+from resolvers.valg_sftp.options import entity_paths, guarded, inherit_spec, parse as parse_options
 from resolvers.valg_sftp.paging import RowCounts, Selected, page_rows
 from resolvers.valg_sftp.rows import DocContext, RowPlan
 from resolvers.valg_sftp.store import DocSpec, FileMeta, Hinter, ValgStore
@@ -60,20 +60,22 @@ class ValgSource(Source):
     kind = "valg-sftp"
 
     def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
+        options = guarded(options)
         super().__init__(register, options, services)
         self._datamodel: Mapping[str, Any] = options.get("datamodel", {})
         self._specs = {
             str(spec["name"]): DocSpec.from_options(spec)
             for spec in self._datamodel.get("documents", ())
         }
-        self.sftp = SftpClient(options, self.guard)
+        self.sftp = SftpClient(options, self.guard, self.record)
+        settings = parse_options(options)
         self.store = ValgStore(
             self.sftp,
             services.cache,
-            base=str(options.get("root", "/data")),
-            listing_ttl=float(options.get("ttl", 15)),
-            content_bytes=int(options.get("content_cache_bytes", 128 * 2**20)),
-            max_file_bytes=int(options.get("max_file_bytes", 64 * 2**20)),
+            base=settings.root,
+            listing_ttl=settings.ttl,
+            content_bytes=settings.content_cache_bytes,
+            max_file_bytes=settings.max_file_bytes,
         )
         self._plans: dict[str, list[tuple[DocSpec, RowPlan]]] = {}
         self._counts = RowCounts()

@@ -4,12 +4,18 @@ Foreign errors are translated here, at the boundary: a refused login, a wrong ho
 dropped connection become :class:`gateway.model.errors.UpstreamUnavailableError` (after one
 reconnect), a slow server :class:`gateway.model.errors.UpstreamTimeoutError`, and a file deleted
 between listing and download :class:`resolvers.valg_sftp.codec.FileProblem` ``gone``.
+
+Every listing and download attempt is recorded through ``record`` (the source's
+:meth:`gateway.sources.port.Source.record`: requests by outcome, bytes, latency per register),
+like the HTTP kinds' requests; SFTP has no headers, so the id of the gateway request that caused
+an upstream call is in the log lines about it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +25,9 @@ import asyncssh
 
 from gateway.model.errors import UpstreamTimeoutError, UpstreamUnavailableError
 from gateway.sources.guard import Guard
+from gateway.sources.metrics import REQUEST_ID
 from resolvers.valg_sftp.codec import FileProblem
+from resolvers.valg_sftp.options import parse as parse_options
 
 __all__ = ["RemoteEntry", "SftpClient", "SftpStats"]
 
@@ -35,15 +43,6 @@ _DROPPED = (
     ConnectionError,
     BrokenPipeError,
     EOFError,
-)
-
-
-_ENCRYPTION = (
-    "aes128-gcm@openssh.com",
-    "aes256-gcm@openssh.com",
-    "aes128-ctr",
-    "aes256-ctr",
-    "chacha20-poly1305@openssh.com",
 )
 
 
@@ -69,18 +68,23 @@ class SftpStats:
 class SftpClient:
     """A lazily opened, shared SFTP session; reconnects once when the connection drops."""
 
-    def __init__(self, options: Mapping[str, Any], guard: Guard | None = None) -> None:
+    def __init__(
+        self,
+        options: Mapping[str, Any],
+        guard: Guard | None = None,
+        record: Callable[[float, int, str], None] | None = None,
+    ) -> None:
         self.guard = guard
-        self.host = str(options.get("host", "data.valg.dk"))
-        self.port = int(options.get("port", 22))
-        self.username = str(options.get("username", "Valg"))
-        self.password = str(options.get("password", "Valg"))
-        self.known_hosts = options.get("known_hosts") or ""
-        self.connect_timeout = float(options.get("connect_timeout", 15))
-        self.read_timeout = float(options.get("read_timeout", 60))
-        self._downloads = asyncio.Semaphore(int(options.get("max_parallel_downloads", 8)))
-        # AES-GCM first: asyncssh's ChaCha20 costs far more CPU per packet.
-        self.encryption_algs = list(options.get("encryption_algs") or _ENCRYPTION)
+        self.record = record
+        settings = parse_options(options)  # the register's Source.json options
+        self.host = settings.host
+        self.port = settings.port
+        self.username = settings.username
+        self.password = settings.password
+        self.known_hosts = settings.known_hosts
+        self.connect_timeout = settings.connect_timeout
+        self.read_timeout = settings.read_timeout
+        self.encryption_algs = list(settings.encryption_algs)
         self._lock = asyncio.Lock()
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
@@ -90,7 +94,7 @@ class SftpClient:
         text = str(self.known_hosts).strip()
         if not text:
             raise UpstreamUnavailableError(
-                "VALG: no pinned SFTP host key; set known_hosts in the register's Source.json"
+                "VALG: no pinned SFTP host key; set knownHosts in the register's Source.json"
             )
         if "\n" not in text and " " not in text and Path(text).is_file():
             return text
@@ -157,6 +161,27 @@ class SftpClient:
         return await self.guard.run(lambda: self._attempt(what, op))
 
     async def _attempt(self, what: str, op: Callable[[asyncssh.SFTPClient], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        outcome, size = "unavailable", 0
+        try:
+            result = await self._attempt_once(what, op)
+        except UpstreamTimeoutError:
+            outcome = "timeout"
+            raise
+        except FileProblem:
+            outcome = "not_found"
+            raise
+        else:
+            outcome = "ok"
+            size = len(result) if isinstance(result, bytes) else 0
+            return result
+        finally:
+            if self.record is not None:
+                self.record(time.perf_counter() - started, size, outcome)
+
+    async def _attempt_once(
+        self, what: str, op: Callable[[asyncssh.SFTPClient], Awaitable[T]]
+    ) -> T:
         for attempt in (1, 2):
             sftp = await self._session()
             try:
@@ -165,12 +190,17 @@ class SftpClient:
                 raise FileProblem("gone", what) from exc
             except TimeoutError as exc:
                 await self._reset()
+                logger.info("VALG: %s timed out (request %s)", what, REQUEST_ID.get())
                 raise UpstreamTimeoutError(f"VALG: {what} timed out") from exc
             except _DROPPED as exc:
                 await self._reset()
                 if attempt == 2:
                     raise UpstreamUnavailableError(f"VALG: connection lost during {what}") from exc
-                logger.info("VALG: connection lost during %s; reconnecting", what)
+                logger.info(
+                    "VALG: connection lost during %s; reconnecting (request %s)",
+                    what,
+                    REQUEST_ID.get(),
+                )
             except asyncssh.SFTPError as exc:
                 raise UpstreamUnavailableError(f"VALG: {what} failed: {exc}") from exc
         raise AssertionError("unreachable")
@@ -198,15 +228,14 @@ class SftpClient:
         return entries
 
     async def read(self, path: str) -> bytes:
-        """The whole content of a remote file (bounded number of downloads in parallel)."""
+        """The whole content of a remote file (how many at once: the guard's concurrency)."""
 
         async def op(sftp: asyncssh.SFTPClient) -> bytes:
             async with sftp.open(path, "rb") as handle:
                 data = await handle.read()
             return data if isinstance(data, bytes) else data.encode()
 
-        async with self._downloads:
-            data = await self._run(f"download of {path}", op)
+        data = await self._run(f"download of {path}", op)
         self.stats.downloads += 1
         self.stats.bytes += len(data)
         return data

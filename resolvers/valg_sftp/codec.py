@@ -2,7 +2,8 @@
 
 What may be read from a file *name* is only its trailing ``-DDMMYYYYHHmm.json`` stamp (and the
 rest of the name as an opaque series label used to order downloads): names contain hyphens,
-spaces, commas and Danish letters, so identities always come from the content (NOTES §2).
+spaces, commas and Danish letters, so identities always come from the content (such names are
+in the recorded archives, ``data/valg/``, and ``tests/resolvers/valg_sftp/test_files.py``).
 """
 
 from __future__ import annotations
@@ -213,7 +214,8 @@ def _datetime(value: Any, valgdag: Any) -> Any:
     day = _DATE.match(valgdag) if isinstance(valgdag, str) else None
     if match is None or day is None:
         return value
-    # A wall-clock time on election day in Denmark (NOTES §4): attach the offset in force.
+    # The upstream writes some times (e.g. turnout) as a wall-clock time on election day in
+    # Denmark, without an offset: attach the offset in force on that day.
     hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
     d, m, y = (int(g) for g in day.groups())
     try:

@@ -6,18 +6,8 @@ Result documents (national, district, council) are read as the filter needs them
 (:mod:`resolvers.volby_xml.batches`); they are kept for good. Everything else a query asks is
 evaluated on the rows in the gateway.
 
-Source.json options besides ``kind`` and ``datamodel``:
-
-``url``          base URL (``https://www.volby.cz``)
-``elections``    ``[{"context": {"volby": "kv2022"}, "path": "pls/kv2022", "params": {...}}]``:
-                 the values every row of that election gets, its URL path and the parameters
-                 every request carries (``datumvoleb``, ``kolo``)
-``districts``    NUTS codes read when a query names no council or district: a list for every
-                 election, or lists keyed by the election's first context value
-``documents``    which endpoints exist and which entities each serves (``national``,
-                 ``councils``, ``batches``; defaults fit the municipal elections)
-``ttl``, ``timeout``, ``concurrency`` (parallel requests, limited by the register's guard),
-``max_bytes`` (largest document)
+The ``Source.json`` options (``url``, ``elections``, ``districts``, ``documents``, ``ttl``,
+``maxBytes``, …) are read and checked by :mod:`resolvers.volby_xml.options`.
 
 HTTP goes through :class:`resolvers.transport.Transport` (one client, the error translation,
 metrics and ``X-Request-ID``).

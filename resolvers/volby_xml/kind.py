@@ -8,6 +8,7 @@ from typing import Any
 from gateway.sources.kinds import DemoHandle, Kind
 from resolvers.volby_xml.adapter import VolbySource
 from resolvers.volby_xml.detector import BatchDetector
+from resolvers.volby_xml.options import check, warnings
 
 __all__ = ["KIND"]
 
@@ -24,5 +25,7 @@ KIND = Kind(
     source=VolbySource,
     detector=BatchDetector,
     replica=_demo,
+    check_options=check,
+    warn_options=warnings,
     description="XML over HTTP with incremental precinct batches (volby.cz)",
 )

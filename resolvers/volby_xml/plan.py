@@ -16,141 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.model.datamodel import Datamodel, Entity
-from gateway.model.errors import DescriptorError
 from gateway.model.filters import equal_values
 from gateway.model.keys import reference_source, split_key
 from gateway.model.query import And, Condition, Filter, Or, Query
+from resolvers.volby_xml.options import Election, Families, VolbyConfig
 
 __all__ = ["DocRequest", "Election", "Families", "VolbyConfig", "plan_documents"]
 
 _COUNCIL_CODE = re.compile(r"[0-9]{6}")
 _DISTRICT_CODE = re.compile(r"CZ[0-9A-Z]{1,6}")
-
-_NATIONAL_DEFAULT: dict[str, Any] = {
-    "endpoint": "vysledky",
-    "entities": ["TYP_ZASTUP", "VOLEBNI_STRANA", "UCAST"],
-    "never_set": [
-        "KODZASTUP", "NUTS", "CIS_OBVODU", "POR_STR_HLAS_LIST", "KANDIDATU_POCET", "OBEC_ID",
-        "OBVOD_ID",
-    ],
-}  # fmt: skip
-_COUNCILS_DEFAULT: dict[str, Any] = {
-    "district_endpoint": "vysledky_obce_okres",
-    "district_parameter": "nuts",
-    "district_field": "NUTS",
-    "council_endpoint": "vysledky_obec",
-    "council_parameter": "cislo_obce",
-    "council_field": "KODZASTUP",
-    "entities": ["OBEC", "OBVOD", "VOLEBNI_STRANA", "ZASTUPITEL", "UCAST"],
-    "never_set": ["OZNAC_TYPU", "TYP_ZASTUP_ID"],
-}
-_BATCHES_DEFAULT: dict[str, Any] = {
-    "endpoint": "vysledky_okrsky",
-    "parameter": "davka",
-    "entities": ["DAVKA", "OKRSEK", "HLASY_OKRSEK", "PRUBEH"],
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Election:
-    """One election (or round) of the register: the values it gives its rows and its URLs."""
-
-    context: Mapping[str, Any]
-    path: str
-    params: Mapping[str, str]
-    districts: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.context.items())
-
-
-@dataclass(frozen=True, slots=True)
-class Families:
-    """Which endpoints exist for the register and which entities each serves."""
-
-    national: Mapping[str, Any] | None
-    councils: Mapping[str, Any] | None
-    batches: Mapping[str, Any] | None
-
-    def of(self, entity: str) -> list[str]:
-        """The document families an entity's rows come from."""
-        return [
-            name
-            for name, spec in (
-                ("national", self.national),
-                ("councils", self.councils),
-                ("batches", self.batches),
-            )
-            if spec is not None and entity in spec.get("entities", ())
-        ]
-
-
-@dataclass(frozen=True, slots=True)
-class VolbyConfig:
-    """The ``Source.json`` options of a volby.cz register, checked once."""
-
-    url: str
-    elections: tuple[Election, ...]
-    families: Families
-    ttl: float
-    timeout: float
-    concurrency: int
-    max_bytes: int
-
-    @classmethod
-    def of(cls, options: Mapping[str, Any]) -> VolbyConfig:
-        """Read and check the options (DescriptorError when they are unusable)."""
-        try:
-            return cls._of(options)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DescriptorError(f"invalid volby-xml source options: {exc!r}") from exc
-
-    @classmethod
-    def _of(cls, options: Mapping[str, Any]) -> VolbyConfig:
-        documents = options.get("documents")
-        if documents is None:
-            families = Families(_NATIONAL_DEFAULT, _COUNCILS_DEFAULT, _BATCHES_DEFAULT)
-        else:
-            families = Families(
-                _merged(_NATIONAL_DEFAULT, documents.get("national")),
-                _merged(_COUNCILS_DEFAULT, documents.get("councils")),
-                _merged(_BATCHES_DEFAULT, documents.get("batches")),
-            )
-        districts = options.get("districts", [])
-        elections = tuple(_election(e, districts) for e in options["elections"])
-        if not elections:
-            raise ValueError("no election configured")
-        return cls(
-            url=str(options["url"]).rstrip("/"),
-            elections=elections,
-            families=families,
-            ttl=float(options.get("ttl", 60)),
-            timeout=float(options.get("timeout", 30)),
-            concurrency=max(1, int(options.get("concurrency", 4))),
-            max_bytes=int(options.get("max_bytes", 64 * 1024 * 1024)),
-        )
-
-
-def _merged(
-    default: Mapping[str, Any], given: Mapping[str, Any] | None
-) -> Mapping[str, Any] | None:
-    return None if given is None else {**default, **given}
-
-
-def _election(spec: Mapping[str, Any], districts: Any) -> Election:
-    context = dict(spec["context"])
-    if isinstance(districts, Mapping):
-        # Per election, keyed by the first context value (e.g. {"kv2014": [...]}).
-        own = districts.get(str(next(iter(context.values()), "")), [])
-    else:
-        own = districts
-    return Election(
-        context=context,
-        path=str(spec["path"]).strip("/"),
-        params={str(k): str(v) for k, v in dict(spec.get("params", {})).items()},
-        districts=tuple(str(d) for d in spec.get("districts", own)),
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ from resolvers.wahldaten_csv.names import (
     newest_versions,
     parse_file_name,
 )
+from resolvers.wahldaten_csv.options import parse as parse_options
 from resolvers.wahldaten_csv.parse import DataWarning, Table, WarningLog, read_table
 from resolvers.wahldaten_csv.rows import (
     DERIVED,
@@ -111,26 +112,19 @@ class WahldatenSource(Source):
 
     def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
         super().__init__(register, options, services)
-        self._urls = self._url_option(options.get("url"))
-        directory = options.get("directory")
-        if not self._urls and not directory:
+        settings = parse_options(options)
+        self._urls = list(settings.urls)
+        if not self._urls and settings.directory is None:
             raise DescriptorError("DE Source.json needs a 'url' or a 'directory'")
-        self._directory = Path(str(directory)) if directory else None
-        self._listing_ttl = float(options.get("ttl", 10))
-        file_ttl = options.get("fileTtl", 3600)
-        self._file_ttl = None if file_ttl is None else float(file_ttl)
+        self._directory = Path(settings.directory) if settings.directory else None
+        self._listing_ttl = settings.ttl
+        self._file_ttl = settings.file_ttl
         # A cut-off file is invalid data: its rows must not be taken for the whole file.
         self.transport = Transport(self, follow_redirects=True, cut_off_invalid=True)
         self._upstreams: list[Upstream] = []
         self._stale: dict[str, Listing] = {}
         self._logged: set[tuple[str, str, str]] = set()
         self._validated: dict[str, tuple[str, Sheet]] = {}
-
-    @staticmethod
-    def _url_option(value: Any) -> list[str]:
-        if not value:
-            return []
-        return [str(value)] if isinstance(value, str) else [str(v) for v in value]
 
     async def start(self) -> None:
         """Open the HTTP client (for ``url``) and set up the folders to read."""

@@ -8,6 +8,7 @@ from typing import Any
 from gateway.sources.kinds import DemoHandle, Kind
 from resolvers.wahldaten_csv.adapter import WahldatenSource
 from resolvers.wahldaten_csv.detector import FileVersionDetector
+from resolvers.wahldaten_csv.options import check, warnings
 
 __all__ = ["KIND"]
 
@@ -24,5 +25,7 @@ KIND = Kind(
     source=WahldatenSource,
     detector=FileVersionDetector,
     replica=_demo,
+    check_options=check,
+    warn_options=warnings,
     description="Offene Wahldaten CSV files over HTTP",
 )

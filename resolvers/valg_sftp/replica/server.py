@@ -479,7 +479,7 @@ class ValgReplica:
             "port": self.port,
             "username": USERNAME,
             "password": PASSWORD,
-            "known_hosts": self.known_hosts,
+            "knownHosts": self.known_hosts,
         }
         return {name: options for name in self.registers}
 
