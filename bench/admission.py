@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from graphql import parse  # noqa: E402
 
 from gateway.graphql.limits import LimitSettings, check_document, measure, verdict  # noqa: E402
-from resolvers.odata.replica.server import FtReplica  # noqa: E402
+from resolvers.odata.replica.server import ODataReplica  # noqa: E402
 from tests.gateway.test_measure import doubling, schema  # noqa: E402
 from tests.support import (  # noqa: E402
     register_subset,
@@ -265,7 +265,7 @@ async def _probe(http: httpx.AsyncClient, samples: int, seconds: float) -> dict[
 
 async def serve_part(seconds: float, samples: int) -> dict[str, Any]:
     bodies = attacks()
-    async with FtReplica() as replica:
+    async with ODataReplica() as replica:
         with register_subset("FT") as registers:
             log_path = registers / "gateway.log"
             with log_path.open("wb") as log:
@@ -282,7 +282,7 @@ async def serve_part(seconds: float, samples: int) -> dict[str, Any]:
 
 
 async def _serve_measure(
-    url: str, replica: FtReplica, bodies: dict[str, dict[str, Any]], seconds: float, samples: int
+    url: str, replica: ODataReplica, bodies: dict[str, dict[str, Any]], seconds: float, samples: int
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -314,7 +314,7 @@ async def _serve_measure(
 
 async def _attack(
     url: str,
-    replica: FtReplica,
+    replica: ODataReplica,
     http: httpx.AsyncClient,
     load: dict[str, dict[str, Any]],
     samples: int,

@@ -43,7 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from resolvers.odata.replica.server import FtReplica  # noqa: E402
+from resolvers.odata.replica.server import ODataReplica  # noqa: E402
 
 ENTITY = "/FT/v1/download/Stemme"
 
@@ -77,7 +77,7 @@ class ReplicaThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.replica: FtReplica = self.call(lambda: FtReplica().start())
+        self.replica: ODataReplica = self.call(lambda: ODataReplica().start())
 
     def call(self, factory: Callable[[], Any]) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(factory(), self.loop)
@@ -88,7 +88,7 @@ class ReplicaThread:
 
     def reset(self) -> None:
         async def reset() -> None:
-            self.replica.reset_log()
+            self.replica.log.clear()
 
         self.call(reset)
 
@@ -267,7 +267,7 @@ def _replica_child() -> None:
     """Run the FT replica until stdin closes (part B's upstream, outside the traced process)."""
 
     async def main() -> None:
-        async with FtReplica() as replica:
+        async with ODataReplica() as replica:
             sys.stdout.write(replica.url + "\n")
             sys.stdout.flush()
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)

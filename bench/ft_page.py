@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from resolvers.odata.replica.server import FtReplica, load_ft_data  # noqa: E402
+from resolvers.odata.replica.server import ODataReplica, load_ft_data  # noqa: E402
 
 PAGE_QUERY = """query($a: Int!) {
   FT_Stemme(first: 100, where: {afstemningid: {gte: $a}}) {
@@ -48,8 +48,8 @@ class ReplicaThread:
         self.thread.start()
         self.replica = self.call(self._start)
 
-    async def _start(self) -> FtReplica:
-        return await FtReplica().start()
+    async def _start(self) -> ODataReplica:
+        return await ODataReplica().start()
 
     def call(self, factory: Callable[[], Any]) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(factory(), self.loop)
@@ -167,9 +167,9 @@ def _ballot_ids(replica: ReplicaThread) -> list[int]:
     return [int(r["afstemningid"]) for r in load_ft_data().rows["Stemme"]]
 
 
-def _reset(replica: FtReplica) -> Callable[[], Any]:
+def _reset(replica: ODataReplica) -> Callable[[], Any]:
     async def reset() -> None:
-        replica.reset_log()
+        replica.log.clear()
 
     return reset
 

@@ -68,14 +68,14 @@ async def scenario(cache_bytes: int, size: int) -> dict[str, Any]:
             ) as client:
                 results: dict[str, Any] = {"cache_mib": cache_bytes / 2**20}
                 for phase in ("cold", "warm"):
-                    opened = len([e for e in replica.log if e.op == "open"])
+                    opened = len([e for e in replica.log if e.method == "open"])
                     tracemalloc.start()
                     started = time.perf_counter()
                     rows, pages, first_peak = await page_through(client, size)
                     elapsed = time.perf_counter() - started
                     _, peak = tracemalloc.get_traced_memory()
                     tracemalloc.stop()
-                    files = len([e for e in replica.log if e.op == "open"]) - opened
+                    files = len([e for e in replica.log if e.method == "open"]) - opened
                     results[phase] = {
                         "seconds": elapsed,
                         "rows": rows,

@@ -38,7 +38,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from resolvers.valg_sftp.replica.server import ValgReplica, start_replica as start_valg
 from resolvers.volby_xml.replica.server import ReplayClock, VolbyReplica
 from resolvers.wahldaten_csv.replica.server import (
@@ -63,9 +63,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @asynccontextmanager
-async def running_odata(data: Any = None, page_size: int = 100) -> AsyncIterator[FtReplica]:
+async def running_odata(data: Any = None, page_size: int = 100) -> AsyncIterator[ODataReplica]:
     """The FT replica (``data``: an ``FtData`` other than the recording)."""
-    async with FtReplica(data, page_size=page_size) as running:
+    async with ODataReplica(data, page_size=page_size) as running:
         yield running
 
 
@@ -145,25 +145,25 @@ async def replica_factory() -> AsyncIterator[ReplicaFactory]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def odata_replica(request: pytest.FixtureRequest) -> AsyncIterator[FtReplica]:
+async def odata_replica(request: pytest.FixtureRequest) -> AsyncIterator[ODataReplica]:
     async with running_odata(**marked(request)) as running:
         yield running
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def clean_odata_replica(odata_replica: FtReplica) -> AsyncIterator[FtReplica]:
+async def clean_odata_replica(odata_replica: ODataReplica) -> AsyncIterator[ODataReplica]:
     """``odata_replica`` without faults, latency or logged requests (and left so)."""
-    odata_replica.clear_faults()
+    odata_replica.faults.clear()
     odata_replica.latency = 0.0
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     yield odata_replica
-    odata_replica.clear_faults()
+    odata_replica.faults.clear()
     odata_replica.latency = 0.0
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def odata_gateway(
-    request: pytest.FixtureRequest, odata_replica: FtReplica
+    request: pytest.FixtureRequest, odata_replica: ODataReplica
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway app serving FT from ``odata_replica`` (upstream timeout ``FT_TIMEOUT``)."""
     timeout = getattr(request.module, "FT_TIMEOUT", 5)

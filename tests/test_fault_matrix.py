@@ -27,7 +27,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from resolvers.replica_kit.faults import Fault, Faults
 from resolvers.valg_sftp.replica.server import start_replica as start_valg
 from resolvers.volby_xml.replica.server import VolbyReplica
@@ -67,7 +67,7 @@ class Register:
 
 REGISTERS = [
     Register(
-        "FT", lambda: FtReplica().start(), "{ FT_Aktoertype(first: 3) { nodes { id type } } }",
+        "FT", lambda: ODataReplica().start(), "{ FT_Aktoertype(first: 3) { nodes { id type } } }",
     ),
     Register(
         "CZ", lambda: VolbyReplica().start(),

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.support import REGISTERS, ROOT, RedisServer, free_port, wait_for_port
 
 pytestmark = pytest.mark.timeout(300)
@@ -36,18 +36,14 @@ class ReplicaThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.replica: FtReplica = self.call(lambda: FtReplica().start())
+        self.replica: ODataReplica = self.call(lambda: ODataReplica().start())
 
     def call(self, factory: Callable[[], Any]) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(factory(), self.loop)
         return future.result(timeout=60)
 
     def data_paths(self) -> list[str]:
-        return [
-            r.path + "?" + r.query_string
-            for r in self.replica.requests
-            if "$metadata" not in r.path
-        ]
+        return [r.path + "?" + r.query for r in self.replica.log if "$metadata" not in r.path]
 
     def stop(self) -> None:
         self.call(self.replica.stop)
@@ -182,7 +178,7 @@ def test_an_answer_from_one_process_is_a_hit_on_another(
 ) -> None:
     replica, _, cluster = setup
     first, second, _third = cluster.ports
-    replica.replica.reset_log()
+    replica.replica.log.clear()
     query = (
         "{ FT_Stemme(first: 7, where: {afstemningid: {eq: 2}}) { nodes { id Aktoer { navn } } } }"
     )
@@ -201,7 +197,7 @@ def test_concurrent_cold_queries_on_different_processes_fetch_once(
     setup: tuple[ReplicaThread, RedisServer, Cluster],
 ) -> None:
     replica, _, cluster = setup
-    replica.replica.reset_log()
+    replica.replica.log.clear()
     replica.replica.latency = 0.5
     query = "{ FT_Afstemning(first: 4, where: {id: {gte: 300}}) { nodes { id nummer } } }"
     try:
@@ -246,7 +242,7 @@ def test_redis_going_away_degrades_and_recovers(
     assert "Redis cache unavailable" in log
     redis.start()
     time.sleep(6)  # the cache tries Redis again after a few seconds
-    replica.replica.reset_log()
+    replica.replica.log.clear()
     shared = "{ FT_Aktoertype(first: 2, where: {id: {gt: 5}}) { nodes { id } } }"
     ask(cluster.url(first), shared)
     ask(cluster.url(second), shared)

@@ -9,7 +9,7 @@ gateway's, so the same documents run on both and their answers can be compared.
 Each DataLoader batch is one OData request ``$filter=(id eq 1 or id eq 2 …)`` following
 ``odata.nextLink``; one pooled ``httpx.AsyncClient`` with keep-alive. Options:
 ``--cache`` keeps every upstream response (by URL) for the server's lifetime (the
-"upstream responses cached" row of DESIGN §6); ``--document-caches`` adds strawberry's
+"upstream responses cached" scenario of ``run.py``); ``--document-caches`` adds strawberry's
 ``ParserCache`` and ``ValidationCache``. ``GET /upstream`` answers the number of upstream
 requests sent so far.
 

@@ -8,7 +8,7 @@ and p99 latency, CPU per request (utime + stime of the pinned process, from ``/p
 upstream requests per query (the gateway's ``/metrics``, the reference's own counter) and
 peak resident memory (``VmHWM``, reset per scenario).
 
-Scenarios (DESIGN §6):
+Scenarios (the performance targets' rows):
 
 - ``hit``: a response-cache hit, against a plain Starlette JSON route of the same bytes;
 - ``cached``: 100 ``FT_Stemme`` with ``Aktoer { navn }``, upstream responses cached, new

@@ -25,7 +25,7 @@ from gateway.http.app import create_app
 from gateway.http.auth import AuthSettings
 from gateway.http.config import Settings
 from gateway.http.server import serve_asgi
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.support import ROOT, register_subset
 
 NODE_DIR = ROOT / "tests" / "node"
@@ -153,12 +153,12 @@ class Served:
     url: str
     log: RequestLog
     app: Any
-    replica: FtReplica
+    replica: ODataReplica
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served() -> AsyncIterator[Served]:
-    async with FtReplica() as replica:
+    async with ODataReplica() as replica:
         with register_subset("FT", "CZ") as folder:
             settings = Settings(
                 registers_dir=folder,

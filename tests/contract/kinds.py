@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from resolvers.replica_kit.faults import Fault
 from tests.resolvers.odata import raw as ft_raw
 from tests.resolvers.valg_sftp.rawdata import FV, geografi, read_raw
 from tests.resolvers.volby_xml.raw import batch_files, newest_precincts
@@ -246,15 +247,9 @@ def faults_of(handle: Any) -> Any:
 
 
 def break_upstream(handle: Any) -> None:
-    """Make every request to the replica fail: the replica kit's ``status`` fault, or — on a
-    replica still on its own fault switches (VALG's) — reads slower than the adapter waits."""
-    faults = faults_of(handle)
-    if hasattr(faults, "inject"):
-        from resolvers.replica_kit.faults import Fault
-
-        faults.inject(Fault("status", status=503, times=None))
-    else:
-        faults.read_delay = 5.0
+    """Make every request to the replica fail: the replica kit's ``status`` fault, on every
+    request until mended (HTTP: 503; SFTP: a failure status)."""
+    faults_of(handle).inject(Fault("status", status=503, times=None))
 
 
 def mend_upstream(handle: Any) -> None:

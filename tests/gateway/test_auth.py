@@ -21,7 +21,7 @@ from gateway.http.auth import ApiKey, AuthSettings, hash_key
 from gateway.http.config import Settings
 from gateway.http.ratelimit import RateLimiter, RateLimitSettings
 from gateway.model.errors import DescriptorError
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.gateway.test_security import SECURITY
 from tests.support import REGISTERS, gateway_client, register_subset
 
@@ -67,7 +67,7 @@ def _auth(tmp: Path) -> AuthSettings:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(
-    odata_replica: FtReplica, tmp_path_factory: pytest.TempPathFactory
+    odata_replica: ODataReplica, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[httpx.AsyncClient]:
     tmp = tmp_path_factory.mktemp("auth")
     auth = _auth(tmp)
@@ -218,7 +218,7 @@ async def test_served_configuration_refuses_short_keys(tmp_path: Path) -> None:
 # --- rate limits -----------------------------------------------------------------------
 
 
-async def test_rate_limit_answers_429_with_retry_after(odata_replica: FtReplica) -> None:
+async def test_rate_limit_answers_429_with_retry_after(odata_replica: ODataReplica) -> None:
     with register_subset("FT") as registers:
         async with gateway_client(
             registers,

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.graphql.limits import LimitSettings
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.gateway.test_measure import doubling
 from tests.resolvers.odata import raw
 from tests.support import gateway_client, register_subset
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["one-pass", "field-by-field"])
 async def client(
-    request: pytest.FixtureRequest, odata_replica: FtReplica
+    request: pytest.FixtureRequest, odata_replica: ODataReplica
 ) -> AsyncIterator[httpx.AsyncClient]:
     with register_subset("FT") as registers:
         async with gateway_client(
@@ -67,7 +67,7 @@ async def test_skip_and_include_with_variables(
 
 
 async def test_fragments_spread_twice_side_by_side_are_collected_once(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     document = doubling(40, nested=False)
     body = await post(client, {"query": document, "extensions": {"cost": True}})
@@ -76,14 +76,14 @@ async def test_fragments_spread_twice_side_by_side_are_collected_once(
 
 
 async def test_a_document_expanding_past_the_limits_is_refused_before_any_request(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     body = await post(client, {"query": doubling(12, nested=True)})
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["limit"] in ("depth", "fields", "nesting")
-    assert odata_replica.requests == []
+    assert odata_replica.log == []
 
 
 async def test_cost_is_reported_only_when_asked(client: httpx.AsyncClient) -> None:
@@ -99,33 +99,33 @@ async def test_cost_is_reported_only_when_asked(client: httpx.AsyncClient) -> No
 
 
 async def test_an_in_list_over_the_upstream_budget_is_refused_before_any_request(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     query = "query($ids: [Int!]) { FT_Stemme(where: {id: {in: $ids}}) { nodes { id } } }"
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     # 20,000 ids: refused for the variables' size, before they are even coerced.
     body = await post(client, {"query": query, "variables": {"ids": list(range(20_000))}})
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["limit"] == "variableValues"
     assert error["extensions"]["allowed"] == LimitSettings().max_variable_values
-    assert odata_replica.requests == []
+    assert odata_replica.log == []
     # 9,000 ids: under both limits, answered; the chunks it took are reported.
     ids = [row["id"] for row in raw.stemme()[:9_000]]
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     body = await post(
         client, {"query": query, "variables": {"ids": ids}, "extensions": {"cost": True}}
     )
     assert "errors" not in body, body
     assert [n["id"] for n in body["data"]["FT_Stemme"]["nodes"]] == sorted(ids)[:100]
     made = body["extensions"]["cost"]["upstreamRequests"]
-    assert made == len(odata_replica.requests) <= LimitSettings().upstream_budget(0)
+    assert made == len(odata_replica.log) <= LimitSettings().upstream_budget(0)
     # A list the budget allows is answered, and the requests it cost are reported.
     ids = [row["id"] for row in raw.stemme()[:300]]
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     body = await post(
         client, {"query": query, "variables": {"ids": ids}, "extensions": {"cost": True}}
     )
     assert "errors" not in body, body
     assert sorted(n["id"] for n in body["data"]["FT_Stemme"]["nodes"]) == sorted(ids[:100])
-    assert body["extensions"]["cost"]["upstreamRequests"] == len(odata_replica.requests) > 0
+    assert body["extensions"]["cost"]["upstreamRequests"] == len(odata_replica.log) > 0

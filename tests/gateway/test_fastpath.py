@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from gateway.graphql.fastpath import _serializer
 from gateway.http.app import create_app
 from gateway.http.config import Settings
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.support import REGISTERS
 
 
@@ -51,7 +51,7 @@ class Pair:
 
     async def _serve(self) -> None:
         try:
-            async with FtReplica() as replica:
+            async with ODataReplica() as replica:
                 fast_app = create_app(self._settings(replica.url, True))
                 slow_app = create_app(self._settings(replica.url, False))
                 async with (

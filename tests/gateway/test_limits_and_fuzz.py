@@ -20,7 +20,7 @@ from gateway.graphql.limits import measure
 from gateway.http.app import create_app
 from gateway.http.auth import ApiKey, AuthSettings, hash_key
 from gateway.http.config import Settings
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.gateway.test_measure import schema as harness_schema
 from tests.resolvers.odata import raw
 from tests.support import REGISTERS
@@ -42,7 +42,7 @@ class Harness:
 
     async def _serve(self) -> None:
         try:
-            async with FtReplica() as replica:
+            async with ODataReplica() as replica:
                 self.replica = replica
                 auth = AuthSettings(keys=(ApiKey("three", 3, hash_key(KEY3)),))
                 settings = Settings(
@@ -131,9 +131,9 @@ def _deep(levels: int) -> str:
 def test_limits_refuse_before_any_upstream_request(
     harness: Harness, document: str, limit: str
 ) -> None:
-    harness.replica.reset_log()
+    harness.replica.log.clear()
     extensions = refused(harness.post({"query": document}), limit)
-    assert harness.replica.requests == []
+    assert harness.replica.log == []
     if limit == "cost":
         assert extensions["allowed"] == 50_000
         assert extensions["measured"] >= 5 * 1000 * 12
@@ -145,7 +145,7 @@ def test_cost_counts_variables_and_budgets_are_per_level(harness: Harness) -> No
         "query($n: Int) { a: FT_Aktoer(first: $n) { nodes { id navn fornavn efternavn } } "
         "b: FT_Aktoer(first: $n) { nodes { id navn fornavn efternavn } } }"
     )
-    harness.replica.reset_log()
+    harness.replica.log.clear()
     # 2 × 1,000 rows × 4 fields × ... at n = 1000 the estimate is 10,000 + 2: allowed;
     # but with a stricter budget per level the variables decide.
     small = harness.post({"query": query, "variables": {"n": 10}})
@@ -159,9 +159,9 @@ def test_cost_counts_variables_and_budgets_are_per_level(harness: Harness) -> No
         )
         + " }"
     )
-    harness.replica.reset_log()
+    harness.replica.log.clear()
     refused(harness.post({"query": aliased, "variables": {"n": 1000}}), "cost")
-    assert harness.replica.requests == []
+    assert harness.replica.log == []
     allowed = harness.post({"query": aliased, "variables": {"n": 1000}}, **{"X-API-Key": KEY3})
     body = allowed.json()
     assert "errors" not in body, body
@@ -396,7 +396,7 @@ def test_generated_documents_never_make_a_500_and_refusals_come_first(
     harness: Harness, case: tuple[str, dict[str, Any]]
 ) -> None:
     document, variables = case
-    harness.replica.reset_log()
+    harness.replica.log.clear()
     response = harness.post({"query": document, "variables": variables})
     assert response.status_code in (200, 400), response.text
     body = response.json()
@@ -414,9 +414,9 @@ def test_generated_documents_never_make_a_500_and_refusals_come_first(
             continue
         if extensions.get("limit") == "upstreamRequests":
             # Found while executing (the pages of a relation): never more than allowed.
-            assert len(harness.replica.requests) <= extensions["allowed"], document
+            assert len(harness.replica.log) <= extensions["allowed"], document
         elif extensions.get("stage") != "execution":
-            assert harness.replica.requests == [], (document, body)
+            assert harness.replica.log == [], (document, body)
     # The checks are linear in the document: each selection visited a bounded number of
     # times, however the fragments expand.
     parsed = parse(document)

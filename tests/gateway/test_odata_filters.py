@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from urllib.parse import unquote
 
 import pytest
@@ -12,12 +13,17 @@ from gateway.dls.edmx import load_edmx
 from gateway.model.datamodel import Entity
 from gateway.model.query import And, Condition, Or
 from resolvers.odata.adapter import build_url, literal, translate
+from resolvers.odata.options import parse as parse_options
 from tests.support import REGISTERS
 
 MODEL = load_edmx(REGISTERS / "FT" / "rc00001" / "2. Datamodel" / "1.0.0.FT.edmx", "FT", {})
 AKTOER: Entity = MODEL.entities["Aktør"]
 STEMME: Entity = MODEL.entities["Stemme"]
 ALL = frozenset({"substringof", "startswith", "endswith"})
+# FT's DateTime values are Copenhagen wall-clock times (its Source.json "timeZone").
+FT_ZONE = parse_options(
+    json.loads((REGISTERS / "FT" / "rc00001" / "Source.json").read_text("utf-8"))
+).time_zone
 
 
 def test_string_literals_double_quotes() -> None:
@@ -27,9 +33,16 @@ def test_string_literals_double_quotes() -> None:
 
 def test_datetime_literals_are_wall_clock_copenhagen() -> None:
     field = AKTOER.field("opdateringsdato")
-    assert literal(dt.datetime(2019, 3, 1, 12), field) == "datetime'2019-03-01T12:00:00.000'"
+    naive = literal(dt.datetime(2019, 3, 1, 12), field, FT_ZONE)
+    assert naive == "datetime'2019-03-01T12:00:00.000'"
     aware = dt.datetime(2019, 7, 1, 10, tzinfo=dt.UTC)
-    assert literal(aware, field) == "datetime'2019-07-01T12:00:00.000'"  # CEST = UTC+2
+    assert literal(aware, field, FT_ZONE) == "datetime'2019-07-01T12:00:00.000'"  # CEST = UTC+2
+
+
+def test_datetime_literals_without_a_time_zone_option_are_utc() -> None:
+    field = AKTOER.field("opdateringsdato")
+    aware = dt.datetime(2019, 7, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert literal(aware, field) == "datetime'2019-07-01T10:00:00.000'"
 
 
 def test_comparisons_functions_and_sets() -> None:

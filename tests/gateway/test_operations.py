@@ -11,17 +11,18 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from gateway.sources.observe import JsonFormatter
-from resolvers.odata.replica.server import FtReplica
+from gateway.http.observe import JsonFormatter
+from resolvers.odata.replica.server import ODataReplica
+from resolvers.replica_kit.faults import Fault
 from tests.support import gateway_client, graphql, register_subset
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
-    odata_replica.reset_log()
-    odata_replica.clear_faults()
+async def client(odata_replica: ODataReplica) -> AsyncIterator[httpx.AsyncClient]:
+    odata_replica.log.clear()
+    odata_replica.faults.clear()
     overrides = {"FT": {"url": odata_replica.url, "ttl": 0.2, "staleIfError": 60, "retries": 0}}
     with register_subset("FT") as registers:
         async with gateway_client(registers, overrides) as c:
@@ -29,7 +30,7 @@ async def client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_request_id_reaches_the_upstream_and_comes_back(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     response = await client.post(
         "/graphql",
@@ -37,7 +38,7 @@ async def test_request_id_reaches_the_upstream_and_comes_back(
         headers={"X-Request-ID": "req-42"},
     )
     assert response.headers["x-request-id"] == "req-42"
-    assert [r.request_id for r in odata_replica.requests] == ["req-42"]
+    assert [r.headers.get("x-request-id", "") for r in odata_replica.log] == ["req-42"]
     generated = await client.post("/graphql", json={"query": "{ FT_Stemmetype { totalCount } }"})
     assert len(generated.headers["x-request-id"]) == 32
 
@@ -64,15 +65,15 @@ async def test_metrics_expose_the_series(client: httpx.AsyncClient) -> None:
 
 
 async def test_stale_if_error_serves_the_last_good_answer_with_its_age(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     query = "{ FT_Aktoertype(first: 3) { nodes { id type } } }"
     good = await graphql(client, query)
     assert "errors" not in good
-    odata_replica.inject("error503", times=None)
+    odata_replica.faults.inject(Fault("status", status=503, times=None))
     await asyncio.sleep(0.3)  # past the TTL
     stale = await graphql(client, query)
-    odata_replica.clear_faults()
+    odata_replica.faults.clear()
     assert stale["data"] == good["data"]
     (notice,) = [n for n in stale["extensions"]["notices"] if n["code"] == "STALE_IF_ERROR"]
     assert notice["ageSeconds"] >= 0.2
@@ -86,7 +87,7 @@ async def test_readiness_reports_registers_and_upstreams(client: httpx.AsyncClie
 
 
 async def test_json_log_lines_carry_the_request_id() -> None:
-    from gateway.sources.observe import REQUEST_ID
+    from gateway.sources.metrics import REQUEST_ID
 
     token = REQUEST_ID.set("abc")
     try:

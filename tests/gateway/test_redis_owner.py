@@ -8,7 +8,7 @@ import pytest
 from gateway.http.ratelimit import RateLimiter, RateLimitSettings
 from gateway.sources.cache import Cache
 from gateway.sources.redis import RedisOwner, RedisUnavailable
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.support import free_port, gateway_client, register_subset
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.timeout(60)]
@@ -68,7 +68,7 @@ async def _value() -> str:
 
 
 async def test_the_app_builds_one_owner_for_cache_rate_limits_and_events(redis_url: str) -> None:
-    async with FtReplica() as replica:
+    async with ODataReplica() as replica:
         with register_subset("FT") as registers:
             async with gateway_client(
                 registers,

@@ -25,7 +25,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.http.auth import ApiKey, AuthSettings, hash_key
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.resolvers.odata import raw
 from tests.support import REGISTERS, gateway_client
 
@@ -58,7 +58,7 @@ def _auth() -> AuthSettings:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app(registers: Path, odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+async def app(registers: Path, odata_replica: ODataReplica) -> AsyncIterator[httpx.AsyncClient]:
     async with gateway_client(
         registers, {"FT": {"url": odata_replica.url}}, auth=_auth()
     ) as client:
@@ -66,9 +66,9 @@ async def app(registers: Path, odata_replica: FtReplica) -> AsyncIterator[httpx.
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def client(app: httpx.AsyncClient, odata_replica: FtReplica) -> httpx.AsyncClient:
+async def client(app: httpx.AsyncClient, odata_replica: ODataReplica) -> httpx.AsyncClient:
     await app.app.state.gateway.sources["FT"].services.cache.clear()  # type: ignore[attr-defined]
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     return app
 
 
@@ -91,11 +91,11 @@ def forbidden(body: dict[str, Any], required: int) -> list[dict[str, Any]]:
     return errors
 
 
-def fetched(odata_replica: FtReplica, entity_set: str) -> list[dict[str, str]]:
-    return [r.query for r in odata_replica.requests if r.path.endswith("/" + entity_set)]
+def fetched(odata_replica: ODataReplica, entity_set: str) -> list[dict[str, str]]:
+    return [r.params for r in odata_replica.log if r.path.endswith("/" + entity_set)]
 
 
-def selected(odata_replica: FtReplica, entity_set: str) -> set[str]:
+def selected(odata_replica: ODataReplica, entity_set: str) -> set[str]:
     return {
         name
         for query in fetched(odata_replica, entity_set)
@@ -122,7 +122,7 @@ FIELD_PATHS = {
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("path", sorted(FIELD_PATHS))
 async def test_restricted_field(
-    client: httpx.AsyncClient, odata_replica: FtReplica, level: int, path: str
+    client: httpx.AsyncClient, odata_replica: ODataReplica, level: int, path: str
 ) -> None:
     body = await ask(client, level, FIELD_PATHS[path])
     if path == "through a relation" and level < 2:
@@ -163,7 +163,7 @@ FILTER_PATHS = {
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("path", sorted(FILTER_PATHS))
 async def test_filter_or_order_on_restricted_field(
-    client: httpx.AsyncClient, odata_replica: FtReplica, level: int, path: str
+    client: httpx.AsyncClient, odata_replica: ODataReplica, level: int, path: str
 ) -> None:
     variables = {"w": {"biografi": {"eq": "x"}}} if path == "variable" else None
     body = await ask(client, level, FILTER_PATHS[path], variables)
@@ -172,7 +172,7 @@ async def test_filter_or_order_on_restricted_field(
         return
     forbidden(body, 1)
     assert body["data"] == {"FT_Aktoer": None}
-    assert odata_replica.requests == []  # decided before any upstream request
+    assert odata_replica.log == []  # decided before any upstream request
 
 
 # --- a restricted entity --------------------------------------------------------------
@@ -194,7 +194,7 @@ ENTITY_PATHS = {
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("path", sorted(ENTITY_PATHS))
 async def test_restricted_entity(
-    client: httpx.AsyncClient, odata_replica: FtReplica, level: int, path: str
+    client: httpx.AsyncClient, odata_replica: ODataReplica, level: int, path: str
 ) -> None:
     body = await ask(client, level, ENTITY_PATHS[path])
     if level >= 2:
@@ -203,7 +203,7 @@ async def test_restricted_entity(
     forbidden(body, 2)
     assert fetched(odata_replica, "Stemme") == []
     if path.startswith("root"):
-        assert odata_replica.requests == []
+        assert odata_replica.log == []
 
 
 # --- a field above its entity's level, reached through a relation ---------------------
@@ -211,7 +211,7 @@ async def test_restricted_entity(
 
 @pytest.mark.parametrize("level", LEVELS)
 async def test_level_3_field_behind_a_level_2_entity(
-    client: httpx.AsyncClient, odata_replica: FtReplica, level: int
+    client: httpx.AsyncClient, odata_replica: ODataReplica, level: int
 ) -> None:
     body = await ask(
         client,
@@ -221,7 +221,7 @@ async def test_level_3_field_behind_a_level_2_entity(
     )
     if level < 2:
         forbidden(body, 2)
-        assert odata_replica.requests == []
+        assert odata_replica.log == []
     elif level == 2:
         forbidden(body, 3)
         assert all(n["Afstemning"]["kommentar"] is None for n in body["data"]["FT_Stemme"]["nodes"])
@@ -249,7 +249,7 @@ async def test_cached_answers_do_not_cross_levels(client: httpx.AsyncClient) -> 
 
 
 async def test_batched_or_multiple_operations_do_not_bypass(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     document = (
         "query A { FT_Aktoertype(first: 1) { nodes { id } } } "
@@ -277,7 +277,7 @@ async def test_schema_states_levels(client: httpx.AsyncClient) -> None:
 
 
 async def test_per_level_schema_hides_what_the_caller_cannot_see(
-    registers: Path, odata_replica: FtReplica
+    registers: Path, odata_replica: ODataReplica
 ) -> None:
     async with gateway_client(
         registers, {"FT": {"url": odata_replica.url}}, auth=_auth(), per_level_schema=True
@@ -300,7 +300,9 @@ async def test_per_level_schema_hides_what_the_caller_cannot_see(
         assert "navn" in names
 
 
-async def test_introspection_can_be_switched_off(registers: Path, odata_replica: FtReplica) -> None:
+async def test_introspection_can_be_switched_off(
+    registers: Path, odata_replica: ODataReplica
+) -> None:
     async with gateway_client(
         registers, {"FT": {"url": odata_replica.url}}, auth=_auth(), introspection=False
     ) as client:

@@ -24,7 +24,7 @@ from gateway.model.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from resolvers.transport import classify, outcome_of, translate
 from resolvers.valg_sftp.replica.server import start_replica as start_valg
 from resolvers.volby_xml.replica.server import VolbyReplica
@@ -86,7 +86,7 @@ async def spying(target: str) -> AsyncIterator[tuple[Spy, str]]:
 Start = Callable[[], Awaitable[Any]]
 
 CASES: list[tuple[str, Start, str, tuple[str, ...]]] = [
-    ("FT", lambda: FtReplica().start(), "{ FT_Aktoertype(first: 3) { nodes { id type } } }", ()),
+    ("FT", lambda: ODataReplica().start(), "{ FT_Aktoertype(first: 3) { nodes { id type } } }", ()),
     (
         "CZ",
         lambda: VolbyReplica().start(),

@@ -51,7 +51,7 @@ __all__ = [
     "FtData",
     "FtEntitySet",
     "FtProperty",
-    "FtReplica",
+    "ODataReplica",
     "demo_replica",
     "load_ft_data",
 ]
@@ -219,7 +219,7 @@ def _describe(scope: Scope) -> Request:
 RECORDED_REGISTERS: tuple[str, ...] = ("FT",)
 
 
-class FtReplica:
+class ODataReplica:
     """The FT OData replica: an ASGI app plus a loopback server and test switches.
 
     Faults (:attr:`faults`, the kit's vocabulary): ``status`` answers IIS's 503 page, or the
@@ -229,7 +229,7 @@ class FtReplica:
 
     Example::
 
-        async with FtReplica() as replica:
+        async with ODataReplica() as replica:
             replica.faults.inject(Fault("status", status=503, times=2))
             ...  # GET replica.url + "Stemme"
     """
@@ -265,7 +265,7 @@ class FtReplica:
 
     # control
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> FtReplica:
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> ODataReplica:
         """Serve on ``host:port`` (0 = any free port) until :meth:`stop`."""
         if self._server is not None:
             raise RuntimeError("the replica is already running")
@@ -280,7 +280,7 @@ class FtReplica:
             self._layer.stopping()
             await server.stop()
 
-    async def __aenter__(self) -> FtReplica:
+    async def __aenter__(self) -> ODataReplica:
         if self._server is None:
             await self.start()
         return self
@@ -380,7 +380,7 @@ async def demo_replica(registers: Mapping[str, Mapping[str, Any]] | None = None)
     ``registers`` (name → ``Source.json``) are the registers it serves; by default the one
     the recording is of.
     """
-    replica = FtReplica()
+    replica = ODataReplica()
     if registers:
         replica.registers = tuple(registers)
     return await replica.start()

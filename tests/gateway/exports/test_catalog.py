@@ -33,7 +33,7 @@ NOWHERE = {"FT": {"url": "http://127.0.0.1:9/api/"}}
 
 
 def ascii_name(name: str) -> str:
-    """DESIGN §3's transliteration for the names FT uses (Danish letters)."""
+    """graphql_name's transliteration (gateway.model.naming) for the names FT uses (æ, ø, å)."""
     for letter, text in {"æ": "ae", "ø": "oe", "å": "aa", "Æ": "Ae", "Ø": "Oe", "Å": "Aa"}.items():
         name = name.replace(letter, text)
     assert unicodedata.is_normalized("NFC", name)

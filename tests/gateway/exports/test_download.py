@@ -23,7 +23,8 @@ import pytest_asyncio
 from gateway.http.app import create_app
 from gateway.http.config import Settings
 from gateway.http.server import serve_asgi
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
+from resolvers.replica_kit.faults import Fault
 from tests.gateway.exports.helpers import STEMME_COLUMNS, as_csv_text, csv_rows, stemme
 from tests.resolvers.odata import raw
 from tests.support import gateway_client, graphql, register_subset
@@ -34,7 +35,7 @@ RECORDED_STEMME = 39_882
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app_client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(odata_replica: ODataReplica) -> AsyncIterator[httpx.AsyncClient]:
     with register_subset("FT") as registers:
         async with gateway_client(
             registers, {"FT": {"url": odata_replica.url, "timeout": 5}}
@@ -43,10 +44,10 @@ async def app_client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClien
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def client(app_client: httpx.AsyncClient, odata_replica: FtReplica) -> httpx.AsyncClient:
+async def client(app_client: httpx.AsyncClient, odata_replica: ODataReplica) -> httpx.AsyncClient:
     """The gateway with an empty replica log (the cache is kept: full exports are slow)."""
-    odata_replica.clear_faults()
-    odata_replica.reset_log()
+    odata_replica.faults.clear()
+    odata_replica.log.clear()
     return app_client
 
 
@@ -67,11 +68,11 @@ def _json_expected(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def all_csv(
-    app_client: httpx.AsyncClient, odata_replica: FtReplica
+    app_client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> tuple[httpx.Response, int]:
     await _cold(app_client)
-    odata_replica.clear_faults()
-    odata_replica.reset_log()
+    odata_replica.faults.clear()
+    odata_replica.log.clear()
     response = await app_client.get("/FT/v1/download/Stemme.csv")
     return response, odata_replica.data_requests()
 
@@ -166,7 +167,7 @@ async def test_order_and_an_empty_result(client: httpx.AsyncClient) -> None:
 
 
 async def test_the_upstream_sees_the_same_filter_as_for_graphql(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     where = {
         "or": [{"typeid": {"in": [1, 2]}}, {"aktoerid": {"eq": 13}}],
@@ -176,17 +177,17 @@ async def test_the_upstream_sees_the_same_filter_as_for_graphql(
     await _cold(client)
     body = await graphql(client, query, {"w": where})
     assert "errors" not in body
-    from_graphql = {r.query["$filter"] for r in odata_replica.requests}
-    odata_replica.reset_log()
+    from_graphql = {r.params["$filter"] for r in odata_replica.log}
+    odata_replica.log.clear()
     response = await client.get("/FT/v1/download/Stemme.csv", params={"where": json.dumps(where)})
     assert response.status_code == 200
-    from_export = {r.query["$filter"] for r in odata_replica.requests}
+    from_export = {r.params["$filter"] for r in odata_replica.log}
     assert from_export == from_graphql
     assert len(from_export) == 1
 
 
 async def test_head_gives_the_count_without_rows(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     response = await client.head(
         "/FT/v1/download/Stemme.parquet", params={"where": '{"afstemningid":{"eq":1}}'}
@@ -194,7 +195,7 @@ async def test_head_gives_the_count_without_rows(
     assert response.status_code == 200
     assert response.headers["x-total-count"] == str(len(stemme(afstemningid=1)))
     assert response.content == b""
-    assert [r.query.get("$top") for r in odata_replica.requests] == ["0"]
+    assert [r.params.get("$top") for r in odata_replica.log] == ["0"]
 
 
 # --- mistakes --------------------------------------------------------------------------
@@ -216,7 +217,7 @@ async def test_head_gives_the_count_without_rows(
 )
 async def test_mistakes_get_json_errors_before_any_upstream_request(
     client: httpx.AsyncClient,
-    odata_replica: FtReplica,
+    odata_replica: ODataReplica,
     path: str,
     params: dict[str, str],
     status: int,
@@ -245,20 +246,20 @@ async def test_entities_are_named_without_the_register_prefix(client: httpx.Asyn
 
 
 async def test_a_failure_before_the_first_row_is_a_json_error(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     await _cold(client)
-    odata_replica.inject("malformed", times=None)
+    odata_replica.faults.inject(Fault("malformed", times=None))
     response = await client.get("/FT/v1/download/Stemme.csv")
     assert response.status_code == 502
     assert response.json()["errors"][0]["extensions"]["code"] == "UPSTREAM_INVALID"
 
 
 async def test_a_failure_mid_export_leaves_the_transfer_incomplete(
-    odata_replica: FtReplica,
+    odata_replica: ODataReplica,
 ) -> None:
     # Over a real socket: the client must see a broken transfer, never a short "complete" file.
-    odata_replica.clear_faults()
+    odata_replica.faults.clear()
     received = bytearray()
 
     async def read_all(response: httpx.Response) -> None:
@@ -275,18 +276,18 @@ async def test_a_failure_mid_export_leaves_the_transfer_incomplete(
             ):
                 assert response.status_code == 200
                 # The first window is in; every later upstream answer is broken.
-                odata_replica.inject("malformed", times=None)
+                odata_replica.faults.inject(Fault("malformed", times=None))
                 with pytest.raises(httpx.RemoteProtocolError):
                     await read_all(response)
         finally:
-            odata_replica.clear_faults()
+            odata_replica.faults.clear()
             await server.stop()
     records = csv_rows(bytes(received))
     assert 1000 <= len(records) - 1 < RECORDED_STEMME
 
 
-async def test_a_client_that_leaves_stops_the_export(odata_replica: FtReplica) -> None:
-    odata_replica.clear_faults()
+async def test_a_client_that_leaves_stops_the_export(odata_replica: ODataReplica) -> None:
+    odata_replica.faults.clear()
     with register_subset("FT") as registers:
         settings = Settings(registers_dir=registers, sources={"FT": {"url": odata_replica.url}})
         server = await serve_asgi(create_app(settings))
@@ -296,7 +297,7 @@ async def test_a_client_that_leaves_stops_the_export(odata_replica: FtReplica) -
                 http.stream("GET", "/FT/v1/download/Stemme.csv?where={}") as response,
             ):
                 assert response.status_code == 200
-                odata_replica.reset_log()
+                odata_replica.log.clear()
             # The client is gone: the export and its prefetch end, no more upstream requests.
             await asyncio.sleep(0.5)
             after_leaving = odata_replica.data_requests()

@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.http.auth import ApiKey, AuthSettings, hash_key
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.gateway.exports.helpers import as_csv_text, copy_ft, csv_rows, stemme
 from tests.resolvers.odata import raw
 from tests.support import gateway_client
@@ -49,7 +49,7 @@ def registers(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app(registers: Path, odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+async def app(registers: Path, odata_replica: ODataReplica) -> AsyncIterator[httpx.AsyncClient]:
     keys = tuple(ApiKey(f"key-{level}", level, hash_key(key)) for level, key in KEYS.items())
     auth = AuthSettings(keys=keys)
     async with gateway_client(registers, {"FT": {"url": odata_replica.url}}, auth=auth) as client:
@@ -57,9 +57,9 @@ async def app(registers: Path, odata_replica: FtReplica) -> AsyncIterator[httpx.
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def client(app: httpx.AsyncClient, odata_replica: FtReplica) -> httpx.AsyncClient:
+async def client(app: httpx.AsyncClient, odata_replica: ODataReplica) -> httpx.AsyncClient:
     await app.app.state.gateway.sources["FT"].services.cache.clear()  # type: ignore[attr-defined]
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     return app
 
 
@@ -76,11 +76,11 @@ def forbidden(response: httpx.Response, required: int) -> None:
     assert error["extensions"] == {"code": "FORBIDDEN", "requiredLevel": required}
 
 
-def selected(odata_replica: FtReplica) -> set[str]:
+def selected(odata_replica: ODataReplica) -> set[str]:
     return {
         name
-        for record in odata_replica.requests
-        for name in record.query.get("$select", "").split(",")
+        for record in odata_replica.log
+        for name in record.params.get("$select", "").split(",")
         if name
     }
 
@@ -89,26 +89,26 @@ def selected(odata_replica: FtReplica) -> set[str]:
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize("fmt", ["csv", "ndjson", "parquet"])
 async def test_an_entity_above_the_callers_level_is_forbidden_without_upstream_requests(
-    client: httpx.AsyncClient, odata_replica: FtReplica, level: int, method: str, fmt: str
+    client: httpx.AsyncClient, odata_replica: ODataReplica, level: int, method: str, fmt: str
 ) -> None:
     response = await get(client, level, f"/FT/v1/download/Stemme.{fmt}", method)
     assert response.status_code == 403
     if method == "GET":
         forbidden(response, 2)
-    assert odata_replica.requests == []
+    assert odata_replica.log == []
 
 
 async def test_a_forbidden_entity_is_forbidden_whatever_the_parameters(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     # Even a malformed filter learns nothing: the entity is checked first.
     forbidden(await get(client, 1, "/FT/v1/download/Stemme.csv", where="{"), 2)
-    assert odata_replica.requests == []
+    assert odata_replica.log == []
 
 
 @pytest.mark.parametrize("level", [2, 3])
 async def test_the_entity_at_its_level(
-    client: httpx.AsyncClient, odata_replica: FtReplica, level: int
+    client: httpx.AsyncClient, odata_replica: ODataReplica, level: int
 ) -> None:
     response = await get(
         client, level, "/FT/v1/download/Stemme.csv", where='{"afstemningid":{"eq":1}}'
@@ -120,7 +120,7 @@ async def test_the_entity_at_its_level(
 
 
 async def test_a_column_above_the_callers_level_is_absent_and_not_fetched(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     response = await get(client, 0, "/FT/v1/download/Aktoer.csv", where='{"id":{"lte":300}}')
     assert response.status_code == 200
@@ -168,10 +168,10 @@ async def test_at_its_level_the_column_is_there_with_real_text(
     ],
 )
 async def test_filtering_or_ordering_on_a_forbidden_column_is_forbidden(
-    client: httpx.AsyncClient, odata_replica: FtReplica, params: dict[str, str], what: str
+    client: httpx.AsyncClient, odata_replica: ODataReplica, params: dict[str, str], what: str
 ) -> None:
     forbidden(await get(client, 0, "/FT/v1/download/Aktoer.csv", **params), 1)
-    assert odata_replica.requests == []
+    assert odata_replica.log == []
 
 
 async def test_a_level_3_column_at_level_2(client: httpx.AsyncClient) -> None:
@@ -207,7 +207,7 @@ async def test_the_catalogue_shows_levels_and_marks_access(
 
 
 async def test_with_per_level_schemas_the_catalogue_leaves_out_what_the_caller_cannot_see(
-    registers: Path, odata_replica: FtReplica
+    registers: Path, odata_replica: ODataReplica
 ) -> None:
     async with gateway_client(
         registers, {"FT": {"url": odata_replica.url}}, per_level_schema=True

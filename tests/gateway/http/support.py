@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from gateway.http.auth import AuthSettings
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.support import REGISTERS, gateway_client, register_subset
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -34,7 +34,7 @@ def sha256(text: str) -> str:
 
 @asynccontextmanager
 async def ft_gateway(
-    replica: FtReplica | None = None, *registers: str, **settings: Any
+    replica: ODataReplica | None = None, *registers: str, **settings: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway serving FT (and ``registers``) with FT on ``replica``.
 

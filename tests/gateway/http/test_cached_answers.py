@@ -17,7 +17,7 @@ from strawberry.types import ExecutionResult
 from gateway.graphql.response_cache import CachedResult, ResponseCache, encode_json
 from gateway.http.protocol import GRAPHQL_RESPONSE_JSON, JSON, RequestError, negotiate
 from gateway.sources.cache import Cache
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.gateway.http.support import app_of, ft_gateway
 from tests.resolvers.odata import raw
 
@@ -95,7 +95,7 @@ def test_an_unacceptable_header_is_refused_every_time() -> None:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with FtReplica() as replica, ft_gateway(replica) as running:
+    async with ODataReplica() as replica, ft_gateway(replica) as running:
         yield running
 
 

@@ -11,7 +11,7 @@ import pytest_asyncio
 
 from gateway.http.conditional import Freshness
 from gateway.http.config import HttpSettings
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.gateway.http.support import (
     GRAPHQL_RESPONSE,
     JSON,
@@ -33,7 +33,7 @@ def actors() -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+async def client(odata_replica: ODataReplica) -> AsyncIterator[httpx.AsyncClient]:
     # CZ is registered (never reached) so that answers can touch two registers.
     async with ft_gateway(odata_replica, "CZ") as running:
         yield running
@@ -134,7 +134,7 @@ async def test_max_age_is_the_smallest_ttl_of_the_registers_touched(
     assert response.headers["cache-control"] == f"public, max-age={min(ft_ttl, cz_ttl)}"
 
 
-async def test_a_configured_max_age_wins(odata_replica: FtReplica) -> None:
+async def test_a_configured_max_age_wins(odata_replica: ODataReplica) -> None:
     async with ft_gateway(odata_replica, http=HttpSettings(max_age=7)) as client:
         response = await get(client, ACTORS)
         assert response.headers["cache-control"] == "public, max-age=7"

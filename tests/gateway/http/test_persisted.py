@@ -15,7 +15,7 @@ import pytest_asyncio
 from gateway.http.config import HttpSettings
 from gateway.http.persisted import APQ_PREFIX, load_documents
 from gateway.model.errors import DescriptorError
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.gateway.http.support import (
     GRAPHQL_RESPONSE,
     JSON,
@@ -48,7 +48,7 @@ def votes() -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+async def client(odata_replica: ODataReplica) -> AsyncIterator[httpx.AsyncClient]:
     async with ft_gateway(odata_replica) as running:
         yield running
 
@@ -156,7 +156,7 @@ async def test_an_invalid_document_is_not_learnt(client: httpx.AsyncClient) -> N
     assert code_of(response) == "PERSISTED_QUERY_NOT_FOUND"
 
 
-async def test_without_apq_a_hash_alone_is_not_supported(odata_replica: FtReplica) -> None:
+async def test_without_apq_a_hash_alone_is_not_supported(odata_replica: ODataReplica) -> None:
     async with ft_gateway(odata_replica, http=HttpSettings(apq=False)) as client:
         digest = sha256(QUERY)
         response = await client.post("/graphql", json={"extensions": persisted(digest)})
@@ -179,7 +179,7 @@ def allow_list(tmp_path: Path) -> Path:
 
 
 async def test_only_listed_documents_run_when_persisted_only(
-    odata_replica: FtReplica, allow_list: Path
+    odata_replica: ODataReplica, allow_list: Path
 ) -> None:
     settings = HttpSettings(persisted_only=True, persisted_documents=str(allow_list))
     async with ft_gateway(odata_replica, http=settings) as client:
@@ -207,7 +207,7 @@ async def test_only_listed_documents_run_when_persisted_only(
 
 
 async def test_listed_documents_run_by_hash_beside_ordinary_queries(
-    odata_replica: FtReplica, tmp_path: Path
+    odata_replica: ODataReplica, tmp_path: Path
 ) -> None:
     manifest = {
         "format": "apollo-persisted-query-manifest",
@@ -250,7 +250,7 @@ async def test_a_missing_allow_list_stops_the_gateway_at_startup(tmp_path: Path)
 
 
 async def test_two_gateways_on_one_redis_share_learnt_documents(
-    odata_replica: FtReplica, redis_url: str
+    odata_replica: ODataReplica, redis_url: str
 ) -> None:
     digest = sha256(QUERY)
     async with (

@@ -17,7 +17,7 @@ import pytest_asyncio
 from graphql import parse, validate
 
 from gateway.http import playground
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.gateway.http.support import app_of, ft_gateway
 from tests.resolvers.odata import raw
 from tests.support import REGISTERS
@@ -30,7 +30,7 @@ OTHERS = tuple(name for name in ("CZ", "CZPREZ", "DE") if (REGISTERS / name / "G
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+async def client(odata_replica: ODataReplica) -> AsyncIterator[httpx.AsyncClient]:
     async with ft_gateway(odata_replica, *OTHERS) as running:
         yield running
 
@@ -73,7 +73,7 @@ async def test_a_browser_gets_graphiql_from_the_gateway_alone(client: httpx.Asyn
 
 
 async def test_the_page_has_one_runnable_example_per_register(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     config = config_of((await client.get("/graphql", headers=HTML)).text)
     assert config["endpoint"] == "/graphql"
@@ -139,7 +139,7 @@ async def test_no_value_can_close_the_config_script(client: httpx.AsyncClient) -
     assert any(hostile in e["query"] for e in config_of(page)["examples"])
 
 
-async def test_without_graphiql_there_is_no_page(odata_replica: FtReplica) -> None:
+async def test_without_graphiql_there_is_no_page(odata_replica: ODataReplica) -> None:
     async with ft_gateway(odata_replica, graphiql=False) as client:
         response = await client.get("/graphql", headers=HTML)
         assert response.status_code == 400

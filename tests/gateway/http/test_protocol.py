@@ -10,7 +10,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.gateway.http.support import GRAPHQL_RESPONSE, JSON, ft_gateway
 from tests.resolvers.odata import raw
 
@@ -20,7 +20,7 @@ TYPENAME = {"query": "{ __typename }"}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(odata_replica: FtReplica) -> AsyncIterator[httpx.AsyncClient]:
+async def client(odata_replica: ODataReplica) -> AsyncIterator[httpx.AsyncClient]:
     async with ft_gateway(odata_replica) as running:
         yield running
 
@@ -166,9 +166,9 @@ async def test_malformed_get_parameters_are_400(
 )
 @pytest.mark.parametrize("accept", [JSON, GRAPHQL_RESPONSE])
 async def test_wrongly_typed_parameters_are_400(
-    client: httpx.AsyncClient, odata_replica: FtReplica, body: Any, accept: str
+    client: httpx.AsyncClient, odata_replica: ODataReplica, body: Any, accept: str
 ) -> None:
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     response = await client.post("/graphql", json=body, headers={"accept": accept})
     request_error(response, 400, "BAD_REQUEST")
     assert media(response) == accept
@@ -233,9 +233,9 @@ async def test_unknown_extensions_are_ignored(client: httpx.AsyncClient) -> None
     ],
 )
 async def test_request_errors_have_no_data_and_a_status_by_media_type(
-    client: httpx.AsyncClient, odata_replica: FtReplica, body: dict[str, Any], code: str
+    client: httpx.AsyncClient, odata_replica: ODataReplica, body: dict[str, Any], code: str
 ) -> None:
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     legacy = await client.post("/graphql", json=body, headers={"accept": JSON})
     request_error(legacy, 200, code)
     modern = await client.post("/graphql", json=body, headers={"accept": GRAPHQL_RESPONSE})

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
+from resolvers.replica_kit.faults import Fault
 from tests.resolvers.odata import raw
 from tests.support import gateway_client, graphql, register_subset
 
@@ -29,7 +30,7 @@ async def _data(client: httpx.AsyncClient, query: str, **variables: Any) -> Any:
 
 
 async def test_votes_of_one_ballot_with_actor_names_in_two_requests(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     data = await _data(
         client,
@@ -47,7 +48,7 @@ async def test_votes_of_one_ballot_with_actor_names_in_two_requests(
 
 
 async def test_page_of_100_votes_with_relations_costs_one_request_per_relation(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     data = await _data(
         client,
@@ -147,7 +148,7 @@ async def test_last_and_before_page_backwards(client: httpx.AsyncClient) -> None
 
 
 async def test_more_than_the_server_page_cap(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     data = await _data(
         client, "{ FT_Stemme(first: 250) { pageInfo { hasNextPage } nodes { id } } }"
@@ -229,7 +230,7 @@ async def test_dates_compare_as_dates_and_order_desc(client: httpx.AsyncClient) 
 
 
 async def test_ends_with_is_evaluated_in_the_gateway_when_the_upstream_lacks_it(
-    odata_replica: FtReplica,
+    odata_replica: ODataReplica,
 ) -> None:
     with register_subset("FT") as registers:
         overrides = {"FT": {"url": odata_replica.url, "filterFunctions": ["substringof"]}}
@@ -249,7 +250,7 @@ async def test_ends_with_is_evaluated_in_the_gateway_when_the_upstream_lacks_it(
 
 
 async def test_long_in_lists_are_sent_in_chunks(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     wanted = [r["id"] for r in raw.stemme()[::97][:300]]
     data = await _data(
@@ -260,7 +261,7 @@ async def test_long_in_lists_are_sent_in_chunks(
     )
     assert [n["id"] for n in data["FT_Stemme"]["nodes"]] == sorted(wanted)
     assert data["FT_Stemme"]["totalCount"] == len(wanted)
-    assert all(len(r.query.get("$filter", "")) <= 1800 for r in odata_replica.requests)
+    assert all(len(r.params.get("$filter", "")) <= 1800 for r in odata_replica.log)
 
 
 async def test_to_many_relation_pages_per_parent(client: httpx.AsyncClient) -> None:
@@ -283,7 +284,7 @@ async def test_to_many_relation_pages_per_parent(client: httpx.AsyncClient) -> N
 
 
 async def test_same_query_twice_hits_the_cache(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     query = "{ FT_Stemme(first: 10) { nodes { id Aktoer { navn } } } }"
     first = await _data(client, query)
@@ -294,7 +295,7 @@ async def test_same_query_twice_hits_the_cache(
 
 
 async def test_concurrent_identical_queries_share_one_upstream_request(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     odata_replica.latency = 0.2
     try:
@@ -331,7 +332,7 @@ async def test_errors_carry_codes_and_the_rest_answers(client: httpx.AsyncClient
     ],
 )
 async def test_bad_input_gets_a_clear_error(
-    client: httpx.AsyncClient, odata_replica: FtReplica, query: str, code: str | None
+    client: httpx.AsyncClient, odata_replica: ODataReplica, query: str, code: str | None
 ) -> None:
     response = await client.post("/graphql", json={"query": query})
     assert response.status_code in (200, 400)
@@ -345,55 +346,56 @@ async def test_bad_input_gets_a_clear_error(
 
 
 async def test_upstream_faults_become_errors_not_crashes(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     breaker = client.app.state.gateway.sources["FT"].guard.breaker  # type: ignore[attr-defined]
     for fault, code in (
-        ("error500", "UPSTREAM_UNAVAILABLE"),
-        ("error503", "UPSTREAM_UNAVAILABLE"),
-        ("malformed", "UPSTREAM_INVALID"),
-        ("truncate", "UPSTREAM_UNAVAILABLE"),
-        ("drop", "UPSTREAM_UNAVAILABLE"),
-        ("timeout", "UPSTREAM_TIMEOUT"),
+        (Fault("status", status=500, times=None), "UPSTREAM_UNAVAILABLE"),
+        (Fault("status", status=503, times=None), "UPSTREAM_UNAVAILABLE"),
+        (Fault("malformed", times=None), "UPSTREAM_INVALID"),
+        (Fault("cut", times=None), "UPSTREAM_UNAVAILABLE"),
+        (Fault("drop", times=None), "UPSTREAM_UNAVAILABLE"),
+        (Fault("timeout", times=None), "UPSTREAM_TIMEOUT"),
     ):
-        odata_replica.clear_faults()
+        odata_replica.faults.clear()
         breaker.success()  # each case starts with a closed circuit
-        odata_replica.inject(fault, times=None)
+        odata_replica.faults.inject(fault)
+        name = f"{fault.kind}{fault.status}"  # a query of its own per case (nothing cached)
         body = await graphql(
-            client, f'{{ FT_Aktoer(where: {{navn: {{eq: "{fault}"}}}}) {{ nodes {{ id }} }} }}'
+            client, f'{{ FT_Aktoer(where: {{navn: {{eq: "{name}"}}}}) {{ nodes {{ id }} }} }}'
         )
         assert body["data"] == {"FT_Aktoer": None}, (fault, body)
         assert body["errors"][0]["extensions"]["code"] == code, (fault, body)
-    odata_replica.clear_faults()
+    odata_replica.faults.clear()
     breaker.success()
 
 
 async def test_a_transient_fault_is_retried(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
-    odata_replica.inject("error503", times=1)
+    odata_replica.faults.inject(Fault("status", status=503, times=1))
     data = await _data(client, "{ FT_Aktoertype(first: 3) { nodes { id } } }")
     assert data["FT_Aktoertype"]["nodes"] == [{"id": 1}, {"id": 2}, {"id": 3}]
-    assert [r.status for r in odata_replica.requests] == [503, 200]
+    assert [r.status for r in odata_replica.log] == [503, 200]
 
 
 async def test_the_circuit_opens_after_repeated_failures_and_probes_later(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     guard = client.app.state.gateway.sources["FT"].guard  # type: ignore[attr-defined]
-    odata_replica.inject("error500", times=None)
+    odata_replica.faults.inject(Fault("status", status=500, times=None))
     for _ in range(2):
         body = await graphql(client, "{ FT_Aktoertype(first: 2) { nodes { id } } }")
         assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
     assert guard.breaker.state == "open"
-    seen = len(odata_replica.requests)
+    seen = len(odata_replica.log)
     body = await graphql(client, "{ FT_Aktoertype(first: 2) { nodes { id } } }")
     assert "circuit open" in body["errors"][0]["message"]
-    assert len(odata_replica.requests) == seen  # refused without calling the upstream
+    assert len(odata_replica.log) == seen  # refused without calling the upstream
     ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["upstreams"]["FT"]["circuit"] == "open"
-    odata_replica.clear_faults()
+    odata_replica.faults.clear()
     guard.breaker.opened_at -= guard.breaker.reset  # the reset time has passed
     data = await _data(client, "{ FT_Aktoertype(first: 2) { nodes { id } } }")
     assert data["FT_Aktoertype"]["nodes"] == [{"id": 1}, {"id": 2}]

@@ -20,7 +20,12 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from resolvers.odata.replica.server import DEFAULT_DATA_DIR, FtReplica, demo_replica, load_ft_data
+from resolvers.odata.replica.server import (
+    DEFAULT_DATA_DIR,
+    ODataReplica,
+    demo_replica,
+    load_ft_data,
+)
 from resolvers.replica_kit.faults import Fault
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "ft"
@@ -125,7 +130,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 async def fetch_all(
     client: httpx.AsyncClient,
-    clean_odata_replica: FtReplica,
+    clean_odata_replica: ODataReplica,
     path: str,
     params: dict[str, str] | None = None,
 ) -> list[Raw]:
@@ -188,7 +193,7 @@ async def test_load_follows_the_readme_rules() -> None:
     ],
 )
 async def test_counts_equal_the_raw_files(
-    clean_odata_replica: FtReplica,
+    clean_odata_replica: ODataReplica,
     client: httpx.AsyncClient,
     path: str,
     expected: Callable[[], int],
@@ -204,7 +209,7 @@ async def test_counts_equal_the_raw_files(
 
 
 async def test_paging_through_all_afstemning_gives_the_raw_rows(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     rows = await fetch_all(client, clean_odata_replica, "Afstemning")
     assert rows == afstemning()
@@ -212,7 +217,7 @@ async def test_paging_through_all_afstemning_gives_the_raw_rows(
 
 
 async def test_paging_a_filtered_set_gives_the_raw_rows_in_id_order(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     rows = await fetch_all(client, clean_odata_replica, "Stemme", {"$filter": "aktørid eq 15758"})
     expected = [r for r in stemme() if r["aktørid"] == 15758]
@@ -221,7 +226,7 @@ async def test_paging_a_filtered_set_gives_the_raw_rows_in_id_order(
 
 
 async def test_first_page_envelope_and_next_link(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     params = {
         "$filter": "typeid eq 1",
@@ -248,7 +253,7 @@ async def test_first_page_envelope_and_next_link(
 
 
 async def test_top_beyond_the_page_size_continues_to_exactly_top_rows(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     rows = await fetch_all(client, clean_odata_replica, "Stemme", {"$top": "250"})
     assert rows == stemme()[:250]
@@ -262,7 +267,7 @@ async def test_top_beyond_the_page_size_continues_to_exactly_top_rows(
 
 
 async def test_select_gives_only_those_properties_in_metadata_order(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     response = await client.get(
         clean_odata_replica.url + "Stemme", params={"$select": "opdateringsdato, id", "$top": "3"}
@@ -277,7 +282,7 @@ async def test_select_gives_only_those_properties_in_metadata_order(
 
 
 async def test_orderby_puts_nulls_first_ascending_and_last_descending(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     nulls = [r["id"] for r in afstemning() if r["sagstrinid"] is None]
     assert len(nulls) == 14
@@ -296,7 +301,7 @@ async def test_orderby_puts_nulls_first_ascending_and_last_descending(
 
 
 async def test_orderby_datetime_desc_then_id(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     params = {"$orderby": "opdateringsdato desc,typeid", "$filter": "aktørid eq 277"}
     rows = await fetch_all(client, clean_odata_replica, "Stemme", params)
@@ -329,7 +334,7 @@ STEMME_FILTERS: list[tuple[str, Callable[[Raw], bool]]] = [
 
 @pytest.mark.parametrize(("expression", "predicate"), STEMME_FILTERS)
 async def test_filter_operators_on_stemme(
-    clean_odata_replica: FtReplica,
+    clean_odata_replica: ODataReplica,
     client: httpx.AsyncClient,
     expression: str,
     predicate: Callable[[Raw], bool],
@@ -373,7 +378,7 @@ AFSTEMNING_FILTERS: list[tuple[str, Callable[[Raw], bool]]] = [
 
 @pytest.mark.parametrize(("expression", "predicate"), AFSTEMNING_FILTERS)
 async def test_filters_with_null_and_strings_on_afstemning(
-    clean_odata_replica: FtReplica,
+    clean_odata_replica: ODataReplica,
     client: httpx.AsyncClient,
     expression: str,
     predicate: Callable[[Raw], bool],
@@ -401,7 +406,7 @@ AKTOER_LITERALS: list[tuple[str, Callable[[str], bool]]] = [
 
 @pytest.mark.parametrize(("expression", "predicate"), AKTOER_LITERALS)
 async def test_string_literals_with_quote_percent_and_ampersand(
-    clean_odata_replica: FtReplica,
+    clean_odata_replica: ODataReplica,
     client: httpx.AsyncClient,
     expression: str,
     predicate: Callable[[str], bool],
@@ -419,7 +424,7 @@ async def test_string_literals_with_quote_percent_and_ampersand(
 
 
 async def test_long_or_chain_of_ids(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     wanted = [r["id"] for r in stemme()[::100]][:400]
     expression = " or ".join(f"id eq {i}" for i in wanted)
@@ -430,7 +435,7 @@ async def test_long_or_chain_of_ids(
 
 
 async def test_datetimes_compare_as_datetimes_not_text(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     short = next(r for r in stemme() if "." not in r["opdateringsdato"])["opdateringsdato"]
     literal = short + ".000"  # the same instant, written differently
@@ -459,7 +464,7 @@ async def test_datetimes_compare_as_datetimes_not_text(
 
 
 async def test_non_ascii_is_escaped_in_the_raw_body(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     response = await client.get(clean_odata_replica.url + "Akt%C3%B8r(269)")
     raw = response.content
@@ -474,7 +479,7 @@ async def test_non_ascii_is_escaped_in_the_raw_body(
     assert b'"Frav\\u00e6r"' in types.content
 
 
-async def test_single_entity(clean_odata_replica: FtReplica, client: httpx.AsyncClient) -> None:
+async def test_single_entity(clean_odata_replica: ODataReplica, client: httpx.AsyncClient) -> None:
     response = await client.get(clean_odata_replica.url + "Afstemning(1)")
     assert response.status_code == 200
     body = response.json()
@@ -487,7 +492,7 @@ async def test_single_entity(clean_odata_replica: FtReplica, client: httpx.Async
 
 
 async def test_inlinecount_none_and_format_json(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     params = {"$inlinecount": "none", "$format": "json", "$top": "1"}
     body = (await client.get(clean_odata_replica.url + "Stemme", params=params)).json()
@@ -495,7 +500,7 @@ async def test_inlinecount_none_and_format_json(
 
 
 async def test_metadata_and_service_document(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     response = await client.get(clean_odata_replica.url + "$metadata")
     assert response.status_code == 200
@@ -507,7 +512,7 @@ async def test_metadata_and_service_document(
 
 
 async def test_sambehandlinger_and_unknown_sets_are_404(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     assert "Sambehandlinger" in metadata_sets()
     for path in ("Sambehandlinger", "Sambehandlinger(1)", "Nope", "Stemme(1)/Aktør"):
@@ -549,7 +554,7 @@ async def test_sambehandlinger_and_unknown_sets_are_404(
     ],
 )
 async def test_malformed_options_are_400_with_empty_body(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient, query: str
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient, query: str
 ) -> None:
     response = await client.get(f"{clean_odata_replica.url}Stemme?{query}")
     assert response.status_code == 400
@@ -557,7 +562,7 @@ async def test_malformed_options_are_400_with_empty_body(
 
 
 async def test_hostile_nesting_and_length_are_400(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     for expression in (
         "(" * 200 + "id eq 1" + ")" * 200,
@@ -575,7 +580,7 @@ async def test_hostile_nesting_and_length_are_400(
 
 
 async def test_writes_are_501_and_options_405(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         response = await client.request(method, clean_odata_replica.url + "Stemme", content=b"{}")
@@ -585,7 +590,7 @@ async def test_writes_are_501_and_options_405(
     assert options.status_code == 405
 
 
-async def test_raw_utf8_set_name_is_accepted_by_the_app(clean_odata_replica: FtReplica) -> None:
+async def test_raw_utf8_set_name_is_accepted_by_the_app(clean_odata_replica: ODataReplica) -> None:
     # h11 refuses raw non-ASCII request targets before the app sees them, so this talks
     # ASGI directly, as a server that passes them on would.
     messages: list[dict[str, Any]] = []
@@ -614,7 +619,7 @@ async def test_raw_utf8_set_name_is_accepted_by_the_app(clean_odata_replica: FtR
 
 
 async def test_error_faults_apply_once_then_clear(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     clean_odata_replica.faults.inject(Fault("status", status=500))
     clean_odata_replica.faults.inject(Fault("status", status=503))
@@ -625,7 +630,7 @@ async def test_error_faults_apply_once_then_clear(
 
 
 async def test_fault_limited_by_path_and_unlimited_times(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     clean_odata_replica.faults.inject(Fault("status", status=503, times=None, match="Aktør"))
     for _ in range(3):
@@ -638,7 +643,7 @@ async def test_fault_limited_by_path_and_unlimited_times(
 
 
 async def test_timeout_fault_outlasts_the_client_timeout(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     clean_odata_replica.faults.inject(Fault("timeout"))
     with pytest.raises(httpx.ReadTimeout):
@@ -647,7 +652,7 @@ async def test_timeout_fault_outlasts_the_client_timeout(
 
 
 async def test_stop_ends_a_held_request_promptly(client: httpx.AsyncClient) -> None:
-    replica = await FtReplica().start()
+    replica = await ODataReplica().start()
     replica.faults.inject(Fault("timeout"))
     pending = asyncio.ensure_future(client.get(replica.url + "Stemme", timeout=60))
     for _ in range(500):  # until the request is in, at most 5 s
@@ -662,7 +667,7 @@ async def test_stop_ends_a_held_request_promptly(client: httpx.AsyncClient) -> N
 
 
 async def test_truncate_drop_and_malformed(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     clean_odata_replica.faults.inject(Fault("cut"))
     with pytest.raises(httpx.RemoteProtocolError, match=r"complete message body"):
@@ -686,7 +691,7 @@ async def test_truncate_drop_and_malformed(
 
 
 async def test_latency_is_added_to_every_response(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     clean_odata_replica.latency = 0.3
     started = time.monotonic()
@@ -697,7 +702,7 @@ async def test_latency_is_added_to_every_response(
 
 
 async def test_request_log_records_everything(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     await client.get(clean_odata_replica.url + "$metadata")
     await client.get(clean_odata_replica.url + "Akt%C3%B8r", params={"$filter": "id eq 13"})
@@ -756,7 +761,7 @@ _GARBAGE = st.one_of(
 )
 @given(text=_GARBAGE, entity_set=st.sampled_from(["Stemme", "Afstemning", "Aktør"]))
 async def test_garbage_filters_never_fail_the_server(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient, text: str, entity_set: str
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient, text: str, entity_set: str
 ) -> None:
     response = await client.get(
         clean_odata_replica.url + entity_set,
@@ -770,7 +775,7 @@ async def test_garbage_filters_never_fail_the_server(
 
 
 async def test_next_link_keeps_a_literal_with_reserved_characters(
-    clean_odata_replica: FtReplica, client: httpx.AsyncClient
+    clean_odata_replica: ODataReplica, client: httpx.AsyncClient
 ) -> None:
     literal = "a&b=c%d+e#f'g"
     expression = f"konklusion ne '{literal.replace(chr(39), chr(39) * 2)}' and typeid eq 3"

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.model.query import Condition, Query
 from gateway.sources import upstream_budget
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from tests.resolvers.odata import raw
 from tests.support import graphql
 
@@ -43,7 +43,7 @@ def _refusal(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_an_in_list_of_9000_ids_is_refused_before_any_request(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     body, spent = await _within(
         client,
@@ -59,12 +59,12 @@ async def test_an_in_list_of_9000_ids_is_refused_before_any_request(
     assert "id.in" in extensions["what"]
     for advice in ("`in`", "`first`", "cursor", "export", "level"):
         assert advice in error["message"]
-    assert odata_replica.requests == []
+    assert odata_replica.log == []
     assert spent == 0
 
 
 async def test_a_modest_query_is_answered_and_its_requests_counted(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     body, spent = await _within(
         client,
@@ -82,17 +82,17 @@ async def test_a_modest_query_is_answered_and_its_requests_counted(
 
 
 async def test_a_window_needing_more_pages_than_allowed_is_refused_before_any_request(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     body, _ = await _within(client, 5, "{ FT_Stemme(first: 1000) { nodes { id } } }")
     error = _refusal(body)
     assert error["extensions"]["measured"] == 10  # ten pages of 100
     assert "first: 1000" in error["extensions"]["what"]
-    assert odata_replica.requests == []
+    assert odata_replica.log == []
 
 
 async def test_cache_hits_and_coalesced_requests_do_not_spend(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     query = "{ FT_Afstemning(first: 5) { nodes { id } } }"
     body, spent = await _within(client, ANONYMOUS, query)
@@ -102,7 +102,7 @@ async def test_cache_hits_and_coalesced_requests_do_not_spend(
     assert "errors" not in body
     assert spent == 0
     await _source(client).services.cache.clear()
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     odata_replica.latency = 0.2
     with upstream_budget.scope(ANONYMOUS) as budget:
         answers = await asyncio.gather(*(graphql(client, query) for _ in range(4)))
@@ -112,7 +112,7 @@ async def test_cache_hits_and_coalesced_requests_do_not_spend(
 
 
 async def test_relation_chunks_are_counted(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     # 1,000 votes are on 250 ballots: the relation asks for them in one long "in" list,
     # sent in chunks.
@@ -123,24 +123,24 @@ async def test_relation_chunks_are_counted(
     assert [n["Afstemning"]["nummer"] for n in body["data"]["FT_Stemme"]["nodes"]] == [
         int(ballots[r["afstemningid"]]["nummer"]) for r in raw.stemme()[:1000]
     ]
-    ballot_requests = sum(1 for r in odata_replica.requests if r.path.endswith("/Afstemning"))
+    ballot_requests = sum(1 for r in odata_replica.log if r.path.endswith("/Afstemning"))
     assert ballot_requests >= 2
     assert spent == odata_replica.data_requests() == 10 + ballot_requests
     # Room for the votes' ten pages but not for the ballots' chunks: refused before any of
     # the chunks is sent.
     await _source(client).services.cache.clear()
-    odata_replica.reset_log()
+    odata_replica.log.clear()
     body, spent = await _within(client, 10 + ballot_requests - 1, query)
     error = _refusal(body)
     assert "afstemningid" not in error["extensions"]["what"]
     assert "id.in" in error["extensions"]["what"]
     assert error["extensions"]["measured"] == 10 + ballot_requests
     assert odata_replica.data_requests() == 10
-    assert not any(r.path.endswith("/Afstemning") for r in odata_replica.requests)
+    assert not any(r.path.endswith("/Afstemning") for r in odata_replica.log)
 
 
 async def test_chunks_of_an_in_list_are_spent_before_the_first_request(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     source = _source(client)
     entity = source.register.datamodel.entities["Stemme"]
@@ -150,7 +150,7 @@ async def test_chunks_of_an_in_list_are_spent_before_the_first_request(
     assert chunks > 1
     with upstream_budget.scope(chunks - 1), pytest.raises(upstream_budget.UpstreamBudgetError):
         await source.fetch(query)
-    assert odata_replica.requests == []
+    assert odata_replica.log == []
     with upstream_budget.scope(None) as budget:
         page = await source.fetch(query)
     assert sorted(r["id"] for r in page.rows) == sorted(ids)
@@ -158,7 +158,7 @@ async def test_chunks_of_an_in_list_are_spent_before_the_first_request(
 
 
 async def test_an_unbounded_scan_stops_before_the_request_over_the_budget(
-    client: httpx.AsyncClient, odata_replica: FtReplica
+    client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
     # Every vote (the way a relation or an export asks): pages follow until the budget ends.
     source = _source(client)

@@ -23,6 +23,7 @@ from gateway.model.errors import (
 from gateway.model.query import And, Condition, Filter, Page, Query, SortKey
 from gateway.sources.cache import Cache
 from gateway.sources.port import Services
+from resolvers.replica_kit.faults import Fault
 from resolvers.valg_sftp.adapter import ValgSource
 from resolvers.valg_sftp.replica.server import ValgReplica
 from tests.resolvers.valg_sftp.rawdata import FV, KV, RawArchive, geografi, newest_by
@@ -331,18 +332,24 @@ async def test_files_failing_their_signature_are_never_served(
 async def test_a_cold_client_serves_nothing_from_a_bad_signature(
     valg_replica: ValgReplica, source: ValgSource, datamodel: Datamodel
 ) -> None:
-    valg_replica.faults.bad_signature.add("Aabenraa_Kommune-Aabenraa_Midt")
+    valg_replica.faults.inject(
+        Fault("malformed", match="Aabenraa_Kommune-Aabenraa_Midt", times=None)
+    )
     where = fv_only(eq("AfstemningsomraadeDagiId", AABENRAA_MIDT))
     page = await source.fetch(q(datamodel, "Valgresultat", where))
     assert page.rows == []
     assert [(n["reason"], n["served"]) for n in page.notices] == [("signature", None)]
 
 
+INCOMPLETE = {"empty": 0.0, "truncated": 0.5}  # the share of the newest file written so far
+
+
 @pytest.mark.parametrize("fault", ["empty", "truncated"])
 async def test_incomplete_newest_file_falls_back(
     fault: str, valg_replica: ValgReplica, source: ValgSource, datamodel: Datamodel, raw: RawArchive
 ) -> None:
-    getattr(valg_replica.faults, fault).add("Aabenraa_Kommune-Aabenraa_Midt")
+    area = "Aabenraa_Kommune-Aabenraa_Midt"
+    valg_replica.faults.inject(Fault("truncate", keep=INCOMPLETE[fault], match=area, times=None))
     where = fv_only(eq("AfstemningsomraadeDagiId", AABENRAA_MIDT))
     page = await source.fetch(q(datamodel, "Valgresultat", where))
     previous = newest_by(
@@ -444,7 +451,7 @@ async def test_reconnects_after_a_dropped_connection(
     valg_replica.drop_connections()
     page = await source.fetch(q(datamodel, "Kommune", eq("Kode", 580)))
     assert len(page.rows) == 1
-    valg_replica.faults.drop_after = 2
+    valg_replica.faults.inject(Fault("drop"))
     page = await source.fetch(q(datamodel, "Region", None))
     assert len(page.rows) == 4
     assert source.sftp.stats.connects == 3
@@ -456,7 +463,7 @@ async def test_slow_reads_time_out(
     cache = Cache()
     options = {**source_json, **valg_replica.overrides["VALG"], "read_timeout": 0.2}
     slow = ValgSource(register, options, Services(cache))
-    valg_replica.faults.read_delay = 0.5
+    valg_replica.faults.inject(Fault("slow", delay=0.5, times=None))
     try:
         with pytest.raises(UpstreamTimeoutError):
             await slow.fetch(q(datamodel, "Region"))
@@ -470,7 +477,7 @@ async def test_a_listing_that_changes_between_reads_is_read_again(
 ) -> None:
     valg_replica.clock.set(dt.datetime(2026, 3, 24, 20, 30))
     await source.fetch(q(datamodel, "Afstemningsområde", fv_only(eq("Dagi_id", "0"))))
-    valg_replica.clock.step_per_listing = dt.timedelta(minutes=15)
+    valg_replica.clock.step = dt.timedelta(minutes=15)
     where = fv_only(eq("AfstemningsomraadeDagiId", AABENRAA_MIDT))
     page = await source.fetch(q(datamodel, "Valgresultat", where))
     # Listed at 20:30 (IngenResultater), gone at 20:45: read again, the 20:41 version served.
@@ -520,7 +527,7 @@ async def test_election_filter_lists_only_that_root(
     await source.fetch(
         q(datamodel, "Mandatfordeling", eq("Valgmappe", "regionsrådsvalg-134-18-11-2025"))
     )
-    listed = {e.path for e in valg_replica.log if e.op == "list"}
+    listed = {e.path for e in valg_replica.log if e.method == "list"}
     assert not any(path.startswith((f"/data/{KV}", f"/data/{FV}")) for path in listed)
 
 

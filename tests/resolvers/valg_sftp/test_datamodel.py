@@ -1,4 +1,5 @@
-"""The VALG datamodel from the upstream's own cp1252 JSON Schemas (NOTES §4, §5)."""
+"""The VALG datamodel from the upstream's own JSON Schemas (Windows-1252, not UTF-8), in the
+recorded archives' ``Snitfladebeskrivelser/`` (data/valg/)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from gateway.dls.jsonschema import entity_paths, load_json_schemas
+from gateway.dls.jsonschema import load_json_schemas
 from gateway.model.datamodel import Datamodel, ScalarType
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import graphql_name
+from resolvers.valg_sftp.options import entity_paths
 from tests.resolvers.valg_sftp.conftest import RC
 
 SCHEMAS = RC / "2. Datamodel" / "Snitfladebeskrivelser"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from resolvers.valg_sftp.replica.server import ValgReplica
 from tests.resolvers.valg_sftp.rawdata import FV, RawArchive, released
 from tests.support import gateway_client, graphql, register_subset
@@ -25,7 +25,7 @@ DISTRICT = """{ VALG_Valgresultat(where: {AfstemningsomraadeDagiId: {eq: 702016}
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(
-    module_valg_replica: ValgReplica, odata_replica: FtReplica
+    module_valg_replica: ValgReplica, odata_replica: ODataReplica
 ) -> AsyncIterator[httpx.AsyncClient]:
     overrides = {**module_valg_replica.overrides, "FT": {"url": odata_replica.url}}
     with register_subset("VALG", "FT") as registers:

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.http.auth import ApiKey, AuthSettings, hash_key
-from resolvers.odata.replica.server import FtReplica
+from resolvers.odata.replica.server import ODataReplica
 from resolvers.valg_sftp.replica.server import ValgReplica
 from tests.resolvers.valg_sftp.rawdata import FV, RawArchive, geografi, newest_by
 from tests.support import gateway_client, graphql, register_subset
@@ -57,7 +57,7 @@ TEST_DATA = """query ($valg: String!, $test: Boolean!) {
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(
-    module_valg_replica: ValgReplica, odata_replica: FtReplica
+    module_valg_replica: ValgReplica, odata_replica: ODataReplica
 ) -> AsyncIterator[httpx.AsyncClient]:
     valg, ft = module_valg_replica, odata_replica
     overrides = {**valg.overrides, "FT": {"url": ft.url}}
@@ -145,7 +145,7 @@ async def test_candidate_details_need_level_2(client: httpx.AsyncClient, raw: Ra
 
 
 async def test_the_demo_keys_see_what_their_level_allows(
-    module_valg_replica: ValgReplica, odata_replica: FtReplica, raw: RawArchive
+    module_valg_replica: ValgReplica, odata_replica: ODataReplica, raw: RawArchive
 ) -> None:
     valg, ft = module_valg_replica, odata_replica
     overrides = {**valg.overrides, "FT": {"url": ft.url}}

@@ -1,4 +1,5 @@
-"""The quirks of the real files (NOTES §2–§4), on the recorded archives."""
+"""The quirks of the real files, on the recorded archives (data/valg/ATTRIBUTION.md): signatures,
+zero-byte files, names with hyphens and day-first stamps, local times and coerced values."""
 
 from __future__ import annotations
 

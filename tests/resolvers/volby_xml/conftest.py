@@ -14,7 +14,7 @@ from gateway.model.datamodel import Register
 from gateway.sources.cache import Cache
 from gateway.sources.port import Services
 from resolvers.volby_xml.adapter import VolbySource
-from resolvers.volby_xml.replica.server import ReplayClock, VolbyReplica
+from resolvers.volby_xml.replica.server import VolbyReplica
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "data" / "cz"
@@ -33,36 +33,14 @@ def register(name: str) -> Register:
 
 
 @pytest.fixture
-async def replica() -> AsyncIterator[VolbyReplica]:
-    """The replica with every batch published, on 127.0.0.1 and a free port."""
-    running = await VolbyReplica().start()
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-@pytest.fixture
-async def manual_replica() -> AsyncIterator[VolbyReplica]:
-    """The replica with a replay clock the test moves by hand (nothing published yet)."""
-    running = await VolbyReplica(clock=ReplayClock()).start()
-    for series in ("1", "2"):
-        running.release("prez2023", series, 0)
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-@pytest.fixture
 async def make_source() -> AsyncIterator[Callable[..., Awaitable[VolbySource]]]:
     """Builds started adapters on a replica; ``options`` override Source.json."""
     opened: list[tuple[VolbySource, Cache]] = []
 
-    async def make(replica: VolbyReplica, name: str = "CZ", **options: Any) -> VolbySource:
+    async def make(volby_replica: VolbyReplica, name: str = "CZ", **options: Any) -> VolbySource:
         loaded = register(name)
         cache = Cache()
-        merged = {**loaded.source, **replica.overrides[name], **options}
+        merged = {**loaded.source, **volby_replica.overrides[name], **options}
         source = VolbySource(loaded, merged, Services(cache))
         await source.start()
         opened.append((source, cache))

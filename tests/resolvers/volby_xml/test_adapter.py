@@ -40,8 +40,8 @@ def eq(field: str, value: Any) -> Condition:
     return Condition(field, "eq", value)
 
 
-def requested(replica: VolbyReplica) -> list[tuple[str, dict[str, str]]]:
-    return [(r.path, r.params) for r in replica.requests]
+def requested(volby_replica: VolbyReplica) -> list[tuple[str, dict[str, str]]]:
+    return [(r.path, r.params) for r in volby_replica.log]
 
 
 def votes_of(page: Page) -> dict[tuple[int | None, int], int]:
@@ -52,15 +52,15 @@ def votes_of(page: Page) -> dict[tuple[int | None, int], int]:
 
 
 async def test_praha_2014_votes_per_party_and_district(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    source = await make_source(replica)
+    source = await make_source(volby_replica)
     where = And((eq("KODZASTUP", "554782"), eq("volby", "kv2014")))
     page = await source.fetch(query("VOLEBNI_STRANA", where))
     expected = party_votes(council(DATA / "kv2014" / "CZ0100.xml", "554782"))
     assert votes_of(page) == expected
     assert {district for district, _ in expected} == set(range(1, 8))
-    assert requested(replica) == [
+    assert requested(volby_replica) == [
         ("/pls/kv2014/vysledky_obec", {"datumvoleb": "20141010", "cislo_obce": "554782"})
     ]
     (cost,) = [n for n in page.notices if n["code"] == "UPSTREAM_COST"]
@@ -68,20 +68,22 @@ async def test_praha_2014_votes_per_party_and_district(
     assert cost["fanout"] is False
 
 
-async def test_brno_bohunice_2022(replica: VolbyReplica, make_source: Make) -> None:
-    source = await make_source(replica)
+async def test_brno_bohunice_2022(volby_replica: VolbyReplica, make_source: Make) -> None:
+    source = await make_source(volby_replica)
     where = And((eq("KODZASTUP", "551082"), eq("volby", "kv2022")))
     page = await source.fetch(query("VOLEBNI_STRANA", where))
     assert votes_of(page) == party_votes(council(DATA / "kv2022" / "obec_551082.xml", "551082"))
     names = {r["NAZEV_STRANY"] for r in page.rows}
     assert "SPOLEČNĚ TOP 09 a nezávislí" in names
-    assert requested(replica) == [
+    assert requested(volby_replica) == [
         ("/pls/kv2022/vysledky_obec", {"datumvoleb": "20220923", "cislo_obce": "551082"})
     ]
 
 
-async def test_ostrava_district_in_iso_8859_2(replica: VolbyReplica, make_source: Make) -> None:
-    source = await make_source(replica)
+async def test_ostrava_district_in_iso_8859_2(
+    volby_replica: VolbyReplica, make_source: Make
+) -> None:
+    source = await make_source(volby_replica)
     where = And((eq("NUTS", "CZ0806"), eq("volby", "kv2014")))
     page = await source.fetch(query("OBEC", where, order=()))
     expected = [
@@ -89,19 +91,21 @@ async def test_ostrava_district_in_iso_8859_2(replica: VolbyReplica, make_source
     ]
     assert [r["NAZEVZAST"] for r in page.rows] == expected
     assert {"Slezská Ostrava", "Moravská Ostrava a Přívoz", "Vřesina"} <= set(expected)
-    assert requested(replica) == [
+    assert requested(volby_replica) == [
         ("/pls/kv2014/vysledky_obce_okres", {"datumvoleb": "20141010", "nuts": "CZ0806"})
     ]
 
 
-async def test_relation_keys_select_the_documents(replica: VolbyReplica, make_source: Make) -> None:
-    source = await make_source(replica)
+async def test_relation_keys_select_the_documents(
+    volby_replica: VolbyReplica, make_source: Make
+) -> None:
+    source = await make_source(volby_replica)
     districts = await source.fetch(query("OBVOD", Condition("OBEC_ID", "in", ["kv2014|554782"])))
     assert sorted(r["CIS_OBVODU"] for r in districts.rows) == list(range(1, 8))
-    assert requested(replica) == [
+    assert requested(volby_replica) == [
         ("/pls/kv2014/vysledky_obec", {"datumvoleb": "20141010", "cislo_obce": "554782"})
     ]
-    replica.requests.clear()
+    volby_replica.log.clear()
     national = await source.fetch(
         query("VOLEBNI_STRANA", Condition("TYP_ZASTUP_ID", "in", ["kv2014|MCMO"]))
     )
@@ -112,15 +116,15 @@ async def test_relation_keys_select_the_documents(replica: VolbyReplica, make_so
     ]
     expected = {p.get("VSTRANA"): int(p.get("HLASY", "")) for p in children(mcmo, "VOLEBNI_STRANA")}
     assert {r["VSTRANA"]: r["HLASY"] for r in national.rows} == expected
-    assert requested(replica) == [("/pls/kv2014/vysledky", {"datumvoleb": "20141010"})]
+    assert requested(volby_replica) == [("/pls/kv2014/vysledky", {"datumvoleb": "20141010"})]
 
 
 async def test_without_a_filter_the_districts_are_read_with_a_limit(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
     districts = {"kv2014": ["CZ0100", "CZ0806", "CZ0201", "CZ0202"], "kv2022": []}
-    source = await make_source(replica, concurrency=1, districts=districts)
-    replica.inject(Fault("slow", match="vysledky_obce_okres", times=-1, delay=0.15))
+    source = await make_source(volby_replica, concurrency=1, districts=districts)
+    volby_replica.faults.inject(Fault("slow", match="vysledky_obce_okres", times=None, delay=0.15))
     started = time.perf_counter()
     page = await source.fetch(query("OBEC"))
     elapsed = time.perf_counter() - started
@@ -134,26 +138,26 @@ async def test_without_a_filter_the_districts_are_read_with_a_limit(
 
 
 async def test_rows_needing_the_district_come_from_district_documents(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    source = await make_source(replica)
+    source = await make_source(volby_replica)
     where = And((eq("KODZASTUP", "554782"), eq("volby", "kv2014")))
     page = await source.fetch(query("OBEC", where, fields=frozenset({"NUTS", "NAZEVZAST"})))
     assert [(r["NAZEVZAST"], r["NUTS"]) for r in page.rows] == [("Praha hl.m.", "CZ0100")]
-    assert {r[0] for r in requested(replica)} == {"/pls/kv2014/vysledky_obce_okres"}
+    assert {r[0] for r in requested(volby_replica)} == {"/pls/kv2014/vysledky_obce_okres"}
 
 
 async def test_result_documents_are_cached_for_the_ttl(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    source = await make_source(replica, ttl=0.3)
+    source = await make_source(volby_replica, ttl=0.3)
     wanted = query("TYP_ZASTUP", eq("volby", "kv2014"))
     first = await source.fetch(wanted)
     await source.fetch(wanted)
-    assert len(replica.requests) == 1
+    assert len(volby_replica.log) == 1
     await asyncio.sleep(0.4)
     again = await source.fetch(wanted)
-    assert len(replica.requests) == 2
+    assert len(volby_replica.log) == 2
     assert again.rows == first.rows
 
 
@@ -161,20 +165,20 @@ async def test_result_documents_are_cached_for_the_ttl(
 
 
 async def test_a_refused_user_parameter_is_bad_input(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    source = await make_source(replica)
+    source = await make_source(volby_replica)
     with pytest.raises(BadUserInputError, match="nuts"):
         await source.fetch(query("OBEC", And((eq("NUTS", "CZ9999"), eq("volby", "kv2014")))))
 
 
 async def test_a_refused_configured_parameter_is_an_upstream_error(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
     elections = [
         {"context": {"volby": "kv2014"}, "path": "pls/kv2014", "params": {"datumvoleb": "20100101"}}
     ]
-    source = await make_source(replica, elections=elections)
+    source = await make_source(volby_replica, elections=elections)
     with pytest.raises(UpstreamInvalidError, match="datum voleb"):
         await source.fetch(query("TYP_ZASTUP"))
 
@@ -182,19 +186,19 @@ async def test_a_refused_configured_parameter_is_an_upstream_error(
 @pytest.mark.parametrize(
     ("fault", "error"),
     [
-        (Fault("status", match="vysledky", status=503, times=-1), UpstreamUnavailableError),
-        (Fault("truncate", match="vysledky", times=-1), UpstreamInvalidError),
-        (Fault("slow", match="vysledky", delay=1.0, times=-1), UpstreamTimeoutError),
+        (Fault("status", match="vysledky", status=503, times=None), UpstreamUnavailableError),
+        (Fault("truncate", match="vysledky", times=None), UpstreamInvalidError),
+        (Fault("slow", match="vysledky", delay=1.0, times=None), UpstreamTimeoutError),
     ],
 )
 async def test_upstream_faults_become_gateway_errors(
-    replica: VolbyReplica, make_source: Make, fault: Fault, error: type[Exception]
+    volby_replica: VolbyReplica, make_source: Make, fault: Fault, error: type[Exception]
 ) -> None:
-    source = await make_source(replica, timeout=0.3, retries=1, backoff=0.01)
-    replica.inject(fault)
+    source = await make_source(volby_replica, timeout=0.3, retries=1, backoff=0.01)
+    volby_replica.faults.inject(fault)
     with pytest.raises(error):
         await source.fetch(query("TYP_ZASTUP", eq("volby", "kv2014")))
-    replica.faults.clear()
+    volby_replica.faults.clear()
 
 
 # --- precinct batches ---------------------------------------------------------------------------
@@ -216,9 +220,9 @@ def precincts_of(page: Page, votes: Page) -> dict[tuple[int, str, str], dict[str
 
 
 async def test_presidential_batches_newest_version_wins(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    source = await make_source(replica, "CZPREZ")
+    source = await make_source(volby_replica, "CZPREZ")
     precincts = await source.fetch(query("OKRSEK", reg="CZPREZ"))
     votes = await source.fetch(query("HLASY_OKRSEK", reg="CZPREZ"))
     assert precincts_of(precincts, votes) == newest_precincts(batch_files())
@@ -240,51 +244,51 @@ async def test_presidential_batches_newest_version_wins(
 
 
 async def test_batches_released_over_time_are_read_incrementally(
-    manual_replica: VolbyReplica, make_source: Make
+    manual_volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    source = await make_source(manual_replica, "CZPREZ", ttl=0.1)
+    source = await make_source(manual_volby_replica, "CZPREZ", ttl=0.1)
     round_1 = eq("KOLO", 1)
     empty = await source.fetch(query("OKRSEK", round_1, reg="CZPREZ"))
     assert empty.rows == []
     assert any(n["code"] == "NOT_YET_AVAILABLE" for n in empty.notices)
-    manual_replica.release("prez2023", "1", 25)
+    manual_volby_replica.release("prez2023", "1", 25)
     await asyncio.sleep(0.15)
     await source.fetch(query("OKRSEK", round_1, reg="CZPREZ"))
-    manual_replica.release("prez2023", "1", 49)
-    manual_replica.requests.clear()
+    manual_volby_replica.release("prez2023", "1", 49)
+    manual_volby_replica.log.clear()
     await asyncio.sleep(0.15)
     page = await source.fetch(query("OKRSEK", round_1, reg="CZPREZ"))
-    numbers = [r.params["davka"] for r in manual_replica.requests]
+    numbers = [r.params["davka"] for r in manual_volby_replica.log]
     assert numbers == ["", *map(str, range(26, 49))]
     votes = await source.fetch(query("HLASY_OKRSEK", round_1, reg="CZPREZ"))
     assert precincts_of(page, votes) == newest_precincts(batch_files(1))
 
 
 async def test_a_failing_batch_keeps_what_was_read_and_resumes(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    source = await make_source(replica, "CZPREZ", concurrency=1, retries=0)
-    replica.inject(Fault("status", match="kolo=1&davka=44", status=502, times=-1))
+    source = await make_source(volby_replica, "CZPREZ", concurrency=1, retries=0)
+    volby_replica.faults.inject(Fault("status", match="kolo=1&davka=44", status=502, times=None))
     first = await source.fetch(query("DAVKA", eq("KOLO", 1), reg="CZPREZ"))
     assert [r["PORADI_DAVKY"] for r in first.rows] == [1, 25, 49]
     assert any(n["code"] == "STALE" for n in first.notices)
-    replica.faults.clear()
+    volby_replica.faults.clear()
     second = await source.fetch(query("DAVKA", eq("KOLO", 1), reg="CZPREZ"))
     assert [r["PORADI_DAVKY"] for r in second.rows] == [1, 25, 44, 45, 49]
     assert not any(n["code"] == "STALE" for n in second.notices)
 
 
 async def test_municipal_batches_through_the_replica(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
     for number, content in MUNICIPAL.items():
-        replica.add_batch("kv2022", "", number, content)
-    source = await make_source(replica)
+        volby_replica.add_batch("kv2022", "", number, content)
+    source = await make_source(volby_replica)
     page = await source.fetch(query("OKRSEK", eq("volby", "kv2022")))
     assert len(page.rows) == 3
     (corrected,) = [r for r in page.rows if r["CIS_OBEC"] == "532819"]
     assert corrected["PORADI_ZPRAC"] == RESENT["poradi"]
-    assert {p for p, q in requested(replica)} == {"/pls/kv2022/vysledky_okrsky"}
+    assert {p for p, q in requested(volby_replica)} == {"/pls/kv2022/vysledky_okrsky"}
     progress = await source.fetch(query("PRUBEH"))
     by_election = {r["volby"]: r for r in progress.rows}
     assert by_election["kv2022"]["DAVKY_NACTENE"] == 2
@@ -293,18 +297,18 @@ async def test_municipal_batches_through_the_replica(
 
 
 async def test_councils_of_a_known_district_are_read_from_its_document(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    source = await make_source(replica)
+    source = await make_source(volby_replica)
     councils = await source.fetch(query("OBEC", And((eq("NUTS", "CZ0806"), eq("volby", "kv2014")))))
     ids = [r["OBEC_ID"] for r in councils.rows]
-    replica.requests.clear()
+    volby_replica.log.clear()
     turnout = await source.fetch(query("UCAST", Condition("OBEC_ID", "in", ids)))
     assert len(turnout.rows) == len(ids) == 36
-    assert replica.requests == []  # the district document is still cached
+    assert volby_replica.log == []  # the district document is still cached
     single = await source.fetch(query("UCAST", Condition("OBEC_ID", "in", ids[:1])))
     assert len(single.rows) == 1
-    assert requested(replica) == [
+    assert requested(volby_replica) == [
         (
             "/pls/kv2014/vysledky_obec",
             {"datumvoleb": "20141010", "cislo_obce": ids[0].split("|")[1]},

@@ -18,9 +18,9 @@ PRAGUE = """{ CZ_OBEC(where: {volby: {eq: "kv2014"}, KODZASTUP: {eq: "554782"}})
 
 
 @pytest.fixture
-async def client(replica: VolbyReplica) -> AsyncIterator[httpx.AsyncClient]:
+async def client(volby_replica: VolbyReplica) -> AsyncIterator[httpx.AsyncClient]:
     with register_subset("CZ", "CZPREZ") as root:
-        async with gateway_client(root, replica.overrides, rate_limit=None) as gateway:
+        async with gateway_client(root, volby_replica.overrides, rate_limit=None) as gateway:
             yield gateway
 
 

@@ -27,9 +27,9 @@ from tests.support import gateway_client, graphql, register_subset
 
 
 @pytest.fixture
-async def client(replica: VolbyReplica) -> AsyncIterator[httpx.AsyncClient]:
+async def client(volby_replica: VolbyReplica) -> AsyncIterator[httpx.AsyncClient]:
     with register_subset("CZ", "CZPREZ") as root:
-        async with gateway_client(root, replica.overrides) as gateway:
+        async with gateway_client(root, volby_replica.overrides) as gateway:
             yield gateway
 
 
@@ -127,16 +127,18 @@ async def test_presidential_precincts_after_all_batches(client: httpx.AsyncClien
     assert progress == {1: (5, 49), 2: (2, 30)}
 
 
-async def test_errors_and_cost_notices(client: httpx.AsyncClient, replica: VolbyReplica) -> None:
+async def test_errors_and_cost_notices(
+    client: httpx.AsyncClient, volby_replica: VolbyReplica
+) -> None:
     answer = await graphql(
         client, '{ CZ_OBEC(where: {NUTS: {eq: "CZ9999"}}) { nodes { KODZASTUP } } }'
     )
     assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    replica.inject(Fault("status", match="/vysledky?", status=503, times=-1))
+    volby_replica.faults.inject(Fault("status", match="/vysledky?", status=503, times=None))
     answer = await graphql(
         client, '{ CZ_TYP_ZASTUP(where: {volby: {eq: "kv2014"}}) { nodes { NAZ_TYPU } } }'
     )
-    replica.faults.clear()
+    volby_replica.faults.clear()
     assert answer["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
     # The failures opened the circuit; the upstream is back, and so is the circuit.
     client.app.state.gateway.sources["CZ"].guard.breaker.success()  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""The quirks of NOTES §8 on the recorded volby.cz files, and hostile documents."""
+"""The quirks of the recorded volby.cz files (data/cz/: encodings, two timestamp styles, error
+documents, newlines inside tags, typographic quotes), and hostile documents."""
 
 from __future__ import annotations
 

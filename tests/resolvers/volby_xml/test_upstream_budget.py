@@ -21,9 +21,9 @@ def _municipalities() -> Query:
 
 
 async def test_a_fan_out_over_the_budget_sends_nothing(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    source = await make_source(replica, districts=DISTRICTS)
+    source = await make_source(volby_replica, districts=DISTRICTS)
     with (
         upstream_budget.scope(3) as budget,
         pytest.raises(upstream_budget.UpstreamBudgetError) as refused,
@@ -32,21 +32,21 @@ async def test_a_fan_out_over_the_budget_sends_nothing(
     assert refused.value.extensions["code"] == "QUERY_TOO_COMPLEX"
     assert refused.value.extensions["measured"] == 4
     assert "4 volby.cz documents" in refused.value.extensions["what"]
-    assert replica.requests == []
+    assert volby_replica.log == []
     assert budget.spent == budget.made == 0
 
 
 async def test_the_fan_out_is_spent_once_and_cache_hits_are_free(
-    replica: VolbyReplica, make_source: Make
+    volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    source = await make_source(replica, districts=DISTRICTS)
+    source = await make_source(volby_replica, districts=DISTRICTS)
     with upstream_budget.scope(4) as budget:
         page = await source.fetch(_municipalities())
     assert page.rows
-    assert budget.spent == budget.made == len(replica.requests) == source.requests == 4
+    assert budget.spent == budget.made == len(volby_replica.log) == source.requests == 4
     # Reserved again (a query is accepted whatever the cache holds), then given back.
     with upstream_budget.scope(4) as again:
         cached = await source.fetch(_municipalities())
     assert cached.rows == page.rows
     assert again.spent == again.made == 0
-    assert len(replica.requests) == 4
+    assert len(volby_replica.log) == 4

@@ -11,7 +11,7 @@ from gateway.model.datamodel import Datamodel
 from gateway.sources.cache import Cache
 from gateway.sources.port import Services
 from resolvers.wahldaten_csv.adapter import WahldatenSource
-from resolvers.wahldaten_csv.replica.server import WahldatenDemo, WahldatenReplica, start_replica
+from resolvers.wahldaten_csv.replica.server import WahldatenDemo
 from tests.resolvers.wahldaten_csv.model import datamodel, register
 
 SourceFactory = Callable[..., Awaitable[WahldatenSource]]
@@ -21,16 +21,6 @@ SourceFactory = Callable[..., Awaitable[WahldatenSource]]
 def model() -> Datamodel:
     """The DE datamodel (loaded once)."""
     return datamodel()
-
-
-@pytest.fixture
-async def replica() -> AsyncIterator[WahldatenDemo]:
-    """The replica with the recorded files, on 127.0.0.1 and a free port."""
-    demo = await start_replica(WahldatenReplica.recorded())
-    try:
-        yield demo
-    finally:
-        await demo.stop()
 
 
 @pytest.fixture
@@ -54,6 +44,6 @@ async def make_source() -> AsyncIterator[SourceFactory]:
 
 
 @pytest.fixture
-async def source(replica: WahldatenDemo, make_source: SourceFactory) -> WahldatenSource:
+async def source(wahldaten_replica: WahldatenDemo, make_source: SourceFactory) -> WahldatenSource:
     """An adapter reading the replica over HTTP."""
-    return await make_source(url=replica.url, ttl=0)
+    return await make_source(url=wahldaten_replica.url, ttl=0)

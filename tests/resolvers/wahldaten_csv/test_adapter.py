@@ -29,29 +29,29 @@ ELECTIONS = [raw.folder.name for raw in elections()]
 
 
 async def test_only_the_files_a_query_needs_are_read(
-    replica: WahldatenDemo, source: WahldatenSource
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
 ) -> None:
     await ask(source, "Wahlparameter")
-    read = {e.target for e in replica.replica.log if e.target != LISTING}
+    read = {e.path for e in wahldaten_replica.replica.log if e.path != LISTING}
     assert read
     assert all("_Wahlparameter_" in name for name in read)
     kall = election("kall-kommunal2020")
     page = await ask(source, "Wahlergebnis", wahl=kall.wahl)
     assert len(page.rows) == len(kall.rows("Wahlergebnisse"))
-    read = {e.target for e in replica.replica.log if "_Wahlergebnisse_" in e.target}
+    read = {e.path for e in wahldaten_replica.replica.log if "_Wahlergebnisse_" in e.path}
     assert read == {kall.file("Wahlergebnisse").name}  # type: ignore[union-attr]
-    before = len(replica.replica.log)
+    before = len(wahldaten_replica.replica.log)
     await ask(source, "Wahlergebnis", wahl=kall.wahl)
     # Files are cached per version; the listing is revalidated (ttl 0) and answers 304.
-    assert [(e.target, e.status, e.conditional) for e in replica.replica.log[before:]] == [
+    assert [(e.path, e.status, e.conditional) for e in wahldaten_replica.replica.log[before:]] == [
         (LISTING, 304, True)
     ]
 
 
 async def test_a_newer_version_is_picked_up(
-    replica: WahldatenDemo, make_source: SourceFactory
+    wahldaten_replica: WahldatenDemo, make_source: SourceFactory
 ) -> None:
-    source = await make_source(url=replica.url, ttl=0)
+    source = await make_source(url=wahldaten_replica.url, ttl=0)
     kall = election("kall-kommunal2020")
     old = kall.file("Wahlergebnisse")
     assert old is not None
@@ -60,60 +60,64 @@ async def test_a_newer_version_is_picked_up(
     fields = text[1].split(";")
     fields[-1] = "999\n"
     newer = old.name.replace("20200930T111111", "20201001T090000")
-    replica.replica.add_file(newer, (text[0] + ";".join(fields) + "".join(text[2:])).encode())
+    wahldaten_replica.replica.add_file(
+        newer, (text[0] + ";".join(fields) + "".join(text[2:])).encode()
+    )
     after = await ask(source, "Wahlergebnis", wahl=kall.wahl)
     assert {r["datei"] for r in before.rows} == {old.name}
     assert {r["datei"] for r in after.rows} == {newer}
     votes = await ask(source, "Stimme", Condition("bezirk_id", "in", [after.rows[0]["bezirk_id"]]))
     assert votes.rows[-1]["anzahl"] == 999
-    assert replica.replica.requests_for(old.name)  # read before, ...
-    assert len(replica.replica.requests_for(newer)) == 1
+    assert wahldaten_replica.replica.log.where(path=old.name)  # read before, ...
+    assert len(wahldaten_replica.replica.log.where(path=newer)) == 1
 
 
 async def test_html_listing_and_percent_encoded_names(
-    replica: WahldatenDemo, source: WahldatenSource
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
 ) -> None:
-    replica.replica.json_listing = False
+    wahldaten_replica.replica.json_listing = False
     goettingen = election("goettingen-eu-rad-2024")
     page = await ask(source, "Wahlergebnis", wahl=goettingen.wahl)
     assert len(page.rows) == len(goettingen.rows("Wahlergebnisse"))
-    assert replica.replica.requests_for(goettingen.file("Wahlergebnisse").name)  # type: ignore[union-attr]
+    assert wahldaten_replica.replica.log.where(path=goettingen.file("Wahlergebnisse").name)  # type: ignore[union-attr]
 
 
 async def test_listing_down_without_a_previous_listing(
-    replica: WahldatenDemo, source: WahldatenSource
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
 ) -> None:
-    replica.replica.inject(Fault("status", LISTING, status=503))
+    wahldaten_replica.replica.faults.inject(Fault("status", match=LISTING, status=503, times=None))
     with pytest.raises(UpstreamUnavailableError) as caught:
         await ask(source, "Wahlparameter")
     assert caught.value.extensions["status"] == 503
 
 
 async def test_listing_down_after_a_good_one_serves_the_last_listing(
-    replica: WahldatenDemo, source: WahldatenSource
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
 ) -> None:
     first = await ask(source, "Wahlparameter")
-    replica.replica.inject(Fault("status", LISTING, status=502))
+    wahldaten_replica.replica.faults.inject(Fault("status", match=LISTING, status=502, times=None))
     again = await ask(source, "Wahlparameter")
     assert again.rows == first.rows
     assert notices(again, "STALE_LISTING")
 
 
-async def test_a_slow_file_times_out(replica: WahldatenDemo, make_source: SourceFactory) -> None:
-    source = await make_source(url=replica.url, ttl=0, timeout=0.1)
+async def test_a_slow_file_times_out(
+    wahldaten_replica: WahldatenDemo, make_source: SourceFactory
+) -> None:
+    source = await make_source(url=wahldaten_replica.url, ttl=0, timeout=0.1)
     kall = election("kall-kommunal2020").file("Wahlparameter")
     assert kall is not None
-    replica.replica.inject(Fault("slow", kall.name, delay=0.4))
+    wahldaten_replica.replica.faults.inject(Fault("slow", match=kall.name, delay=0.4, times=None))
     with pytest.raises(UpstreamTimeoutError):
         await ask(source, "Wahlparameter")
 
 
 async def test_a_dropped_connection_is_invalid_data(
-    replica: WahldatenDemo, source: WahldatenSource
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
 ) -> None:
     kall = election("kall-kommunal2020").file("Stimmzettel")
     assert kall is not None
-    replica.replica.inject(Fault("cut", kall.name, times=1))
+    wahldaten_replica.replica.faults.inject(Fault("cut", match=kall.name, times=1))
     with pytest.raises(UpstreamInvalidError):
         await ask(source, "Stimmzettel")
     # Failures are not cached: the next query reads the file again.
@@ -122,12 +126,12 @@ async def test_a_dropped_connection_is_invalid_data(
 
 
 async def test_a_truncated_file_serves_its_complete_rows(
-    replica: WahldatenDemo, source: WahldatenSource
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
 ) -> None:
     raw = election("wiesbaden-citybahn")
     path = raw.file("Wahlergebnisse")
     assert path is not None
-    replica.replica.inject(Fault("truncate", path.name))
+    wahldaten_replica.replica.faults.inject(Fault("truncate", match=path.name, times=None))
     page = await ask(source, "Wahlergebnis", wahl=raw.wahl)
     half = path.read_bytes()[: path.stat().st_size // 2]
     complete = half.count(b"\n") - 1  # the header's line break, then one per complete row
@@ -137,12 +141,12 @@ async def test_a_truncated_file_serves_its_complete_rows(
 
 
 async def test_a_malformed_file_loses_only_its_broken_lines(
-    replica: WahldatenDemo, source: WahldatenSource
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
 ) -> None:
     raw = election("hagen-btw2025")
     path = raw.file("Wahlergebnisse")
     assert path is not None
-    replica.replica.inject(Fault("malformed", path.name))
+    wahldaten_replica.replica.faults.inject(Fault("malformed", match=path.name, times=None))
     page = await ask(source, "Wahlergebnis", wahl=raw.wahl)
     assert [r["bezirk_nr"] for r in page.rows] == [
         r["bezirk-nr"] for r in raw.rows("Wahlergebnisse")
@@ -162,21 +166,23 @@ async def test_options_and_entities_are_checked(make_source: SourceFactory) -> N
         await source.fetch(Query(entity=stranger))
 
 
-async def test_requests_are_counted(replica: WahldatenDemo, source: WahldatenSource) -> None:
+async def test_requests_are_counted(
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
+) -> None:
     await ask(source, "Wahlparameter")
-    assert source.requests == len(replica.replica.log) == 1 + len(ELECTIONS)
+    assert source.requests == len(wahldaten_replica.replica.log) == 1 + len(ELECTIONS)
 
 
 async def test_several_listing_urls_are_pooled(
-    replica: WahldatenDemo, make_source: SourceFactory
+    wahldaten_replica: WahldatenDemo, make_source: SourceFactory
 ) -> None:
     second = await start_replica(WahldatenReplica())
     try:
         kall = election("kall-kommunal2020")
         for path in kall.folder.glob("*.csv"):
             second.replica.add_file(path.name.replace("Ratswahl", "Stichwahl"), path.read_bytes())
-            replica.replica.remove_file(path.name)
-        source = await make_source(url=[replica.url, second.url], ttl=0)
+            wahldaten_replica.replica.remove_file(path.name)
+        source = await make_source(url=[wahldaten_replica.url, second.url], ttl=0)
         page = await ask(source, "Wahlparameter")
         assert len(page.rows) == len(ELECTIONS)
         (row,) = [r for r in page.rows if r["wahl"] == kall.wahl]
@@ -186,19 +192,19 @@ async def test_several_listing_urls_are_pooled(
 
 
 async def test_files_of_an_html_index_are_revalidated(
-    replica: WahldatenDemo, source: WahldatenSource
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
 ) -> None:
-    replica.replica.json_listing = False  # a plain web server: no versions in the listing
+    wahldaten_replica.replica.json_listing = False  # a plain web server: no versions in the listing
     wiesbaden = election("wiesbaden-citybahn")
     path = wiesbaden.file("Wahlparameter")
     assert path is not None
     first = await ask(source, "Wahlparameter", wahl=wiesbaden.wahl)
     again = await ask(source, "Wahlparameter", wahl=wiesbaden.wahl)
     assert again.rows == first.rows
-    log = replica.replica.requests_for(path.name)
+    log = wahldaten_replica.replica.log.where(path=path.name)
     assert [(e.status, e.conditional) for e in log] == [(200, False), (304, True)]
     # Same name, new content: the ETag changes and the new content is read.
     changed = path.read_text(encoding="utf-8").replace("Bürgerentscheid", "Entscheid")
-    replica.replica.add_file(path.name, changed.encode("utf-8"))
+    wahldaten_replica.replica.add_file(path.name, changed.encode("utf-8"))
     third = await ask(source, "Wahlparameter", wahl=wiesbaden.wahl)
     assert third.rows[0]["wahl_bezeichnung"] == "Entscheid Citybahn"

@@ -16,7 +16,7 @@ from gateway.model.query import Condition
 from gateway.sources.cache import Cache
 from gateway.sources.port import Services
 from resolvers.wahldaten_csv.adapter import WahldatenSource
-from resolvers.wahldaten_csv.replica.server import WahldatenDemo, WahldatenReplica, start_replica
+from resolvers.wahldaten_csv.replica.server import WahldatenDemo
 from tests.resolvers.wahldaten_csv.model import DATA_DIR, register
 from tests.resolvers.wahldaten_csv.queries import ask
 from tests.resolvers.wahldaten_csv.raw import election, elections, header, party_sums
@@ -24,15 +24,6 @@ from tests.resolvers.wahldaten_csv.raw import election, elections, header, party
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ELECTIONS = [raw.folder.name for raw in elections()]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[WahldatenDemo]:
-    demo = await start_replica(WahldatenReplica.recorded())
-    try:
-        yield demo
-    finally:
-        await demo.stop()
 
 
 async def _opened(options: dict[str, object]) -> AsyncIterator[WahldatenSource]:
@@ -47,8 +38,8 @@ async def _opened(options: dict[str, object]) -> AsyncIterator[WahldatenSource]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def source(replica: WahldatenDemo) -> AsyncIterator[WahldatenSource]:
-    async for opened in _opened({"url": replica.url, "ttl": 60}):
+async def source(module_wahldaten_replica: WahldatenDemo) -> AsyncIterator[WahldatenSource]:
+    async for opened in _opened({"url": module_wahldaten_replica.url, "ttl": 60}):
         yield opened
 
 

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.http.auth import ApiKey, AuthSettings, hash_key
-from resolvers.wahldaten_csv.replica.server import WahldatenDemo, WahldatenReplica, start_replica
+from resolvers.wahldaten_csv.replica.server import WahldatenDemo
 from tests.support import gateway_client, register_subset
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -22,20 +22,11 @@ ALL_VOTES = """{ DE_Wahlergebnis(first: 1000) { nodes { bezirk_id
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[WahldatenDemo]:
-    demo = await start_replica(WahldatenReplica.recorded())
-    try:
-        yield demo
-    finally:
-        await demo.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(replica: WahldatenDemo) -> AsyncIterator[httpx.AsyncClient]:
+async def client(module_wahldaten_replica: WahldatenDemo) -> AsyncIterator[httpx.AsyncClient]:
     auth = AuthSettings(keys=(ApiKey("three", 3, hash_key(KEY3)),))
     with register_subset("DE") as registers:
         async with gateway_client(
-            registers, replica.overrides, rate_limit=None, auth=auth
+            registers, module_wahldaten_replica.overrides, rate_limit=None, auth=auth
         ) as opened:
             yield opened
 
@@ -48,14 +39,14 @@ async def post(client: httpx.AsyncClient, query: str, **headers: str) -> dict[st
     return body
 
 
-def file_requests(replica: WahldatenDemo) -> int:
-    return len(replica.replica.log)
+def file_requests(module_wahldaten_replica: WahldatenDemo) -> int:
+    return len(module_wahldaten_replica.replica.log)
 
 
 async def test_the_meter_stops_a_huge_query_then_the_estimate_refuses_it(
-    client: httpx.AsyncClient, replica: WahldatenDemo
+    client: httpx.AsyncClient, module_wahldaten_replica: WahldatenDemo
 ) -> None:
-    before = file_requests(replica)
+    before = file_requests(module_wahldaten_replica)
     body = await post(client, ALL_VOTES)
     (error,) = body["errors"]
     extensions = error["extensions"]
@@ -67,16 +58,18 @@ async def test_the_meter_stops_a_huge_query_then_the_estimate_refuses_it(
     assert body.get("data") is None
     # The listing and the files of the two entities, each once: nothing beyond the level
     # at which the budget was crossed.
-    assert file_requests(replica) - before <= 2 * len(replica.replica.files)
+    assert file_requests(module_wahldaten_replica) - before <= 2 * len(
+        module_wahldaten_replica.replica.files
+    )
 
     # Now the fan-out is known: the same document is refused before any upstream request.
-    before = file_requests(replica)
+    before = file_requests(module_wahldaten_replica)
     again = await post(client, ALL_VOTES)
     (error,) = again["errors"]
     assert error["extensions"]["stage"] == "estimate"
     assert error["extensions"]["field"] == "DE_Wahlergebnis.Stimmen"
     assert error["extensions"]["measured"] > 50_000
-    assert file_requests(replica) == before
+    assert file_requests(module_wahldaten_replica) == before
 
 
 async def test_a_bounded_query_is_answered_with_its_real_cost(

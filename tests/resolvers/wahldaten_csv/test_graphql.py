@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 
-from resolvers.wahldaten_csv.replica.server import WahldatenDemo, WahldatenReplica, start_replica
 from tests.resolvers.wahldaten_csv.raw import election, elections, header, party_sums
-from tests.support import gateway_client, graphql, register_subset
+from tests.support import graphql
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ELECTIONS = [raw.folder.name for raw in elections()]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replica() -> AsyncIterator[WahldatenDemo]:
-    demo = await start_replica(WahldatenReplica.recorded())
-    try:
-        yield demo
-    finally:
-        await demo.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(replica: WahldatenDemo) -> AsyncIterator[httpx.AsyncClient]:
-    with register_subset("DE") as registers:
-        async with gateway_client(registers, replica.overrides) as opened:
-            yield opened
 
 
 async def ask(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
@@ -56,10 +37,12 @@ query ($wahl: String!, $letter: String!) {
 
 
 @pytest.mark.parametrize("folder", ELECTIONS)
-async def test_votes_per_party_equal_the_raw_csv(client: httpx.AsyncClient, folder: str) -> None:
+async def test_votes_per_party_equal_the_raw_csv(
+    wahldaten_gateway: httpx.AsyncClient, folder: str
+) -> None:
     raw = election(folder)
     for letter in ("D", "F"):
-        answer = await ask(client, PARTY_VOTES, wahl=raw.wahl, letter=letter)
+        answer = await ask(wahldaten_gateway, PARTY_VOTES, wahl=raw.wahl, letter=letter)
         got: dict[str, int] = {}
         for ballot in answer["data"]["DE_Stimmzettel"]["nodes"]:
             votes = ballot["Stimmen"]
@@ -93,13 +76,15 @@ def _shape(value: Any) -> Any:
     return None
 
 
-async def test_karlsruhe_and_kall_answer_the_same_query_shape(client: httpx.AsyncClient) -> None:
+async def test_karlsruhe_and_kall_answer_the_same_query_shape(
+    wahldaten_gateway: httpx.AsyncClient,
+) -> None:
     shapes = []
     for folder in ("karlsruhe-eu-gemeinderat-2024", "kall-kommunal2020"):
         raw = election(folder)
         path = raw.file("Wahlergebnisse")
         assert path is not None
-        answer = await ask(client, SHAPE, wahl=raw.wahl)
+        answer = await ask(wahldaten_gateway, SHAPE, wahl=raw.wahl)
         results = answer["data"]["DE_Wahlergebnis"]
         assert results["totalCount"] == len(raw.rows("Wahlergebnisse"))
         (first,) = results["nodes"]
@@ -110,26 +95,28 @@ async def test_karlsruhe_and_kall_answer_the_same_query_shape(client: httpx.Asyn
     assert shapes[0] == shapes[1]
 
 
-async def test_data_warnings_come_back_with_file_and_line(client: httpx.AsyncClient) -> None:
+async def test_data_warnings_come_back_with_file_and_line(
+    wahldaten_gateway: httpx.AsyncClient,
+) -> None:
     raw = election("kall-kommunal2020")
     path = raw.file("Kandidaten")
     assert path is not None
     query = """query ($wahl: String!) {
       DE_Kandidat(where: {wahl: {eq: $wahl}}) { totalCount nodes { wahl_behoerde_gs } } }"""
-    answer = await ask(client, query, wahl=raw.wahl)
+    answer = await ask(wahldaten_gateway, query, wahl=raw.wahl)
     assert answer["data"]["DE_Kandidat"]["totalCount"] == len(raw.rows("Kandidaten"))
     warnings = [n for n in answer["extensions"]["notices"] if n["code"] == "AGS_MISMATCH"]
     assert {(n["file"], n["line"]) for n in warnings} == {(path.name, 2)}
 
 
-async def test_candidates_votes_and_ballot(client: httpx.AsyncClient) -> None:
+async def test_candidates_votes_and_ballot(wahldaten_gateway: httpx.AsyncClient) -> None:
     raw = election("karlsruhe-eu-gemeinderat-2024")
     query = """query ($wahl: String!) {
       DE_Kandidat(where: {wahl: {eq: $wahl}, partei_kurzname: {eq: "ÖDP"}}, first: 1) {
         nodes { kandidat_name kandidat_listenplatz
           Stimmzettel { nodes { stimmzettel_position partei_rgb_wert } }
           Stimmen(first: 1000) { totalCount nodes { anzahl Wahlergebnis { bezirk_nr } } } } } }"""
-    answer = await ask(client, query, wahl=raw.wahl)
+    answer = await ask(wahldaten_gateway, query, wahl=raw.wahl)
     (candidate,) = answer["data"]["DE_Kandidat"]["nodes"]
     ballot = {r["partei-kurzname"]: r for r in raw.rows("Stimmzettel")}["ÖDP"]
     position = ballot["stimmzettel-position"]
@@ -142,11 +129,13 @@ async def test_candidates_votes_and_ballot(client: httpx.AsyncClient) -> None:
     assert got == expected
 
 
-async def test_schema_names_fields_by_column(client: httpx.AsyncClient) -> None:
+async def test_schema_names_fields_by_column(wahldaten_gateway: httpx.AsyncClient) -> None:
     query = """{ __type(name: "DE_Wahlergebnis") { fields { name } } }"""
-    answer = await ask(client, query)
+    answer = await ask(wahldaten_gateway, query)
     names = {f["name"] for f in answer["data"]["__type"]["fields"]}
     assert {"wahl_behoerde_gs", "bezirk_nr", "A1", "B2", "F", "Stimmen", "Wahlgebiet"} <= names
     assert not {"D1", "F1"} & names
-    wahlgebiet = await ask(client, """{ __type(name: "DE_Wahlgebiet") { fields { name } } }""")
+    wahlgebiet = await ask(
+        wahldaten_gateway, """{ __type(name: "DE_Wahlgebiet") { fields { name } } }"""
+    )
     assert "bezirk_repraesentativ" in json.dumps(wahlgebiet)

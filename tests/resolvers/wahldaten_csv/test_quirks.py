@@ -1,4 +1,4 @@
-"""Each quirk of the real files (NOTES §6), on the recorded files."""
+"""Each quirk of the real files, numbered as the tests are, on the recorded files (data/de/)."""
 
 from __future__ import annotations
 

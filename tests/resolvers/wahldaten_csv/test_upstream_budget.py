@@ -14,7 +14,7 @@ ELECTIONS = [raw.folder.name for raw in elections()]
 
 
 async def test_files_over_the_budget_are_not_downloaded(
-    replica: WahldatenDemo, source: WahldatenSource
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
 ) -> None:
     # The listing comes first (one request); the files are then known: one per election.
     with (
@@ -24,21 +24,21 @@ async def test_files_over_the_budget_are_not_downloaded(
         await ask(source, "Wahlparameter")
     assert refused.value.extensions["measured"] == 1 + len(ELECTIONS)
     assert "DE files" in refused.value.extensions["what"]
-    assert [e.target for e in replica.replica.log] == [LISTING]
+    assert [e.path for e in wahldaten_replica.replica.log] == [LISTING]
     assert budget.spent == budget.made == 1
 
 
 async def test_downloads_are_spent_and_cached_files_are_free(
-    replica: WahldatenDemo, source: WahldatenSource
+    wahldaten_replica: WahldatenDemo, source: WahldatenSource
 ) -> None:
     with upstream_budget.scope(1 + len(ELECTIONS)) as budget:
         page = await ask(source, "Wahlparameter")
     assert page.rows
-    assert budget.spent == budget.made == source.requests == len(replica.replica.log)
+    assert budget.spent == budget.made == source.requests == len(wahldaten_replica.replica.log)
     assert budget.spent == 1 + len(ELECTIONS)
-    before = len(replica.replica.log)
+    before = len(wahldaten_replica.replica.log)
     # Reserved again (a query is accepted whatever the cache holds), then given back: only
     # the listing is asked again (ttl 0, answered 304); the files come from the cache.
     with upstream_budget.scope(1 + len(ELECTIONS)) as again:
         await ask(source, "Wahlparameter")
-    assert again.spent == again.made == len(replica.replica.log) - before == 1
+    assert again.spent == again.made == len(wahldaten_replica.replica.log) - before == 1
