@@ -32,7 +32,7 @@ from gateway.model.datamodel import Datamodel, Entity, Field, ScalarType
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import type_name, unique_names
 
-__all__ = ["load_json_schemas"]
+__all__ = ["load_json_schemas", "renamed_paths", "split_path"]
 
 _SEPARATOR = "_"
 _TYPES = {"integer": ScalarType.INT, "number": ScalarType.FLOAT, "boolean": ScalarType.BOOLEAN}
@@ -90,15 +90,17 @@ def _documents(options: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return documents
 
 
-def _renamed(options: Mapping[str, Any]) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+def renamed_paths(options: Mapping[str, Any]) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """The entities the ``rename`` blocks of the documents name: entity -> (document, path)."""
     out: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
     for spec in _documents(options):
         for path, target in spec.get("rename", {}).items():
-            out.setdefault(str(target), []).append((str(spec["name"]), _split_path(path)))
+            out.setdefault(str(target), []).append((str(spec["name"]), split_path(path)))
     return out
 
 
-def _split_path(text: str) -> tuple[str, ...]:
+def split_path(text: str) -> tuple[str, ...]:
+    """``"a/b/"`` -> ``("a", "b")``: a path into a document, as the options write it."""
     return tuple(part for part in text.split("/") if part)
 
 
@@ -128,7 +130,7 @@ class _Walker:
         self.schema = schema
         self.document = str(spec["name"])
         self.rename: Mapping[str, str] = spec.get("rename", {})
-        self.inherit = {_split_path(k): list(v) for k, v in spec.get("inherit", {}).items()}
+        self.inherit = {split_path(k): list(v) for k, v in spec.get("inherit", {}).items()}
         self.value_field = str(spec.get("value_field", "Vaerdi"))
         self.builders = builders
         self.source = source

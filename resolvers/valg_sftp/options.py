@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.dls.jsonschema import renamed_paths, split_path
 from gateway.sources.options import Option, OptionSet
 
 __all__ = [
@@ -176,18 +177,6 @@ def _documents(datamodel: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [d for d in documents if isinstance(d, Mapping)] if isinstance(documents, list) else []
 
 
-def _split_path(text: str) -> tuple[str, ...]:
-    return tuple(part for part in text.split("/") if part)
-
-
-def _renamed(datamodel: Mapping[str, Any]) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
-    out: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-    for spec in _documents(datamodel):
-        for path, target in spec.get("rename", {}).items():
-            out.setdefault(str(target), []).append((str(spec["name"]), _split_path(path)))
-    return out
-
-
 def entity_paths(
     datamodel: Mapping[str, Any], name: str
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -199,7 +188,7 @@ def entity_paths(
     documents = {str(spec["name"]) for spec in _documents(datamodel)}
     if name in documents:
         return ((name, ()),)
-    renamed = _renamed(datamodel)
+    renamed = renamed_paths(datamodel)
     if name in renamed:
         return tuple(renamed[name])
     for prefix in sorted(documents | set(renamed), key=len, reverse=True):
@@ -216,5 +205,5 @@ def inherit_spec(
     for spec in _documents(datamodel):
         if spec["name"] == document:
             inherit: Mapping[str, Sequence[str]] = spec.get("inherit", {})
-            return {_split_path(key): frozenset(names) for key, names in inherit.items()}
+            return {split_path(key): frozenset(names) for key, names in inherit.items()}
     raise KeyError(document)
