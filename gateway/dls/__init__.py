@@ -11,12 +11,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gateway.dls import jsonschema, xsd
 from gateway.dls.edmx import load_edmx
 from gateway.dls.jsonschema import load_json_schemas
 from gateway.dls.xsd import load_xsd
 from gateway.model.datamodel import Datamodel
 
-__all__ = ["LOADERS", "Loader", "loader_for"]
+__all__ = ["LOADERS", "SPELLINGS", "Loader", "loader_for"]
 
 Loader = Callable[[Path, str, Mapping[str, Any]], Datamodel]
 
@@ -24,6 +25,14 @@ LOADERS: dict[str, Loader] = {
     "edmx": load_edmx,
     "jsonschema": load_json_schemas,
     "xsd": load_xsd,
+}
+
+
+# Per format, the older spellings of its options that it still reads (old -> name).
+SPELLINGS: dict[str, Mapping[str, str]] = {
+    "edmx": {},
+    "jsonschema": jsonschema.SPELLINGS,
+    "xsd": xsd.SPELLINGS,
 }
 
 

@@ -31,11 +31,12 @@ from typing import Any
 
 import jsonschema
 
-from gateway.dls import LOADERS, loader_for
+from gateway.dls import LOADERS, SPELLINGS, loader_for
 from gateway.model.datamodel import Datamodel, Register, Relation
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import graphql_name
 from gateway.sources.kinds import kinds
+from gateway.sources.options import old_spellings
 
 __all__ = ["Message", "Report", "load_registers", "relations_skeleton"]
 
@@ -231,6 +232,8 @@ def _load_register_base(
             f"use one of {', '.join(sorted(LOADERS))}",
         )
         return None
+    for warning in old_spellings(spec, SPELLINGS[spec["format"]], "datamodel"):
+        report.warning(rc_dir / "Source.json", "datamodel", warning, "rename it in Source.json")
     path = rc_dir / DATAMODEL / spec["path"]
     if not path.exists():
         report.error(

@@ -13,8 +13,9 @@ built from the union of its shapes) into entities:
 - a child inherits the fields its configuration lists from its ancestors (``inherit``: array
   path relative to the document, ``""`` for the document itself, to source field names), so
   that e.g. a candidate row carries its party letter and storkreds;
-- configured synthetic fields (``common_fields``, ``document_fields``, ``child_fields``) are
-  added first, and ``extra_entities`` are declared field by field.
+- configured synthetic fields (``commonFields``, ``documentFields``, ``childFields``) are
+  added first, and ``extraEntities`` are declared field by field (the former snake_case
+  spellings, ``common_fields`` …, are still read).
 
 The loader reads only the datamodel block; where each entity's rows live in a document is the
 adapter's reading of the same block (VALG: :mod:`resolvers.valg_sftp.options`).
@@ -31,8 +32,18 @@ from typing import Any
 from gateway.model.datamodel import Datamodel, Entity, Field, ScalarType
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import type_name, unique_names
+from gateway.sources.options import respelled
 
-__all__ = ["load_json_schemas", "renamed_paths", "split_path"]
+__all__ = ["SPELLINGS", "load_json_schemas", "renamed_paths", "split_path"]
+
+# Older spellings of the options, still read: old -> name.
+SPELLINGS = {
+    "common_fields": "commonFields",
+    "document_fields": "documentFields",
+    "child_fields": "childFields",
+    "extra_entities": "extraEntities",
+}
+_DOCUMENT_SPELLINGS = {"value_field": "valueField"}
 
 _SEPARATOR = "_"
 _TYPES = {"integer": ScalarType.INT, "number": ScalarType.FLOAT, "boolean": ScalarType.BOOLEAN}
@@ -68,6 +79,7 @@ class _EntityInfo:
 
 def load_json_schemas(path: Path, register: str, options: Mapping[str, Any]) -> Datamodel:
     """Build the datamodel from the schema folder ``path`` as ``options`` configure it."""
+    options = respelled(options, SPELLINGS)
     encoding = str(options.get("encoding", "cp1252"))
     builders: dict[str, _EntityInfo] = {}
     for spec in _documents(options):
@@ -78,7 +90,7 @@ def load_json_schemas(path: Path, register: str, options: Mapping[str, Any]) -> 
             schema = _read_schema(path / rel, encoding)
             _Walker(schema, spec, builders, rel).walk_document()
     entities = {name: _entity(register, info, options) for name, info in sorted(builders.items())}
-    for extra in options.get("extra_entities", ()):
+    for extra in options.get("extraEntities", ()):
         entities[extra["name"]] = _extra_entity(register, extra, options)
     return Datamodel(entities=entities)
 
@@ -131,7 +143,7 @@ class _Walker:
         self.document = str(spec["name"])
         self.rename: Mapping[str, str] = spec.get("rename", {})
         self.inherit = {split_path(k): list(v) for k, v in spec.get("inherit", {}).items()}
-        self.value_field = str(spec.get("value_field", "Vaerdi"))
+        self.value_field = str(respelled(spec, _DOCUMENT_SPELLINGS).get("valueField", "Vaerdi"))
         self.builders = builders
         self.source = source
 
@@ -329,8 +341,8 @@ def _synthetic(specs: Iterable[Mapping[str, Any]]) -> list[tuple[str, _FieldInfo
 
 
 def _entity(register: str, info: _EntityInfo, options: Mapping[str, Any]) -> Entity:
-    specs = list(options.get("common_fields", ()))
-    specs += list(options.get("child_fields" if info.is_child else "document_fields", ()))
+    specs = list(options.get("commonFields", ()))
+    specs += list(options.get("childFields" if info.is_child else "documentFields", ()))
     columns = _synthetic(specs)
     taken = {name for name, _ in columns}
     for name, fi in info.own.items():

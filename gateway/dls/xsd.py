@@ -31,10 +31,12 @@ Options (the ``datamodel`` block of ``Source.json``):
 ``roots``            elements documents start with (default: global elements nobody refers to)
 ``entities``         element names that become entities
 ``ignore``           element names skipped with everything below them (e.g. an error element)
-``context_fields``   ``[{"name", "type", "description", "entities", "key", "nullable"}]``
+``contextFields``    ``[{"name", "type", "description", "entities", "key", "nullable"}]``
 ``keys``             ``{"ELEMENT": ["ATTR", ...]}`` own keys where the schema declares none
 ``types``            ``{"ATTR" or "ELEMENT.ATTR": "String"|"Int"|...}`` type overrides
-``decimal_integers`` ``xs:decimal`` restrictions without fraction digits are integers
+``decimalIntegers``  ``xs:decimal`` restrictions without fraction digits are integers
+
+The former snake_case spellings (``context_fields``, ``decimal_integers``) are still read.
 """
 
 from __future__ import annotations
@@ -55,8 +57,12 @@ from gateway.model.datamodel import Datamodel, Entity, Field, NavigationProperty
 from gateway.model.errors import DescriptorError
 from gateway.model.keys import KEY_SEPARATOR, reference_source
 from gateway.model.naming import type_name, unique_names
+from gateway.sources.options import respelled
 
-__all__ = ["load_xsd"]
+__all__ = ["SPELLINGS", "load_xsd"]
+
+# Older spellings of the options, still read: old -> name.
+SPELLINGS = {"context_fields": "contextFields", "decimal_integers": "decimalIntegers"}
 
 XS = "http://www.w3.org/2001/XMLSchema"
 _UNBOUNDED = math.inf
@@ -451,15 +457,16 @@ class _Options:
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> _Options:
+        options = respelled(options, SPELLINGS)
         try:
             return cls(
                 roots=_names(options.get("roots")),
                 entities=_names(options.get("entities")),
                 ignore=_names(options.get("ignore")) or frozenset(),
-                context=tuple(_context_field(c) for c in options.get("context_fields", ())),
+                context=tuple(_context_field(c) for c in options.get("contextFields", ())),
                 keys={k: tuple(v) for k, v in dict(options.get("keys", {})).items()},
                 types={k: ScalarType(v) for k, v in dict(options.get("types", {})).items()},
-                decimal_integers=bool(options.get("decimal_integers", False)),
+                decimal_integers=bool(options.get("decimalIntegers", False)),
             )
         except (TypeError, ValueError, KeyError) as exc:
             raise DescriptorError(f"invalid XSD datamodel options: {exc}") from exc

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Option", "OptionSet"]
+__all__ = ["Option", "OptionSet", "old_spellings", "respelled"]
 
 # The JSON types an option may have; "number" takes integers too, and no type takes a boolean
 # unless it is "boolean".
@@ -103,12 +103,7 @@ class OptionSet:
 
     def canonical(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """``given`` with every older spelling replaced by the name (the later key wins)."""
-        out: dict[str, Any] = {}
-        for key, value in given.items():
-            name = self._spelling.get(key, key)
-            out.pop(name, None)
-            out[name] = value
-        return out
+        return respelled(given, self._spelling)
 
     def values(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Every declared option's value (its default where absent), by name."""
@@ -150,3 +145,23 @@ def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return dict(value)
     return value
+
+
+def respelled(given: Mapping[str, Any], spellings: Mapping[str, str]) -> dict[str, Any]:
+    """``given`` (a block of options) with each older spelling, a key of ``spellings``,
+    replaced by its name; of both, the later key wins."""
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        name = spellings.get(key, key)
+        out.pop(name, None)
+        out[name] = value
+    return out
+
+
+def old_spellings(given: Mapping[str, Any], spellings: Mapping[str, str], where: str) -> list[str]:
+    """The older spellings used in the block ``where`` (e.g. ``datamodel``), one line each."""
+    return [
+        f"option '{where}.{key}' is an old spelling: write '{where}.{spellings[key]}'"
+        for key in given
+        if key in spellings
+    ]

@@ -127,11 +127,11 @@ class VolbySource(Source):
 
     def _learn_districts(self, request: DocRequest, document: MappedDocument) -> None:
         spec = self.config.families.councils
-        if spec is None or request.endpoint != spec["district_endpoint"]:
+        if spec is None or request.endpoint != spec["districtEndpoint"]:
             return
-        district = request.params[str(spec["district_parameter"])]
+        district = request.params[str(spec["districtParameter"])]
         for name, rows in document.rows.items():
-            field = self.register.datamodel.entities[name].by_source.get(str(spec["council_field"]))
+            field = self.register.datamodel.entities[name].by_source.get(str(spec["councilField"]))
             if field is not None:
                 for row in rows:
                     self._districts[(request.election.label, str(row[field.name]))] = district

@@ -10,7 +10,9 @@ in ``gateway/dls/annex_schemas/Source.schema.json``):
 ``districts``    NUTS codes read when a query names no council or district: a list for every
                  election, or lists keyed by the election's first context value
 ``documents``    which endpoints exist and which entities each serves (``national``,
-                 ``councils``, ``batches``; defaults fit the municipal elections)
+                 ``councils``, ``batches``; defaults fit the municipal elections); keys in
+                 camelCase (``districtEndpoint``, ``neverSet``, …; the former snake_case
+                 is still read, with a warning)
 ``ttl``          seconds a document is cached (60: the upstream's own web-cache period)
 ``timeout``      seconds per request (30)
 ``concurrency``  parallel requests (4), limited by the register's guard
@@ -25,9 +27,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.model.errors import DescriptorError
-from gateway.sources.options import Option, OptionSet
+from gateway.sources.options import Option, OptionSet, old_spellings, respelled
 
-__all__ = ["OPTIONS", "Election", "Families", "VolbyConfig", "check", "parse", "warnings"]
+__all__ = [
+    "DOCUMENT_SPELLINGS",
+    "OPTIONS",
+    "Election",
+    "Families",
+    "VolbyConfig",
+    "check",
+    "parse",
+    "warnings",
+]
 
 
 def _elections_problem(value: Any) -> str | None:
@@ -55,23 +66,35 @@ OPTIONS = OptionSet(
     ],
 )
 
+# Older spellings of the keys of a ``documents`` block, still read: old -> name.
+DOCUMENT_SPELLINGS = {
+    "never_set": "neverSet",
+    "district_endpoint": "districtEndpoint",
+    "district_parameter": "districtParameter",
+    "district_field": "districtField",
+    "council_endpoint": "councilEndpoint",
+    "council_parameter": "councilParameter",
+    "council_field": "councilField",
+}
+_FAMILIES = ("national", "councils", "batches")
+
 _NATIONAL_DEFAULT: dict[str, Any] = {
     "endpoint": "vysledky",
     "entities": ["TYP_ZASTUP", "VOLEBNI_STRANA", "UCAST"],
-    "never_set": [
+    "neverSet": [
         "KODZASTUP", "NUTS", "CIS_OBVODU", "POR_STR_HLAS_LIST", "KANDIDATU_POCET", "OBEC_ID",
         "OBVOD_ID",
     ],
 }  # fmt: skip
 _COUNCILS_DEFAULT: dict[str, Any] = {
-    "district_endpoint": "vysledky_obce_okres",
-    "district_parameter": "nuts",
-    "district_field": "NUTS",
-    "council_endpoint": "vysledky_obec",
-    "council_parameter": "cislo_obce",
-    "council_field": "KODZASTUP",
+    "districtEndpoint": "vysledky_obce_okres",
+    "districtParameter": "nuts",
+    "districtField": "NUTS",
+    "councilEndpoint": "vysledky_obec",
+    "councilParameter": "cislo_obce",
+    "councilField": "KODZASTUP",
     "entities": ["OBEC", "OBVOD", "VOLEBNI_STRANA", "ZASTUPITEL", "UCAST"],
-    "never_set": ["OZNAC_TYPU", "TYP_ZASTUP_ID"],
+    "neverSet": ["OZNAC_TYPU", "TYP_ZASTUP_ID"],
 }
 _BATCHES_DEFAULT: dict[str, Any] = {
     "endpoint": "vysledky_okrsky",
@@ -165,7 +188,7 @@ class VolbyConfig:
 def _merged(
     default: Mapping[str, Any], given: Mapping[str, Any] | None
 ) -> Mapping[str, Any] | None:
-    return None if given is None else {**default, **given}
+    return None if given is None else {**default, **respelled(given, DOCUMENT_SPELLINGS)}
 
 
 def _election(spec: Mapping[str, Any], districts: Any) -> Election:
@@ -201,4 +224,11 @@ def check(options: Mapping[str, Any]) -> list[str]:
 
 def warnings(options: Mapping[str, Any]) -> list[str]:
     """Old spellings in use, one line each with the name to write."""
-    return OPTIONS.deprecated(options)
+    out = OPTIONS.deprecated(options)
+    documents = options.get("documents")
+    if isinstance(documents, Mapping):
+        for family in _FAMILIES:
+            block = documents.get(family)
+            if isinstance(block, Mapping):
+                out += old_spellings(block, DOCUMENT_SPELLINGS, f"documents.{family}")
+    return out

@@ -169,7 +169,7 @@ def _possible_families(
     kept = [
         n
         for n in names
-        if not any(restrictions.restricted(f) for f in (specs[n] or {}).get("never_set", ()))
+        if not any(restrictions.restricted(f) for f in (specs[n] or {}).get("neverSet", ()))
     ]
     return kept
 
@@ -182,7 +182,7 @@ def _plan_councils(
     restrictions: _Restrictions,
     district_of: DistrictOf | None,
 ) -> None:
-    council_field, district_field = str(spec["council_field"]), str(spec["district_field"])
+    council_field, district_field = str(spec["councilField"]), str(spec["districtField"])
     councils = restrictions.values(council_field, election)
     districts = restrictions.values(district_field, election)
     if councils is not None and not _needs(query, district_field):
@@ -193,8 +193,8 @@ def _plan_councils(
                 _add_district(plan, election, spec, district, from_filter=True)
                 continue
             for code in members:
-                params = {str(spec["council_parameter"]): code}
-                endpoint = str(spec["council_endpoint"])
+                params = {str(spec["councilParameter"]): code}
+                endpoint = str(spec["councilEndpoint"])
                 plan.requests.append(DocRequest(election, endpoint, params, election.context, True))
         return
     if districts is not None:
@@ -210,9 +210,9 @@ def _plan_councils(
 def _add_district(
     plan: Plan, election: Election, spec: Mapping[str, Any], code: str, *, from_filter: bool
 ) -> None:
-    context = {**election.context, str(spec["district_field"]): code}
-    params = {str(spec["district_parameter"]): code}
-    endpoint = str(spec["district_endpoint"])
+    context = {**election.context, str(spec["districtField"]): code}
+    params = {str(spec["districtParameter"]): code}
+    endpoint = str(spec["districtEndpoint"])
     request = DocRequest(election, endpoint, params, context, from_filter, fanout=not from_filter)
     if request not in plan.requests:
         plan.requests.append(request)

@@ -188,6 +188,34 @@ def test_validate_warns_about_old_spellings_and_loads_the_register(tmp_path: Pat
     ]
 
 
+def test_nested_options_old_spellings_are_read_with_a_warning(tmp_path: Path) -> None:
+    def old_spelling(document: dict[str, Any]) -> None:
+        model = document["datamodel"]
+        model["context_fields"] = model.pop("contextFields")
+        councils = document["documents"]["councils"]
+        councils["district_endpoint"] = councils.pop("districtEndpoint")
+        councils["never_set"] = councils.pop("neverSet")
+
+    old = load_registers(_copy(tmp_path / "old", "CZ", old_spelling))
+    new = load_registers(REGISTERS / "CZ")
+    assert old.ok, old.render()
+    assert sorted(_lines(old, "warning")) == [
+        "option 'datamodel.context_fields' is an old spelling: write 'datamodel.contextFields'",
+        "option 'documents.councils.district_endpoint' is an old spelling: write "
+        "'documents.councils.districtEndpoint'",
+        "option 'documents.councils.never_set' is an old spelling: write "
+        "'documents.councils.neverSet'",
+    ]
+    assert _lines(new, "warning") == []
+    # Read the same: the same entities, fields and keys, and the same plan of documents.
+    (was,), (now,) = old.registers, new.registers
+    assert was.datamodel.entities.keys() == now.datamodel.entities.keys()
+    for name, entity in now.datamodel.entities.items():
+        assert was.datamodel.entities[name].key == entity.key
+        assert list(was.datamodel.entities[name].by_source) == list(entity.by_source)
+    assert volby_options.parse(was.source) == volby_options.parse(now.source)
+
+
 @pytest.mark.parametrize(
     ("register", "edit", "expected"),
     [

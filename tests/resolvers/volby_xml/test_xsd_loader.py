@@ -124,7 +124,7 @@ def test_real_district_schema_with_default_rules() -> None:
 
 def test_real_district_schema_with_options_maps_the_real_document() -> None:
     options = {
-        "decimal_integers": True,
+        "decimalIntegers": True,
         "types": {"CIS_OBEC": "String", "KSTRANA": "String"},
         "keys": {"OBEC": ["CIS_OBEC"], "HLASY_STRANA": ["KSTRANA"]},
         "ignore": ["CHYBA"],
@@ -149,8 +149,9 @@ def test_real_district_schema_with_options_maps_the_real_document() -> None:
     assert {r["NUTS_OKRES"] for r in district} == {"CZ0722"}
 
 
-def test_real_national_schema() -> None:
-    model = load_xsd(DATA / "ps_xsd" / "vysledky_2017.xsd", "PS", {"decimal_integers": True})
+@pytest.mark.parametrize("spelling", ["decimalIntegers", "decimal_integers"])  # the old one too
+def test_real_national_schema(spelling: str) -> None:
+    model = load_xsd(DATA / "ps_xsd" / "vysledky_2017.xsd", "PS", {spelling: True})
     assert set(model.entities) == {"KRAJ", "STRANA", "POSLANEC"}
     strana = model.entities["STRANA"]
     assert strana.by_source["MANDATY"].nullable  # optional attribute of HODNOTY_STRANA
@@ -242,7 +243,7 @@ def test_context_fields_and_composite_references(tmp_path: Path) -> None:
         "files": ["main.xsd"],
         "roots": ["registry"],
         "entities": ["town", "person"],
-        "context_fields": [{"name": "source", "description": "where from"}],
+        "contextFields": [{"name": "source", "description": "where from"}],
     }
     model = load_xsd(tmp_path, "T", options)
     town = model.entities["town"]
