@@ -51,11 +51,16 @@ class Served:
         return body
 
     @asynccontextmanager
-    async def cold_gateway(self) -> AsyncIterator[httpx.AsyncClient]:
-        """Another gateway over the same replica, with nothing cached."""
+    async def cold_gateway(
+        self, options: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        """Another gateway over the same replica, with nothing cached (``options``: source
+        options of the register beyond the contract's)."""
+        chosen = dict(self.overrides)
+        chosen[self.kind.register] = {**chosen[self.kind.register], **(options or {})}
         with register_subset(self.kind.register, *self.kind.extra_registers) as registers:
             async with gateway_client(
-                registers, self.overrides, rate_limit=None, response_cache=False
+                registers, chosen, rate_limit=None, response_cache=False
             ) as client:
                 yield client
 

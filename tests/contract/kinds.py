@@ -154,7 +154,7 @@ VALG = ContractKind(
     # VALG's relations into FT need FT loaded, not reachable.
     extra_registers=("FT",),
     unused={"FT": {"url": "http://127.0.0.1:9/api/"}},
-    options={"read_timeout": 1.0, "connect_timeout": 2.0},
+    options={"readTimeout": 1.0, "connectTimeout": 2.0},
 )
 
 # -- CZPREZ: CZPREZ_OKRSEK, the precincts of round 1 (newest version), with their votes ---------

@@ -2,11 +2,14 @@
 
 Each test runs once per kind (``served``, parametrised over ``tests.contract.kinds``): the
 gateway over that kind's replica, asked about one entity of its register. Expected answers are
-the rows of the raw recorded files (``ContractKind.rows``), never answers seen before.
+the rows of the raw recorded files (``ContractKind.rows``), never answers seen before. The
+semantics: filters, order, paging, counts, relations, bad input, upstream faults and the
+notice of a stale answer served while the upstream fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -210,3 +213,33 @@ async def test_upstream_fault_is_an_upstream_error(served: Served) -> None:
         # The gateway is still up: once the upstream answers, so does it.
         again = connection(await served.ask(text, cold), kind)
         assert nodes(kind, again) == projected(kind, rows(kind)[:PAGE])
+
+
+# Upstream answers fresh for 0.2 s, then served stale for an hour while the upstream fails.
+STALE = {"ttl": 0.2, "fileTtl": 0.2, "staleIfError": 3600}
+
+
+async def test_a_failing_upstream_is_answered_stale_with_a_notice(served: Served) -> None:
+    kind = served.kind
+    require(kind, FAULTS)
+    text = query(kind, first=PAGE, order=by_key(kind))
+    async with served.cold_gateway(STALE) as cold:
+        fresh = await served.ask(text, cold)
+        assert "STALE_IF_ERROR" not in _notice_codes(fresh), fresh
+        good = connection(fresh, kind)
+        await asyncio.sleep(0.3)  # past the time the answers are fresh
+        break_upstream(served.replica)
+        try:
+            stale = await served.ask(text, cold)
+        finally:
+            mend_upstream(served.replica)
+    assert connection(stale, kind) == good
+    assert nodes(kind, good) == projected(kind, rows(kind)[:PAGE])
+    assert "STALE_IF_ERROR" in _notice_codes(stale), stale
+    # One notice per stale upstream answer used (a listing and its files, say), each aged.
+    notices = [n for n in stale["extensions"]["notices"] if n["code"] == "STALE_IF_ERROR"]
+    assert all(n["ageSeconds"] >= 0.3 for n in notices), notices
+
+
+def _notice_codes(body: dict[str, Any]) -> list[str]:
+    return [n["code"] for n in (body.get("extensions") or {}).get("notices", [])]
