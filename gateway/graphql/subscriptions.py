@@ -34,7 +34,7 @@ from gateway.graphql.execute import Binding, RequestContext
 from gateway.graphql.types import python_type
 from gateway.model.datamodel import Entity, ScalarType
 from gateway.model.errors import GatewayError
-from gateway.model.filters import matches
+from gateway.model.filters import predicate
 from gateway.model.query import Filter, Row
 from gateway.sources.changes import Change
 from gateway.sources.kinds import event_entities
@@ -181,7 +181,8 @@ async def _events(
     try:
         while True:
             change = await feed.next()
-            rows = [r for r in change.rows if matches(where, r, binding.entity)]
+            test = predicate(where, binding.entity)
+            rows = [r for r in change.rows if test(r)]
             if not rows:
                 continue
             binding.check(ctx, where, ())

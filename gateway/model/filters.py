@@ -10,7 +10,14 @@ from gateway.model.datamodel import Entity, ScalarType
 from gateway.model.errors import BadUserInputError
 from gateway.model.query import And, Condition, Filter, Or, Page, Query, Row, SortKey, conjuncts
 
-__all__ = ["apply_in_memory", "check_text", "equal_values", "matches", "sort_rows"]
+__all__ = [
+    "apply_in_memory",
+    "check_text",
+    "equal_values",
+    "matches",
+    "predicate",
+    "sort_rows",
+]
 
 
 def _temporal(value: Any, kind: ScalarType) -> Any:
@@ -70,22 +77,34 @@ def _check(op: str, have: Any, want: Any) -> bool:
 
 
 def matches(where: Filter | None, row: Row, entity: Entity) -> bool:
-    """Whether ``row`` satisfies ``where``."""
+    """Whether ``row`` satisfies ``where`` (for many rows, build :func:`predicate` once)."""
+    return predicate(where, entity)(row)
+
+
+def predicate(where: Filter | None, entity: Entity) -> Callable[[Row], bool]:
+    """``where`` as a test of one row, its values normalised once (an ``in`` list becomes a
+    set): testing n rows against a list of m values costs n lookups, not n × m."""
     if where is None:
-        return True
+        return lambda row: True
     if isinstance(where, And):
-        return all(matches(item, row, entity) for item in where.items)
+        every = [predicate(item, entity) for item in where.items]
+        return lambda row: all(p(row) for p in every)
     if isinstance(where, Or):
-        return any(matches(item, row, entity) for item in where.items)
+        some = [predicate(item, entity) for item in where.items]
+        return lambda row: any(p(row) for p in some)
     norm = _normalise(entity, where.field)
-    have = norm(row.get(where.field))
-    if where.op in ("in", "nin"):
-        want: Any = [norm(v) for v in where.value]
-    elif where.op in ("contains", "startsWith", "endsWith"):
+    field, op = where.field, where.op
+    if op in ("in", "nin"):
+        values = [norm(v) for v in where.value]
+        try:
+            want: Any = frozenset(values)
+        except TypeError:  # an unhashable value: compared one by one
+            want = values
+    elif op in ("contains", "startsWith", "endsWith"):
         want = where.value
     else:
         want = norm(where.value)
-    return _check(where.op, have, want)
+    return lambda row: _check(op, norm(row.get(field)), want)
 
 
 def sort_rows(rows: list[Row], order: Iterable[SortKey], entity: Entity) -> list[Row]:
@@ -115,7 +134,8 @@ def apply_in_memory(rows: Iterable[Row], query: Query, *, where: Filter | None =
     ``where`` overrides ``query.where`` (pass the part the upstream did not evaluate).
     """
     condition = query.where if where is None else where
-    selected = [row for row in rows if matches(condition, row, query.entity)]
+    test = predicate(condition, query.entity)
+    selected = [row for row in rows if test(row)]
     if query.order:
         selected = sort_rows(selected, query.order, query.entity)
     total = len(selected)

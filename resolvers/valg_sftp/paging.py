@@ -18,7 +18,7 @@ import contextlib
 from collections import OrderedDict
 from typing import Any
 
-from gateway.model.filters import apply_in_memory, matches
+from gateway.model.filters import apply_in_memory, predicate
 from gateway.model.query import Page, Query, Row
 from resolvers.valg_sftp.codec import FileProblem
 from resolvers.valg_sftp.rows import DocContext, RowPlan, build_rows
@@ -97,7 +97,8 @@ class _Loader:
 
 
 def _rows(query: Query, doc: Any, ctx: DocContext, plan: RowPlan) -> list[Row]:
-    rows = [r for r in build_rows(plan, doc, ctx) if matches(query.where, r, query.entity)]
+    test = predicate(query.where, query.entity)
+    rows = [r for r in build_rows(plan, doc, ctx) if test(r)]
     rows.sort(key=lambda r: str(r.get("Noegle", "")))
     return rows
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from gateway.model.datamodel import Entity, Register
 from gateway.model.errors import DescriptorError, UpstreamError
-from gateway.model.filters import equal_values, matches
+from gateway.model.filters import equal_values, predicate
 from gateway.model.query import Filter, Page, Query, Row, SortKey
 from gateway.sources import upstream_budget
 from gateway.sources.port import Services, Source
@@ -357,7 +357,8 @@ def answer(rows: Iterable[Row], query: Query) -> Page:
     stands for), so they sort by plain keys, one stable pass per sort key from the last, instead
     of pairwise comparisons: a whole Stimme set (170,000 rows) in a fraction of the time.
     """
-    selected = [row for row in rows if matches(query.where, row, query.entity)]
+    test = predicate(query.where, query.entity)
+    selected = [row for row in rows if test(row)]
     for key in reversed(query.order):
         selected.sort(key=_sort_key(key), reverse=key.descending)
     total = len(selected)
