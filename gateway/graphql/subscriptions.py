@@ -178,10 +178,10 @@ def _resolver(binding: Binding, builder: SchemaParts) -> Callable[..., Any]:
 async def _events(
     ctx: RequestContext, binding: Binding, where: Filter | None, feed: Feed
 ) -> AsyncIterator[dict[str, Any]]:
+    test = predicate(where, binding.entity)  # one subscription, one filter
     try:
         while True:
             change = await feed.next()
-            test = predicate(where, binding.entity)
             rows = [r for r in change.rows if test(r)]
             if not rows:
                 continue

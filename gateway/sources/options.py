@@ -132,11 +132,8 @@ class OptionSet:
 
     def deprecated(self, given: Mapping[str, Any]) -> list[str]:
         """The older spellings used in ``given``, one line each with the name to write."""
-        return [
-            f"option {key!r} is an old spelling: write {self._spelling[key]!r}"
-            for key in given
-            if key in self._spelling and self._spelling[key] != key
-        ]
+        aliases = {old: name for old, name in self._spelling.items() if old != name}
+        return old_spellings(given, aliases)
 
 
 def _copy(value: Any) -> Any:
@@ -158,10 +155,14 @@ def respelled(given: Mapping[str, Any], spellings: Mapping[str, str]) -> dict[st
     return out
 
 
-def old_spellings(given: Mapping[str, Any], spellings: Mapping[str, str], where: str) -> list[str]:
-    """The older spellings used in the block ``where`` (e.g. ``datamodel``), one line each."""
+def old_spellings(
+    given: Mapping[str, Any], spellings: Mapping[str, str], where: str = ""
+) -> list[str]:
+    """The older spellings used in ``given``, one line each with the name to write; ``where``
+    names the block they are in (e.g. ``datamodel``), none for the top level."""
+    at = f"{where}." if where else ""
     return [
-        f"option '{where}.{key}' is an old spelling: write '{where}.{spellings[key]}'"
+        f"option '{at}{key}' is an old spelling: write '{at}{spellings[key]}'"
         for key in given
         if key in spellings
     ]

@@ -67,8 +67,8 @@ class ValgSource(Source):
             str(spec["name"]): DocSpec.from_options(spec)
             for spec in self._datamodel.get("documents", ())
         }
-        self.sftp = SftpClient(options, self.guard, self.record)
         settings = parse_options(options)
+        self.sftp = SftpClient(settings, self.guard, self.record)
         self.store = ValgStore(
             self.sftp,
             services.cache,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +27,7 @@ from gateway.model.errors import UpstreamTimeoutError, UpstreamUnavailableError
 from gateway.sources.guard import Guard
 from gateway.sources.metrics import REQUEST_ID
 from resolvers.valg_sftp.codec import FileProblem
-from resolvers.valg_sftp.options import parse as parse_options
+from resolvers.valg_sftp.options import ValgOptions
 
 __all__ = ["RemoteEntry", "SftpClient", "SftpStats"]
 
@@ -70,13 +70,12 @@ class SftpClient:
 
     def __init__(
         self,
-        options: Mapping[str, Any],
+        settings: ValgOptions,
         guard: Guard | None = None,
         record: Callable[[float, int, str], None] | None = None,
     ) -> None:
         self.guard = guard
         self.record = record
-        settings = parse_options(options)  # the register's Source.json options
         self.host = settings.host
         self.port = settings.port
         self.username = settings.username
