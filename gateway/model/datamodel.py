@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 __all__ = [
+    "Code",
+    "CodeList",
     "Datamodel",
     "Entity",
     "Field",
@@ -43,11 +45,39 @@ class ScalarType(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Code:
+    """One value of a code list (an XSD enumeration, an XMI enumeration literal)."""
+
+    value: str
+    description: str = ""
+    eaid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeList:
+    """A code list (``Udfaldsrum``): the values a field may take, named and identified."""
+
+    name: str
+    codes: tuple[Code, ...]
+    description: str = ""
+    eaid: str = ""
+
+    @property
+    def values(self) -> frozenset[str]:
+        return frozenset(c.value for c in self.codes)
+
+
+@dataclass(frozen=True, slots=True)
 class Field:
     """A scalar field of an entity.
 
     ``name`` is the GraphQL name (transliterated), ``source`` the upstream's own name; rows
     handed to the gateway by a source adapter are keyed by ``name``.
+
+    The DLS physical model adds: ``eaid`` (the logical model's identifier of the field),
+    ``many`` (``maxOccurs`` above one: the value is a list), ``facets`` (the XSD restrictions
+    kept as ``(facet, value)`` pairs, e.g. ``("maxLength", "40")``) and ``codes`` (the code list
+    the values are drawn from).
     """
 
     name: str
@@ -55,6 +85,17 @@ class Field:
     type: ScalarType
     nullable: bool = True
     description: str = ""
+    eaid: str = ""
+    many: bool = False
+    facets: tuple[tuple[str, str], ...] = ()
+    codes: CodeList | None = None
+
+    def facet(self, name: str) -> str | None:
+        """The value of facet ``name`` (``maxLength``, ``minInclusive``, ...), if declared."""
+        for key, value in self.facets:
+            if key == name:
+                return value
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +108,7 @@ class Entity:
     fields: tuple[Field, ...]
     key: tuple[str, ...]
     description: str = ""
+    eaid: str = ""
     by_name: Mapping[str, Field] = field(default_factory=dict, compare=False, repr=False)
     by_source: Mapping[str, Field] = field(default_factory=dict, compare=False, repr=False)
 
@@ -98,10 +140,21 @@ class NavigationProperty:
 
 @dataclass(frozen=True, slots=True)
 class Datamodel:
-    """What a datamodel loader produces: entities by their source name."""
+    """What a datamodel loader produces: entities by their source name.
+
+    ``version`` is the datamodel's ``MAJOR.MINOR.PATCH`` (from the DLS file name; ``""`` when
+    the format does not say), ``codelists`` the code lists by name.
+    """
 
     entities: Mapping[str, Entity]
     navigation: tuple[NavigationProperty, ...] = ()
+    version: str = ""
+    codelists: Mapping[str, CodeList] = field(default_factory=dict)
+
+    @property
+    def major(self) -> str:
+        """The ``MAJOR`` of the datamodel version (``"1"`` when unversioned)."""
+        return self.version.partition(".")[0] or "1"
 
 
 @dataclass(frozen=True, slots=True)
