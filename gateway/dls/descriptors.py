@@ -23,7 +23,6 @@ import json
 import re
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import jsonschema
 
 from gateway.dls import LOADERS, SPELLINGS, loader_for
+from gateway.dls.report import Message, Report
 from gateway.model.datamodel import Datamodel, Register, Relation
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import graphql_name
@@ -49,60 +49,6 @@ _LAYOUT = (
     "'2. Datamodel/' (the datamodel and Relations.json), '3. Security/Security_Model.json' "
     "and '4. Tabular_data/'"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One line of a validation report."""
-
-    severity: str  # "error" | "warning"
-    file: str
-    what: str
-    problem: str
-    fix: str
-
-    def __str__(self) -> str:
-        return (
-            f"{self.severity.upper():7} {self.file}\n"
-            f"        {self.what}: {self.problem}\n"
-            f"        fix: {self.fix}"
-        )
-
-
-@dataclass(slots=True)
-class Report:
-    """What validation found, and the registers that survived it."""
-
-    registers: list[Register] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Message]:
-        return [m for m in self.messages if m.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Message]:
-        return [m for m in self.messages if m.severity == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def error(self, file: Path | str, what: str, problem: str, fix: str) -> None:
-        self.messages.append(Message("error", str(file), what, problem, fix))
-
-    def warning(self, file: Path | str, what: str, problem: str, fix: str) -> None:
-        self.messages.append(Message("warning", str(file), what, problem, fix))
-
-    def render(self) -> str:
-        """The report as text, DLS-Validator style."""
-        lines = [str(m) for m in self.messages]
-        names = ", ".join(f"{r.name} ({r.rc})" for r in self.registers) or "none"
-        lines.append(
-            f"{len(self.errors)} error(s), {len(self.warnings)} warning(s); "
-            f"registers loaded: {names}"
-        )
-        return "\n".join(lines)
 
 
 @cache
