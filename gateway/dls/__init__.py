@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.dls import jsonschema, xsd
+from gateway.dls import jsonschema, xmi, xsd
 from gateway.dls.edmx import load_edmx
 from gateway.dls.jsonschema import load_json_schemas
 from gateway.dls.xsd import load_xsd
@@ -25,6 +25,7 @@ LOADERS: dict[str, Loader] = {
     "edmx": load_edmx,
     "jsonschema": load_json_schemas,
     "xsd": load_xsd,
+    "xmi": xmi.load_xmi,
 }
 
 
@@ -33,6 +34,7 @@ SPELLINGS: dict[str, Mapping[str, str]] = {
     "edmx": {},
     "jsonschema": jsonschema.SPELLINGS,
     "xsd": xsd.SPELLINGS,
+    "xmi": xmi.SPELLINGS,
 }
 
 
