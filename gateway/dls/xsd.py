@@ -35,24 +35,29 @@ Options (the ``datamodel`` block of ``Source.json``):
 ``keys``             ``{"ELEMENT": ["ATTR", ...]}`` own keys where the schema declares none
 ``types``            ``{"ATTR" or "ELEMENT.ATTR": "String"|"Int"|...}`` type overrides
 ``decimalIntegers``  ``xs:decimal`` restrictions without fraction digits are integers
+``style``            ``"auto"`` (default), ``"attributes"`` or ``"dls"``: a schema in the DLS's
+                     element-based style is read by :mod:`gateway.dls.dls_xsd`
 
 The former snake_case spellings (``context_fields``, ``decimal_integers``) are still read.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import io
 import math
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import defusedxml.ElementTree as SafeET
-
+from gateway.dls.dls_xsd import (
+    XS,
+    builtin_scalar,
+    is_dls_style,
+    load_dls_xsd,
+    read_schema,
+    schema_files,
+)
 from gateway.model.datamodel import Datamodel, Entity, Field, NavigationProperty, ScalarType
 from gateway.model.errors import DescriptorError
 from gateway.model.keys import KEY_SEPARATOR, reference_source
@@ -64,55 +69,29 @@ __all__ = ["SPELLINGS", "load_xsd"]
 # Older spellings of the options, still read: old -> name.
 SPELLINGS = {"context_fields": "contextFields", "decimal_integers": "decimalIntegers"}
 
-XS = "http://www.w3.org/2001/XMLSchema"
 _UNBOUNDED = math.inf
-_INT32_DIGITS = 9
-
-_BUILTIN: dict[str, ScalarType] = {
-    "boolean": ScalarType.BOOLEAN,
-    "int": ScalarType.INT,
-    "short": ScalarType.INT,
-    "byte": ScalarType.INT,
-    "unsignedShort": ScalarType.INT,
-    "unsignedByte": ScalarType.INT,
-    "integer": ScalarType.LONG,
-    "long": ScalarType.LONG,
-    "nonNegativeInteger": ScalarType.LONG,
-    "positiveInteger": ScalarType.LONG,
-    "negativeInteger": ScalarType.LONG,
-    "nonPositiveInteger": ScalarType.LONG,
-    "unsignedInt": ScalarType.LONG,
-    "unsignedLong": ScalarType.LONG,
-    "decimal": ScalarType.FLOAT,
-    "float": ScalarType.FLOAT,
-    "double": ScalarType.FLOAT,
-    "date": ScalarType.DATE,
-    "dateTime": ScalarType.DATETIME,
-}
-_INTEGERS = (ScalarType.INT, ScalarType.LONG)
+_STYLES = ("auto", "dls", "attributes")
 
 
 def load_xsd(path: Path, register: str, options: Mapping[str, Any]) -> Datamodel:
-    """Load the XSD file or folder ``path`` as the datamodel of ``register``."""
-    schema = _Schema(_schema_files(path, options.get("files", ["*.xsd"])))
+    """Load the XSD file or folder ``path`` as the datamodel of ``register``.
+
+    Option ``style``: ``"attributes"`` reads the schema as described above, ``"dls"`` as the
+    DLS's element-based style (:func:`gateway.dls.dls_xsd.load_dls_xsd`), ``"auto"`` (the
+    default) the latter when :func:`gateway.dls.dls_xsd.is_dls_style` says so.
+    """
+    style = options.get("style", "auto")
+    if style not in _STYLES:
+        raise DescriptorError(
+            f"invalid XSD datamodel options: style {style!r} is none of {', '.join(_STYLES)}"
+        )
+    files = options.get("files", ["*.xsd"])
+    if style == "dls" or (style == "auto" and is_dls_style(path, files)):
+        return load_dls_xsd(path, register, options)
+    schema = _Schema(schema_files(path, files))
     walker = _Walker(schema, _Options.of(options))
     walker.walk()
     return _Builder(register, walker).build()
-
-
-def _schema_files(path: Path, patterns: Sequence[str]) -> list[Path]:
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DescriptorError(f"XSD datamodel {path} does not exist")
-    found = sorted(
-        p
-        for p in path.iterdir()
-        if p.is_file() and any(fnmatch.fnmatch(p.name, g) for g in patterns)
-    )
-    if not found:
-        raise DescriptorError(f"no XSD file in {path}")
-    return found
 
 
 # --------------------------------------------------------------------------- schema documents
@@ -164,15 +143,7 @@ class _Schema:
     def _read(self, path: Path) -> _Doc:
         if path in self.docs:
             return self.docs[path]
-        try:
-            data = path.read_bytes()
-            events = SafeET.iterparse(io.BytesIO(data), events=("start-ns",), forbid_dtd=True)
-            prefixes = {prefix: uri for _, (prefix, uri) in events}
-            root = events.root
-        except (OSError, ET.ParseError, ValueError) as exc:
-            raise DescriptorError(f"cannot read XSD {path}: {exc}") from exc
-        if root is None or root.tag != f"{{{XS}}}schema":
-            raise DescriptorError(f"{path} is not an XML schema")
+        root, prefixes = read_schema(path)
         doc = _Doc(path, root, prefixes)
         doc.tables = {kind: {} for kind in _KINDS}
         for node in root:
@@ -293,14 +264,7 @@ class _Types:
         return self._base(restriction.get("base"), nested, doc, facets, depth + 1)
 
     def _refine(self, builtin: str, facets: Mapping[str, str]) -> ScalarType:
-        kind = _BUILTIN.get(builtin, ScalarType.STRING)
-        if builtin == "decimal":
-            fraction = facets.get("fractionDigits")
-            if fraction == "0" or (fraction is None and self.options.decimal_integers):
-                kind = ScalarType.LONG
-        if kind is ScalarType.LONG and _fits_int32(facets):
-            kind = ScalarType.INT
-        return kind
+        return builtin_scalar(builtin, facets, self.options.decimal_integers)
 
     def complex_type(self, decl: _Decl) -> tuple[ET.Element, _Doc] | None:
         inline = next(_xs(decl.node, "complexType"), None)
@@ -417,16 +381,6 @@ class _Types:
             out.append((_Decl(found[0], found[1]), low * e_low, high * e_high))
         elif node.get("name"):
             out.append((_Decl(node, doc), low * e_low, high * e_high))
-
-
-def _fits_int32(facets: Mapping[str, str]) -> bool:
-    digits = facets.get("totalDigits")
-    if digits is not None and digits.isdigit():
-        return int(digits) <= _INT32_DIGITS
-    bounds = [facets.get("minInclusive"), facets.get("maxInclusive")]
-    if all(b is not None and re.fullmatch(r"-?\d+", b) for b in bounds):
-        return all(abs(int(b or 0)) < 2**31 for b in bounds)
-    return False
 
 
 # --------------------------------------------------------------------------- options

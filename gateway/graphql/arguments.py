@@ -8,12 +8,14 @@ input objects or as plain dicts (graphql-core's coerced variables); both are rea
 from __future__ import annotations
 
 import keyword
+import operator
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from strawberry.types.unset import UNSET
 
 from gateway.graphql.types import OPERATOR_ATTRIBUTES, SortEnumType
-from gateway.model.datamodel import Entity
+from gateway.model.datamodel import Entity, Field, ScalarType
 from gateway.model.errors import BadUserInputError
 from gateway.model.query import And, Condition, Filter, Or, SortKey
 
@@ -36,7 +38,7 @@ def where_filter(entity: Entity, value: Any) -> Filter | None:
         if kept:
             parts.append(And(kept) if kind == "and" else Or(kept))
     for f in entity.fields:
-        ops = _part(value, f.name)  # absent in a per-level schema
+        ops = UNSET if f.many else _part(value, f.name)  # absent in a per-level schema
         if ops is UNSET or ops is None:
             continue
         for attribute, op in OPERATOR_ATTRIBUTES.items():
@@ -47,6 +49,8 @@ def where_filter(entity: Entity, value: Any) -> Filter | None:
                 raise BadUserInputError(f"{f.name}.{op} needs a value")
             if op in ("in", "nin"):
                 operand = tuple(operand)
+            if f.codes is not None or f.facets:
+                _check_operand(f, op, operand)
             parts.append(Condition(f.name, op, operand))
     if not parts:
         return None
@@ -58,11 +62,72 @@ def order_keys(entity: Entity, value: Any) -> list[SortKey]:
     keys: list[SortKey] = []
     for item in value or ():
         for f in entity.fields:
-            direction = _part(item, f.name)
+            direction = UNSET if f.many else _part(item, f.name)
             if direction is not UNSET and direction is not None:
                 descending = direction is SortEnumType.DESC or direction == "DESC"
                 keys.append(SortKey(f.name, descending))
     return keys
+
+
+_CODED = (ScalarType.STRING, ScalarType.INT, ScalarType.LONG)
+_NUMERIC = (ScalarType.INT, ScalarType.LONG, ScalarType.FLOAT)
+_CODES_SHOWN = 20
+
+
+def _check_operand(f: Field, op: str, operand: Any) -> None:
+    """Refuse values an equality condition can never meet: not a code, outside the range."""
+    if op not in ("eq", "neq", "in", "nin"):
+        return
+    values = [v for v in (operand if op in ("in", "nin") else (operand,)) if v is not None]
+    if f.codes is not None and f.type in _CODED:
+        allowed = f.codes.values
+        for v in values:
+            if _code_text(v) not in allowed:
+                shown = ", ".join(c.value for c in f.codes.codes[:_CODES_SHOWN])
+                more = ", …" if len(f.codes.codes) > _CODES_SHOWN else ""
+                raise BadUserInputError(
+                    f"{f.name}.{op}: {v!r} is not a code of {f.codes.name} "
+                    f"(the codes: {shown}{more}; see the field's description)",
+                    field=f.name,
+                )
+    if f.type in _NUMERIC and op in ("eq", "in"):
+        for v in values:
+            problem = _outside(f, v)
+            if problem:
+                raise BadUserInputError(
+                    f"{f.name}.{op}: {v!r} is outside the range of {f.name}: values are {problem}",
+                    field=f.name,
+                )
+
+
+def _code_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _outside(f: Field, value: Any) -> str:
+    """The bound ``value`` breaks (``"≥ 1000"``), or ``""``."""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return ""
+    if not number.is_finite():
+        return ""
+    for facet, sign, breaks in (
+        ("minInclusive", "≥", operator.lt),
+        ("minExclusive", ">", operator.le),
+        ("maxInclusive", "≤", operator.gt),
+        ("maxExclusive", "<", operator.ge),
+    ):
+        bound = f.facet(facet)
+        if bound is None:
+            continue
+        try:
+            limit = Decimal(bound)
+        except InvalidOperation:
+            continue
+        if limit.is_finite() and breaks(number, limit):
+            return f"{sign} {bound}"
+    return ""
 
 
 def _part(value: Any, name: str) -> Any:

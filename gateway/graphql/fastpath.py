@@ -31,6 +31,7 @@ from graphql import (
     GraphQLError,
     GraphQLField,
     GraphQLInt,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
@@ -41,6 +42,7 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     get_named_type,
+    get_nullable_type,
     parse,
     validate,
 )
@@ -287,6 +289,8 @@ class _Compiler:
             scalar = get_named_type(definition.type)
             if not isinstance(scalar, GraphQLScalarType):
                 raise Unsupported(name)
+            if isinstance(get_nullable_type(definition.type), GraphQLList):
+                raise Unsupported(f"{name} (a list field)")
             plans.append(
                 FieldPlan(
                     key,

@@ -48,10 +48,10 @@ from gateway.graphql.types import (
     python_type,
     security_level,
 )
-from gateway.model.datamodel import Entity, Register, Relation
+from gateway.model.datamodel import Entity, Field, Register, Relation
 from gateway.model.errors import GatewayError
 
-__all__ = ["GatewaySchema", "SchemaSpec", "build_schema"]
+__all__ = ["GatewaySchema", "SchemaSpec", "build_schema", "field_description"]
 
 
 log = logging.getLogger("gateway.graphql.schema")
@@ -60,6 +60,49 @@ _MISSING = object()
 
 # Where the generated fields' annotations are evaluated (they hold classes, not strings).
 _NAMESPACE: dict[str, Any] = globals()
+
+
+# A field's description lists at most this many codes of its code list.
+_CODES_LISTED = 100
+
+
+def field_description(f: Field) -> str:
+    """A field's description: its own text, its facets and its code list (DLS physical model)."""
+    parts = [f.description or f.source]
+    facets = _facet_text(f)
+    if facets:
+        parts.append(facets)
+    if f.codes is not None:
+        lines = [f"Codes ({f.codes.name}):"]
+        for code in f.codes.codes[:_CODES_LISTED]:
+            lines.append(
+                f"- `{code.value}`" + (f": {code.description}" if code.description else "")
+            )
+        if len(f.codes.codes) > _CODES_LISTED:
+            lines.append(f"- … and {len(f.codes.codes) - _CODES_LISTED} more")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def _facet_text(f: Field) -> str:
+    out = []
+    low, high = f.facet("minLength"), f.facet("maxLength")
+    if f.facet("length") is not None:
+        out.append(f"Length: exactly {f.facet('length')} characters.")
+    elif low is not None or high is not None:
+        out.append(f"Length: {low or 0} to {high or 'any number of'} characters.")
+    lower = [f"{v} ≤" for v in [f.facet("minInclusive")] if v is not None]
+    lower += [f"{v} <" for v in [f.facet("minExclusive")] if v is not None]
+    upper = [f"≤ {v}" for v in [f.facet("maxInclusive")] if v is not None]
+    upper += [f"< {v}" for v in [f.facet("maxExclusive")] if v is not None]
+    if lower or upper:
+        out.append(f"Range: {' '.join([*lower, 'value', *upper])}.")
+    if f.facet("totalDigits") is not None:
+        out.append(f"At most {f.facet('totalDigits')} digits.")
+    if f.facet("fractionDigits") is not None:
+        out.append(f"At most {f.facet('fractionDigits')} digits after the decimal point.")
+    out += [f"Pattern: `{value}`." for key, value in f.facets if key == "pattern"]
+    return " ".join(out)
 
 
 def _default_resolver(obj: Any, name: str) -> Any:
@@ -309,18 +352,24 @@ class _Builder:
         ] + [
             _field(f.name, _optional(OPERATION_INPUTS[f.type]), description=f.source)
             for f in map(entity.field, visible)
+            if not f.many  # a list is neither filtered nor sorted on
         ]
         self.types.finish(filter_cls, filter_fields, is_input=True, description=f"Filter {name}.")
         self.types.finish(
             self.sorts[name],
-            [_field(name, _optional(SortEnumType)) for name in visible],
+            [
+                _field(name, _optional(SortEnumType))
+                for name in visible
+                if not entity.field(name).many
+            ],
             is_input=True,
             description=f"Order {name} rows by a field.",
         )
 
     def _scalar_field(self, binding: Binding, name: str) -> StrawberryField:
         f = binding.entity.field(name)
-        annotation = python_type(f.type)
+        annotation = _list(python_type(f.type)) if f.many else python_type(f.type)
+        description = field_description(f)
         entity_level = binding.register.entity_level(binding.entity.name)
         level = binding.register.field_level(binding.entity.name, f.source)
         if level > entity_level:
@@ -329,14 +378,14 @@ class _Builder:
             return _field(
                 f.name,
                 _optional(annotation),
-                description=f.description or f.source,
+                description=description,
                 directives=[security_level(level=level)],
                 resolver=_guarded_resolver(binding, f.name),
             )
         return _field(
             f.name,
-            annotation | None if f.nullable else annotation,
-            description=f.description or f.source,
+            _optional(annotation) if f.nullable else annotation,
+            description=description,
         )
 
     def _connection_args(self, target: Entity) -> list[StrawberryArgument]:
