@@ -154,6 +154,11 @@ class Multiplicity:
             return cls()
         low, sep, high = written.partition("..")
         if not sep:
+            if written not in _UNBOUNDED_TEXT and isinstance(_integer(written), str):
+                return cls(
+                    text=written,
+                    problem=f"{written!r} is no multiplicity (1, 0..1, 0..*, 1..* or *)",
+                )
             low, high = ("0" if written in _UNBOUNDED_TEXT else written), written
         return cls._of(low.strip(), high.strip(), written)
 
@@ -268,6 +273,11 @@ class XmiEnumeration:
     documentation: str = ""
     literals: tuple[XmiLiteral, ...] = ()
     package: str = ""
+    packages: tuple[str, ...] = ()
+
+    def in_package(self, name: str) -> bool:
+        """Whether the enumeration lies in a package called ``name`` (at any depth)."""
+        return name in self.packages
 
     def literal(self, eaid: str) -> XmiLiteral | None:
         return next((lit for lit in self.literals if lit.eaid == eaid), None)
@@ -679,6 +689,7 @@ class _Reader:
             documentation=self.docs.element.get(eaid, "") or _comment(node),
             literals=literals,
             package="" if package is None else package.name,
+            packages=() if package is None else (*package.path, package.name),
         )
 
     def _association(
@@ -817,7 +828,8 @@ def load_xmi(path: Path, register: str, options: Mapping[str, Any]) -> Datamodel
     - **Entities** are the register's own classes (:meth:`XmiModel.own_classes`): those of the
       packages named in the ``packages`` option, else of the package named like the register
       (sub-packages included), else — when no package is named so — every class that has
-      attributes. A class without attributes has no row and is left out.
+      attributes. A class without attributes has no row and is left out; a name in
+      ``packages`` that is no package of the XMI is an error.
     - **Fields** are the attributes, named with :func:`unique_names`: EA's primitive types map
       onto the scalar types (:func:`scalar_of`; unknown types are text), an enumeration type is
       text with its :class:`CodeList` (also in ``Datamodel.codelists`` by name), a lower bound of
@@ -837,6 +849,15 @@ def load_xmi(path: Path, register: str, options: Mapping[str, Any]) -> Datamodel
         packages = [packages]
     if not isinstance(packages, (list, tuple)) or not all(isinstance(p, str) for p in packages):
         raise DescriptorError(f"datamodel option packages must be a list of names: {packages!r}")
+    known = {p.name.lower() for p in xmi.packages.values()}
+    unknown = [p for p in packages if p.lower() not in known]
+    if unknown:
+        # A misspelt package must not fall back to serving every class of the model.
+        raise DescriptorError(
+            f"datamodel option packages names no package of XMI {file}: "
+            f"{', '.join(unknown)} (packages: "
+            f"{', '.join(sorted({p.name for p in xmi.packages.values()})) or 'none'})"
+        )
     classes = [c for c in xmi.own_classes(register, packages) if c.attributes]
     if not classes:
         raise DescriptorError(f"XMI {file} holds no class of {register} with attributes")
@@ -918,11 +939,14 @@ def _navigation(xmi: XmiModel, classes: list[XmiClass]) -> tuple[NavigationPrope
     for association in xmi.associations.values():
         connector = xmi.connector(association.eaid)
         source_end, target_end = association.source, association.target
+        # An end without a type takes its class from the connector, as a missing end does.
         source = own.get(
-            source_end.type_eaid if source_end else connector.source_eaid if connector else ""
+            (source_end.type_eaid if source_end else "")
+            or (connector.source_eaid if connector else "")
         )
         target = own.get(
-            target_end.type_eaid if target_end else connector.target_eaid if connector else ""
+            (target_end.type_eaid if target_end else "")
+            or (connector.target_eaid if connector else "")
         )
         if source is None or target is None:
             continue
