@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, demo, validate, schema, relations-skeleton."""
+"""The ``gateway`` command: serve, demo, validate, schema, relations-skeleton, dls-export."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 
 from gateway.dls import loader_for
-from gateway.dls.descriptors import load_registers, relations_skeleton
+from gateway.dls.descriptors import generate_relations, load_registers, relations_skeleton
 from gateway.http.auth import DEMO_KEYS, AuthSettings
 from gateway.http.config import Settings
 from gateway.http.observe import JsonFormatter
@@ -47,7 +47,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     previous = None
     if args.previous:
         previous = {args.previous_register: json.loads(Path(args.previous).read_text("utf-8"))}
-    report = load_registers(Path(args.path), previous_relations=previous)
+    chosen = str(args.previous_registers)
+    against: Path | str | None = None if chosen == "none" else chosen
+    if chosen not in ("none", "git"):
+        against = Path(chosen)
+        if not against.is_dir():
+            _err(f"--previous-registers {against}: no such folder")
+            return 2
+    report = load_registers(Path(args.path), previous_relations=previous, previous=against)
     _out(report.render())
     return 0 if report.ok else 1
 
@@ -67,23 +74,60 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_skeleton(args: argparse.Namespace) -> int:
-    """Print (or write) a Relations.json skeleton from a register's datamodel."""
+    """Print (or write) a Relations.json skeleton: from the XMI (DLS) or the native model."""
+    if args.registers is not None:
+        document, report = generate_relations(Path(args.registers), args.register)
+        _err(report.render())
+        if document is None:
+            return 1
+        count = sum(len(v["Relations"]) for v in document["RelationVersions"])
+        return _write_document(document, args.output, f"{count} relations")
     folder = Path(args.register)
+    if not folder.is_dir():
+        _err(f"{folder}: no such register folder (or give --registers FOLDER and a register name)")
+        return 2
     rc_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("rc"))
-    if len(rc_dirs) != 1:
-        _err(f"{folder}: expected one rcNNNNN folder")
+    if len(rc_dirs) != 1 or not (rc_dirs[0] / "Source.json").is_file():
+        _err(
+            f"{folder}: expected one rcNNNNN folder with a Source.json naming the datamodel; "
+            f"for a DLS delivery use: gateway relations-skeleton {folder.name} "
+            f"--registers {folder.parent}"
+        )
         return 2
     source = json.loads((rc_dirs[0] / "Source.json").read_text("utf-8"))
     spec = source["datamodel"]
     model = loader_for(spec["format"])(
         rc_dirs[0] / "2. Datamodel" / spec["path"], folder.name, spec
     )
-    text = json.dumps(relations_skeleton(model, rc_dirs[0].name), ensure_ascii=False, indent=2)
-    if args.output == "-":
+    document = relations_skeleton(model, rc_dirs[0].name)
+    return _write_document(document, args.output, f"{len(model.navigation)} relations")
+
+
+def cmd_dls_export(args: argparse.Namespace) -> int:
+    """Write a register's datamodel as a DLS pair (XSD in the DLS style + EA XMI 2.1)."""
+    from gateway.dls.dls_export import export_register, write_pair
+
+    report = load_registers(Path(args.registers))
+    by_name = {r.name: r for r in report.registers}
+    if args.register not in by_name:
+        _err(report.render())
+        _err(f"register {args.register!r} is not loaded; loaded: {', '.join(sorted(by_name))}")
+        return 1
+    register = by_name[args.register]
+    pair = export_register(register, by_name)
+    folder = Path(args.out) if args.out else Path(register.path) / "2. Datamodel"
+    for path in write_pair(pair, folder):
+        _out(f"wrote {path}")
+    return 0
+
+
+def _write_document(document: Any, output: str, what: str) -> int:
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    if output == "-":
         sys.stdout.write(text + "\n")
     else:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-        _out(f"wrote {args.output} ({len(model.navigation)} relations)")
+        Path(output).write_text(text + "\n", encoding="utf-8")
+        _out(f"wrote {output} ({what})")
     return 0
 
 
@@ -234,6 +278,12 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("path", nargs="?", default=str(DEFAULT_REGISTERS))
     validate.add_argument("--previous", help="the previous Relations.json to compare with")
     validate.add_argument("--previous-register", default="", help="the register it belongs to")
+    validate.add_argument(
+        "--previous-registers",
+        default="git",
+        help="the previous registers folder to detect breaking datamodel changes against; "
+        "'git' (default) compares with the version committed at HEAD, 'none' skips it",
+    )
     validate.set_defaults(func=cmd_validate)
 
     schema = sub.add_parser("schema", help="write the generated SDL")
@@ -245,9 +295,20 @@ def _parser() -> argparse.ArgumentParser:
     skeleton = sub.add_parser(
         "relations-skeleton", help="a Relations.json skeleton from a datamodel"
     )
-    skeleton.add_argument("register", help="a register folder (registers/FT)")
+    skeleton.add_argument(
+        "register", help="a register name with --registers (DLS, from the XMI), else its folder"
+    )
+    skeleton.add_argument(
+        "--registers", help="the registers folder; targets in other registers resolve over it"
+    )
     skeleton.add_argument("-o", "--output", default="-")
     skeleton.set_defaults(func=cmd_skeleton)
+
+    export = sub.add_parser("dls-export", help="write a register's datamodel as a DLS XSD + XMI")
+    export.add_argument("register", help="the register's name (FT)")
+    export.add_argument("--registers", default=str(DEFAULT_REGISTERS))
+    export.add_argument("--out", help="folder to write to (default: the register's 2. Datamodel/)")
+    export.set_defaults(func=cmd_dls_export)
     return parser
 
 

@@ -1,28 +1,51 @@
 """Loading and validating register folders in the DLS layout (the DLS Validator's job).
 
-A register folder::
+A DLS repository holds ``Register/<REG>/`` folders (or point straight at ``registers/`` or at
+one register)::
 
-    <REG>/General/DLS_metadata.json
-    <REG>/<rc>/2. Datamodel/<datamodel>            (named by Source.json)
-    <REG>/<rc>/2. Datamodel/Relations.json
-    <REG>/<rc>/3. Security/Security_Model.json
-    <REG>/<rc>/4. Tabular_data/Automated_Predefined_Filedownloads.json
-    <REG>/<rc>/Source.json
+    <REG>/General/DLS_metadata.json                 required: {"version_format": "2.0"}
+    <REG>/General/…                                  only machine-readable files and Word files
+    <REG>/rcNNNNN/                                   one or more replication channels
+        1. Bitemporality/                            the bitemporal model (optional)
+        2. Datamodel/MAJOR.MINOR.PATCH.<REG>.xsd     the physical model (required) ...
+        2. Datamodel/MAJOR.MINOR.PATCH.<REG>.xmi     ... and the logical model (required)
+        2. Datamodel/Relations.json                  the relations, per RelationVersion
+        3. Security/Security_Model.json              required
+        4. Tabular_data/Automated_Predefined_Filedownloads.json   required for tabular data
+        4. Tabular_data/Automated_Pregenerated_Filedownloads.json, Automated_Geographical_
+           Filedownloads.json, Automated_Wfs.json    optional
+        5. Raster_data/Automated_Pregenerated_Filedownloads.json  optional
+        Source.json                                  optional: how the gateway reaches the upstream
 
-Validation reports in the DLS vocabulary: an *error* drops what it concerns (a relation, or a
-whole register whose datamodel cannot be read) and makes the report fail; a *warning* keeps it.
+``Source.json`` is this gateway's extension. It names the register's kind (which must be
+installed, :func:`gateway.sources.kinds.kinds`) and may name a native datamodel (EDMX, JSON
+Schema, an attribute-style XSD) in its ``datamodel`` block; without that block the channel's
+datamodel is its DLS pair(s). Without ``Source.json`` the register validates and its schema is
+generated, and serving it answers every root field with ``UPSTREAM_UNAVAILABLE``.
 
-``Source.json`` names the register's kind, which must be installed
-(:func:`gateway.sources.kinds.kinds`); the kind checks the rest of its options: their problems
-are errors of the register (it is not loaded), old spellings are warnings.
+**Versions.** Each channel may hold several datamodel versions (the as-is and the to-be model
+of one channel) and a register may have several channels; every ``MAJOR`` is served side by
+side. The newest ``MAJOR`` is the register at ``/graphql``. External versions ``/{REG}/v{N}``
+enumerate (datamodel ``MAJOR``, RelationVersion) pairs: the lowest datamodel version's
+RelationVersions keep their numbers, each newer one's continue after them.
+
+Validation reports in the DLS vocabulary (:mod:`gateway.dls.report`): an *error* drops what it
+concerns (a relation, or a whole register whose datamodel cannot be read) and makes the report
+fail; a *warning* keeps it. With ``previous`` (a folder, or ``"git"`` for the committed
+version) breaking datamodel changes — a removed entity or field, a changed type — are errors
+unless they come as a new datamodel version.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
+import tarfile
+import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -31,24 +54,55 @@ from typing import Any
 import jsonschema
 
 from gateway.dls import LOADERS, SPELLINGS, loader_for
-from gateway.dls.report import Message, Report
-from gateway.model.datamodel import Datamodel, Register, Relation
+from gateway.dls.report import DlsPair, External, Message, Report
+from gateway.model.datamodel import Datamodel, Entity, Register, Relation
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import graphql_name
 from gateway.sources.kinds import kinds
 from gateway.sources.options import old_spellings
 
-__all__ = ["Message", "Report", "load_registers", "relations_skeleton"]
+__all__ = [
+    "SUPPORTED_FORMATS",
+    "Message",
+    "Report",
+    "dls_files",
+    "generate_relations",
+    "load_registers",
+    "normalise_rc",
+    "register_folders",
+    "relations_skeleton",
+]
 
 DATAMODEL = "2. Datamodel"
 SECURITY = "3. Security"
 TABULAR = "4. Tabular_data"
-_RC = re.compile(r"^rc\d{5}$")
-_LAYOUT = (
-    "General/DLS_metadata.json, and one rcNNNNN/ folder with Source.json, "
-    "'2. Datamodel/' (the datamodel and Relations.json), '3. Security/Security_Model.json' "
-    "and '4. Tabular_data/'"
+RASTER = "5. Raster_data"
+BITEMPORALITY = "1. Bitemporality"
+CHANNEL_FOLDERS = (BITEMPORALITY, DATAMODEL, SECURITY, TABULAR, RASTER)
+# The DLS format versions this gateway reads (DLS_metadata.json version_format).
+SUPPORTED_FORMATS = ("2.0",)
+# General/ holds machine-readable files and Word files only (the DLS: no Excel).
+_GENERAL_SUFFIXES = frozenset(
+    {".json", ".xml", ".xsd", ".xmi", ".csv", ".txt", ".md", ".yaml", ".yml", ".doc", ".docx"}
 )
+_RC = re.compile(r"^rc\d{5}$")
+_DLS_FILE = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(.+)\.(xsd|xmi)$")
+_LAYOUT = (
+    "General/DLS_metadata.json, and rcNNNNN/ folders with '2. Datamodel/' (MAJOR.MINOR.PATCH."
+    "<REG>.xsd and .xmi, Relations.json), '3. Security/Security_Model.json' and "
+    "'4. Tabular_data/Automated_Predefined_Filedownloads.json'"
+)
+
+
+def normalise_rc(value: str) -> str:
+    """``rc00022``, ``22`` or ``00022`` → ``rc00022`` (the DLS writes both styles)."""
+    digits = value[2:] if value.startswith("rc") else value
+    return f"rc{int(digits):05d}" if digits.isdigit() and len(digits) <= 5 else value
+
+
+def _level(value: Any) -> int:
+    """A security level written as a number or as a numeric string (validated before)."""
+    return int(value)
 
 
 @cache
@@ -59,15 +113,16 @@ def _schema(annex: str) -> dict[str, Any]:
     return loaded
 
 
-def _read_json(path: Path, report: Report, annex: str) -> Any | None:
+def _read_json(path: Path, report: Report, annex: str, *, required: bool = True) -> Any | None:
     """Parse ``path`` and check it against the annex schema; None (and an error) if unusable."""
     if not path.is_file():
-        report.error(
-            path,
-            annex,
-            "the file is missing",
-            f"create {path.name} (the layout of a register folder: {_LAYOUT})",
-        )
+        if required:
+            report.error(
+                path,
+                annex,
+                "the file is missing (the annex is required)",
+                f"create {path.name} (the layout of a register folder: {_LAYOUT})",
+            )
         return None
     try:
         document = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -86,62 +141,116 @@ def _read_json(path: Path, report: Report, annex: str) -> Any | None:
     return None if problems else document
 
 
+def dls_files(folder: Path, register: str) -> dict[str, dict[str, Path]]:
+    """The DLS datamodel files of a ``2. Datamodel/`` folder: version → {"xsd"/"xmi": path}."""
+    found: dict[str, dict[str, Path]] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.iterdir()):
+        match = _DLS_FILE.match(path.name)
+        if path.is_file() and match and match.group(4) == register:
+            version = ".".join(match.group(1, 2, 3))
+            found.setdefault(version, {})[match.group(5)] = path
+    return found
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def register_folders(root: Path) -> list[Path]:
+    """The register folders below ``root``: itself, ``root/Register/*`` or ``root/*``."""
+    if (root / "General").is_dir():
+        return [root]
+    base = root / "Register" if (root / "Register").is_dir() else root
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and p.name != "Guides")
+
+
+@dataclass(slots=True)
+class _Variant:
+    """One datamodel version of one replication channel, as loaded."""
+
+    name: str
+    rc: str
+    rc_dir: Path
+    model: Datamodel
+    source: Mapping[str, Any] | None
+    datamodel_file: Path
+    # The DLS pair, when the channel delivers one: its XSD-loaded model and the read XMI.
+    pair_model: Datamodel | None = None
+    xmi: Any | None = None
+    xmi_file: Path | None = None
+
+    @property
+    def major(self) -> str:
+        return self.model.major
+
+
+@dataclass(slots=True)
+class _Loading:
+    """What :func:`load_registers` knows while it works."""
+
+    report: Report
+    overrides: Mapping[str, Mapping[str, Any]]
+    variants: dict[str, list[_Variant]] = field(default_factory=dict)  # register → variants
+
+    def rcs(self) -> dict[str, str]:
+        return {v.rc: name for name, vs in self.variants.items() for v in vs}
+
+    def model_of(self, register: str, major: str | None = None) -> Datamodel | None:
+        variants = self.variants.get(register, [])
+        if major is not None:
+            variants = [v for v in variants if v.major == major]
+        return max(variants, key=lambda v: int(v.major)).model if variants else None
+
+
 def load_registers(
     root: Path,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     previous_relations: Mapping[str, Any] | None = None,
     include: Iterable[str] | None = None,
+    previous: Path | str | None = None,
 ) -> Report:
     """Load and validate every register folder below ``root`` (or ``root`` itself).
 
     ``overrides`` replaces ``Source.json`` options per register (e.g. a replica's URL).
     ``previous_relations`` maps a register name to its previously committed Relations.json
     document; when absent, the committed version is read from git if ``root`` is in a work tree.
+    ``previous`` is the registers folder to check breaking datamodel changes against, or
+    ``"git"`` for the version committed at git HEAD; ``None`` skips that check.
     """
     report = Report()
-    folders = (
-        [root] if (root / "General").is_dir() else sorted(p for p in root.iterdir() if p.is_dir())
-    )
-    loaded: list[tuple[str, str, Path, Datamodel, Mapping[str, Any]]] = []
-    for folder in folders:
-        item = _load_register_base(folder, report, (overrides or {}).get(folder.name, {}))
-        if item is not None:
-            loaded.append(item)
-    if not loaded and not report.errors:
+    loading = _Loading(report, overrides or {})
+    del include  # every register is loaded: relations may point into any of them
+    for folder in register_folders(root):
+        variants = _load_register_base(folder, loading)
+        if variants:
+            loading.variants[folder.name] = variants
+    if not loading.variants and not report.errors:
         report.error(
             root, "registers", "no register folder found", "point at registers/ or one register"
         )
-    rcs = {rc: name for name, rc, *_ in loaded}
-    models = {name: model for name, _, _, model, _ in loaded}
-    for name, rc, rc_dir, model, source in loaded:
-        previous = (previous_relations or {}).get(name)
-        if previous is None and previous_relations is None:
-            previous = _committed(rc_dir / DATAMODEL / "Relations.json")
-        versions = _load_relations(name, rc_dir, model, rcs, models, report, previous)
-        levels = _load_security(rc_dir, model, report)
-        _check_downloads(rc_dir, model, report)
-        if levels is None:
-            continue
-        default, entity_levels, field_levels = levels
-        report.registers.append(
-            Register(
-                name=name,
-                rc=rc,
-                datamodel=model,
-                relation_versions=versions,
-                default_level=default,
-                entity_levels=entity_levels,
-                field_levels=field_levels,
-                source=source,
-                path=str(rc_dir),
-            )
-        )
+    _check_pairs(loading)
+    for name, variants in loading.variants.items():
+        for variant in sorted(variants, key=lambda v: (int(v.major), v.rc)):
+            if variant.pair_model is not None:
+                xsd_file = variant.datamodel_file
+                if variant.pair_model is not variant.model and variant.xmi_file is not None:
+                    xsd_file = variant.xmi_file.with_suffix(".xsd")
+                report.pairs.setdefault(name, []).append(
+                    DlsPair(variant.rc, variant.pair_model, variant.xmi, xsd_file, variant.xmi_file)
+                )
+    for name, variants in loading.variants.items():
+        _assemble(name, variants, loading, previous_relations)
+    if previous is not None:
+        _check_breaking(root, loading, previous)
     return report
 
 
-def _load_register_base(
-    folder: Path, report: Report, override: Mapping[str, Any]
-) -> tuple[str, str, Path, Datamodel, Mapping[str, Any]] | None:
+def _load_register_base(folder: Path, loading: _Loading) -> list[_Variant]:
+    report = loading.report
     name = folder.name
     if not re.fullmatch(r"[A-Z][A-Z0-9]*", name):
         report.error(
@@ -150,36 +259,226 @@ def _load_register_base(
             f"{name!r} is not a register name",
             "use upper-case letters, e.g. FT",
         )
-        return None
-    if _read_json(folder / "General" / "DLS_metadata.json", report, "DLS_metadata") is None:
-        return None
+        return []
+    metadata = _read_json(folder / "General" / "DLS_metadata.json", report, "DLS_metadata")
+    if metadata is None:
+        return []
+    if metadata["version_format"] not in SUPPORTED_FORMATS:
+        report.error(
+            folder / "General" / "DLS_metadata.json",
+            "version_format",
+            f"DLS format {metadata['version_format']!r} is not one this gateway reads",
+            f"use one of: {', '.join(SUPPORTED_FORMATS)}",
+        )
+        return []
+    _check_general(folder / "General", report)
     rc_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and _RC.match(p.name))
-    if len(rc_dirs) != 1:
+    for other in sorted(folder.iterdir()):
+        if other.name != "General" and other not in rc_dirs:
+            report.warning(
+                other,
+                "register",
+                "not part of the DLS layout (General/ and rcNNNNN/ folders); ignored",
+                "move it into General/ or remove it",
+            )
+    if not rc_dirs:
         report.error(
             folder,
             "register",
-            f"expected one rcNNNNN folder, found {len(rc_dirs)}",
-            "keep exactly one",
+            "no replication channel folder (rcNNNNN, five digits)",
+            f"add one: {_LAYOUT}",
+        )
+        return []
+    variants: list[_Variant] = []
+    for rc_dir in rc_dirs:
+        variants.extend(_load_channel(name, rc_dir, loading))
+    majors: dict[str, str] = {}
+    for variant in variants:
+        if variant.major in majors:
+            report.error(
+                variant.datamodel_file,
+                "datamodel version",
+                f"datamodel version {variant.major} is delivered by {majors[variant.major]} "
+                f"and {variant.rc}",
+                "give the new datamodel a new MAJOR version",
+            )
+            return []
+        majors[variant.major] = variant.rc
+    return variants
+
+
+def _check_general(general: Path, report: Report) -> None:
+    for path in sorted(general.rglob("*")):
+        if path.is_file() and path.suffix.lower() not in _GENERAL_SUFFIXES:
+            report.error(
+                path,
+                "General",
+                f"{path.suffix or 'a file without extension'} is not a supported format here",
+                "General/ takes machine-readable formats (JSON, XML, …) and Word files only; "
+                "convert it (e.g. an Excel sheet to JSON or CSV)",
+            )
+
+
+def _load_channel(name: str, rc_dir: Path, loading: _Loading) -> list[_Variant]:
+    report = loading.report
+    for entry in sorted(rc_dir.iterdir()):
+        if entry.is_dir() and entry.name not in CHANNEL_FOLDERS:
+            report.warning(
+                entry,
+                "replication channel",
+                f"{entry.name!r} is not a folder of the DLS layout; ignored",
+                f"use one of: {', '.join(CHANNEL_FOLDERS)}",
+            )
+        elif entry.is_file() and entry.name != "Source.json":
+            report.warning(
+                entry,
+                "replication channel",
+                "a file outside the channel's folders; ignored",
+                "move it into the folder of its annex",
+            )
+    source: Mapping[str, Any] | None = None
+    source_path = rc_dir / "Source.json"
+    override = loading.overrides.get(name, {})
+    if source_path.is_file():
+        read = _read_json(source_path, report, "Source")
+        if read is None:
+            return []
+        if not _check_kind(source_path, read, override, report):
+            return []
+        source = {**read, **override}
+    elif "kind" in override:
+        # No Source.json, but the gateway's settings say where the upstream is.
+        if not _check_kind(source_path, override, {}, report):
+            return []
+        source = dict(override)
+    pairs = dls_files(rc_dir / DATAMODEL, name)
+    variants: list[_Variant] = []
+    spec = source.get("datamodel") if source is not None else None
+    if spec is not None:
+        native = _native_model(name, rc_dir, source_path, spec, report)
+        if native is None:
+            return []
+        model, path = native
+        variants.append(_Variant(name, rc_dir.name, rc_dir, model, source, path))
+    elif not pairs:
+        report.error(
+            rc_dir / DATAMODEL,
+            "datamodel",
+            f"no datamodel: expected MAJOR.MINOR.PATCH.{name}.xsd and .xmi",
+            "deliver the physical (XSD) and logical (XMI) model, named e.g. "
+            f"1.0.0.{name}.xsd and 1.0.0.{name}.xmi",
+        )
+        return []
+    # The DLS pairs: the newest MINOR.PATCH of each MAJOR is served (unless a native model is).
+    newest: dict[str, str] = {}
+    for version in pairs:
+        major = version.partition(".")[0]
+        if major not in newest or _version_key(version) > _version_key(newest[major]):
+            newest[major] = version
+    for version in sorted(pairs, key=_version_key):
+        files = pairs[version]
+        for missing in ("xsd", "xmi"):
+            if missing not in files:
+                other = files["xmi" if missing == "xsd" else "xsd"]
+                report.error(
+                    other,
+                    "datamodel",
+                    f"{version}.{name}.{missing} is missing (both models are required)",
+                    f"deliver {version}.{name}.{missing} next to {other.name}",
+                )
+        if version != newest[version.partition(".")[0]] or "xsd" not in files:
+            continue
+        pair = _load_pair(name, files, report)
+        if pair is None:
+            continue
+        model, xmi = pair
+        if model.version != version:
+            if model.version:
+                report.warning(
+                    files["xsd"],
+                    "datamodel version",
+                    f"the schema says version {model.version!r}, its file name {version!r}; "
+                    "the file name decides",
+                    f'write version="{version}" on xs:schema, or rename the files',
+                )
+            model = replace(model, version=version)
+        if spec is None:
+            variants.append(
+                _Variant(
+                    name,
+                    rc_dir.name,
+                    rc_dir,
+                    model,
+                    source,
+                    files["xsd"],
+                    model,
+                    xmi,
+                    files.get("xmi"),
+                )
+            )
+        elif variants:
+            # A native model with its DLS pair beside it: the pair is checked, not served.
+            _check_pair_current(name, variants[0].model, model, files["xsd"], report)
+            variants[0].pair_model = model
+            variants[0].xmi = xmi
+            variants[0].xmi_file = files.get("xmi")
+    return variants
+
+
+def _check_pair_current(
+    name: str, native: Datamodel, pair: Datamodel, xsd_file: Path, report: Report
+) -> None:
+    """A DLS pair written from the native model must still describe it (entities, fields)."""
+    problems = []
+    for entity_name in sorted(set(native.entities) ^ set(pair.entities)):
+        where = "native model" if entity_name in native.entities else "XSD"
+        problems.append(f"entity {entity_name} is only in the {where}")
+    for entity_name in sorted(set(native.entities) & set(pair.entities)):
+        ours = {f.name: f for f in native.entities[entity_name].fields}
+        theirs = {f.name: f for f in pair.entities[entity_name].fields}
+        for field_name in sorted(set(ours) ^ set(theirs)):
+            where = "native model" if field_name in ours else "XSD"
+            problems.append(f"field {entity_name}.{field_name} is only in the {where}")
+        for field_name in sorted(set(ours) & set(theirs)):
+            if ours[field_name].type != theirs[field_name].type:
+                problems.append(
+                    f"field {entity_name}.{field_name} is {ours[field_name].type} in the "
+                    f"native model, {theirs[field_name].type} in the XSD"
+                )
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f"; … {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
+        report.warning(
+            xsd_file,
+            "DLS pair",
+            f"no longer describes the native datamodel the register is served from: {shown}",
+            f"write it again: gateway dls-export {name}",
+        )
+
+
+def _native_model(
+    name: str, rc_dir: Path, source_path: Path, spec: Mapping[str, Any], report: Report
+) -> tuple[Datamodel, Path] | None:
+    if not isinstance(spec, Mapping) or "format" not in spec or "path" not in spec:
+        report.error(
+            source_path,
+            "datamodel",
+            "needs format and path",
+            'write "datamodel": {"format": "…", "path": "…"}, or leave the block out to use '
+            "the DLS pair (MAJOR.MINOR.PATCH.REG.xsd and .xmi)",
         )
         return None
-    rc_dir = rc_dirs[0]
-    source = _read_json(rc_dir / "Source.json", report, "Source")
-    if source is None:
-        return None
-    if not _check_kind(rc_dir / "Source.json", source, override, report):
-        return None
-    source = {**source, **override}
-    spec = source["datamodel"]
     if spec["format"] not in LOADERS:
         report.error(
-            rc_dir / "Source.json",
+            source_path,
             "datamodel.format",
             f"unknown datamodel format {spec['format']!r}",
             f"use one of {', '.join(sorted(LOADERS))}",
         )
         return None
     for warning in old_spellings(spec, SPELLINGS[spec["format"]], "datamodel"):
-        report.warning(rc_dir / "Source.json", "datamodel", warning, "rename it in Source.json")
+        report.warning(source_path, "datamodel", warning, "rename it in Source.json")
     path = rc_dir / DATAMODEL / spec["path"]
     if not path.exists():
         report.error(
@@ -191,7 +490,49 @@ def _load_register_base(
     except DescriptorError as exc:
         report.error(path, "datamodel", exc.message, "fix the datamodel document")
         return None
-    return name, rc_dir.name, rc_dir, model, source
+    return model, path
+
+
+def _load_pair(
+    name: str, files: Mapping[str, Path], report: Report
+) -> tuple[Datamodel, Any | None] | None:
+    """The XSD of a DLS pair as a datamodel, and its XMI read (None if it has none)."""
+    from gateway.dls.dls_xsd import load_dls_xsd
+    from gateway.dls.xmi import read_xmi
+
+    try:
+        model = load_dls_xsd(files["xsd"], name, {})
+    except DescriptorError as exc:
+        report.error(files["xsd"], "physical datamodel (XSD)", exc.message, "fix the XSD")
+        return None
+    xmi = None
+    if "xmi" in files:
+        try:
+            xmi = read_xmi(files["xmi"])
+        except DescriptorError as exc:
+            report.error(files["xmi"], "logical datamodel (XMI)", exc.message, "fix the XMI")
+    return model, xmi
+
+
+def _check_pairs(loading: _Loading) -> None:
+    """XSD ↔ XMI consistency by EAID, per channel that delivers a pair."""
+    for name, variants in loading.variants.items():
+        for variant in variants:
+            if variant.pair_model is None or variant.xmi is None or variant.xmi_file is None:
+                continue
+            from gateway.dls.relation_generator import check_consistency
+
+            xsd_file = variant.datamodel_file
+            if variant.pair_model is not variant.model:
+                xsd_file = variant.xmi_file.with_suffix(".xsd")
+            check_consistency(
+                name,
+                variant.pair_model,
+                variant.xmi,
+                loading.report,
+                str(xsd_file),
+                str(variant.xmi_file),
+            )
 
 
 def _check_kind(
@@ -252,16 +593,70 @@ def _relation_label(index: int, raw: Any) -> str:
     )
 
 
+def _assemble(
+    name: str,
+    variants: list[_Variant],
+    loading: _Loading,
+    previous_relations: Mapping[str, Any] | None,
+) -> None:
+    """The register's versions → Register objects, external versions and annex checks."""
+    report = loading.report
+    ordered = sorted(variants, key=lambda v: (int(v.major), v.rc))
+    newest = ordered[-1]
+    built: list[Register] = []
+    for variant in ordered:
+        rc_dir = variant.rc_dir
+        previous = (previous_relations or {}).get(name)
+        if previous is None and previous_relations is None:
+            previous = _committed(rc_dir / DATAMODEL / "Relations.json")
+        versions = _load_relations(name, variant, loading, previous, quiet=variant is not newest)
+        levels = _load_security(rc_dir, variant.model, report)
+        _check_tabular(rc_dir, variant.model, report)
+        _check_raster(rc_dir, report)
+        if levels is None:
+            return
+        default, entity_levels, field_levels = levels
+        built.append(
+            Register(
+                name=name,
+                rc=variant.rc,
+                datamodel=variant.model,
+                relation_versions=versions,
+                default_level=default,
+                entity_levels=entity_levels,
+                field_levels=field_levels,
+                source=variant.source if variant.source is not None else {},
+                path=str(rc_dir),
+                variant="" if variant is newest else f"{variant.rc}:{variant.major}",
+            )
+        )
+    report.registers.append(built[-1])
+    externals: list[External] = []
+    offset = 0
+    for register in built:
+        numbers = sorted((int(v) for v in register.relation_versions), key=int)
+        for number in numbers:
+            externals.append(External(str(offset + number), register, str(number)))
+        offset += max(numbers, default=0)
+    report.versions[name] = externals
+
+
 def _load_relations(
     name: str,
-    rc_dir: Path,
-    model: Datamodel,
-    rcs: Mapping[str, str],
-    models: Mapping[str, Datamodel],
-    report: Report,
+    variant: _Variant,
+    loading: _Loading,
     previous: Any | None,
+    *,
+    quiet: bool = False,
 ) -> dict[str, tuple[Relation, ...]]:
-    path = rc_dir / DATAMODEL / "Relations.json"
+    """The relations of one datamodel version, per RelationVersion.
+
+    ``quiet``: an older datamodel version served beside the newest (the as-is model of one
+    channel shares the channel's Relations.json): relations that do not resolve in it are left
+    out with a warning instead of an error.
+    """
+    report = loading.report
+    path = variant.rc_dir / DATAMODEL / "Relations.json"
     document = _read_json(path, report, "Relations")
     if document is None:
         return {"1": ()}
@@ -275,12 +670,13 @@ def _load_relations(
     if problems:
         return {"1": ()}
     relation_schema = jsonschema.Draft202012Validator(_schema("Relations")["$defs"]["relation"])
+    sink = Report() if quiet else report
     versions: dict[str, tuple[Relation, ...]] = {}
     for v_index, version in enumerate(document["RelationVersions"]):
         number = version.get("RelationVersionNumber") if isinstance(version, dict) else None
         raws = version.get("Relations") if isinstance(version, dict) else None
         if not isinstance(number, str) or not number.isdigit() or not isinstance(raws, list):
-            report.error(
+            sink.error(
                 path,
                 f"RelationVersions[{v_index}]",
                 "needs a RelationVersionNumber (a string of digits) and a Relations list",
@@ -288,21 +684,21 @@ def _load_relations(
             )
             continue
         if number in versions:
-            report.error(path, f"RelationVersion {number}", "declared twice", "merge or renumber")
+            sink.error(path, f"RelationVersion {number}", "declared twice", "merge or renumber")
             continue
         kept: list[Relation] = []
         aliases: set[tuple[str, str]] = set()
         for index, raw in enumerate(raws):
             label = f"RelationVersion {number}, {_relation_label(index, raw)}"
             relation = _check_relation(
-                name, raw, relation_schema, model, rcs, models, report, path, label
+                name, raw, relation_schema, variant.model, loading, sink, path, label
             )
             if relation is None:
                 continue
             key = (relation.source_entity, relation.alias)
-            entity = model.entities[relation.source_entity]
+            entity = variant.model.entities[relation.source_entity]
             if key in aliases or relation.alias in entity.by_name:
-                report.error(
+                sink.error(
                     path,
                     label,
                     f"alias {relation.alias!r} is already used on {relation.source_entity}",
@@ -312,16 +708,26 @@ def _load_relations(
             aliases.add(key)
             kept.append(relation)
         if not raws:
-            report.warning(
+            sink.warning(
                 path, f"RelationVersion {number}", "has no relations", "add relations if any exist"
             )
         versions[number] = tuple(kept)
+    if quiet:
+        for message in sink.errors:
+            report.warning(
+                message.file,
+                f"datamodel {variant.model.version or variant.major} ({variant.rc}): "
+                + message.what,
+                f"left out of this older datamodel version: {message.problem}",
+                message.fix,
+            )
     if not versions:
-        report.warning(
+        sink.warning(
             path, "Relations", "no RelationVersion", 'add {"RelationVersionNumber": "1", ...}'
         )
         versions["1"] = ()
-    _check_removed(path, document, previous, report)
+    if not quiet:
+        _check_history(path, document, previous, report)
     return versions
 
 
@@ -330,8 +736,7 @@ def _check_relation(
     raw: Any,
     schema: jsonschema.Draft202012Validator,
     model: Datamodel,
-    rcs: Mapping[str, str],
-    models: Mapping[str, Datamodel],
+    loading: _Loading,
     report: Report,
     path: Path,
     label: str,
@@ -341,6 +746,12 @@ def _check_relation(
         field_name = "/".join(str(p) for p in problem.absolute_path)
         if field_name == "ToManyRelation" or "'ToManyRelation' is a required" in problem.message:
             fix = "set ToManyRelation to true (to-many) or false (to-one): multiplicity undefined"
+        elif field_name in ("SourceField", "TargetField") and raw.get(field_name) == "":
+            fix = (
+                f"fill in {field_name}: the field of "
+                f"{raw.get('SourceEntity' if field_name == 'SourceField' else 'TargetEntity')} "
+                "the join uses (the relation generator leaves it empty)"
+            )
         else:
             fix = "follow Relations.schema.json"
         report.error(path, label, f"{field_name or 'relation'}: {problem.message}", fix)
@@ -360,7 +771,9 @@ def _check_relation(
             _choices(source.by_source),
         )
         return None
-    target_register = rcs.get(raw["TargetRc"])
+    rcs = loading.rcs()
+    target_rc = normalise_rc(raw["TargetRc"])
+    target_register = rcs.get(target_rc)
     if target_register is None:
         report.error(
             path,
@@ -369,7 +782,18 @@ def _check_relation(
             "use one of " + ", ".join(f"{rc} ({reg})" for rc, reg in sorted(rcs.items())),
         )
         return None
-    target_model = models[target_register]
+    major = str(raw["TargetRcVersion"]).partition(".")[0]
+    target_model = loading.model_of(target_register, major)
+    if target_model is None:
+        known = sorted({v.major for v in loading.variants[target_register]}, key=int)
+        report.error(
+            path,
+            label,
+            f"TargetRcVersion {raw['TargetRcVersion']!r} is no datamodel version of "
+            f"{target_register} (it has {', '.join(known)})",
+            "use the MAJOR of the target's datamodel file name (MAJOR.MINOR.PATCH.REG.xsd)",
+        )
+        return None
     target = target_model.entities.get(raw["TargetEntity"])
     if target is None:
         report.error(
@@ -402,7 +826,7 @@ def _check_relation(
         source_register=name,
         source_entity=source.name,
         source_field=raw["SourceField"],
-        target_rc=raw["TargetRc"],
+        target_rc=target_rc,
         target_rc_version=raw["TargetRcVersion"],
         target_register=target_register,
         target_entity=target.name,
@@ -420,11 +844,19 @@ def _choices(names: Iterable[str]) -> str:
 
 def _identity(raw: Any) -> tuple[str, ...]:
     keys = ("SourceEntity", "SourceField", "TargetRc", "TargetEntity", "TargetField", "Alias")
-    return tuple(str(raw.get(k)) for k in keys) if isinstance(raw, dict) else ()
+    if not isinstance(raw, dict):
+        return ()
+    values = [str(raw.get(k)) for k in keys]
+    values[2] = normalise_rc(values[2])
+    return tuple(values)
 
 
-def _check_removed(path: Path, current: Any, previous: Any | None, report: Report) -> None:
-    """Removing a relation inside a RelationVersion breaks its users: that needs a new version."""
+def _check_history(path: Path, current: Any, previous: Any | None, report: Report) -> None:
+    """Published RelationVersions only change in one way: relations added to the newest.
+
+    Removing a relation breaks its users (that needs a new RelationVersion); a relation added
+    to an older RelationVersion is a manual change the DLS does not allow (add it to the newest).
+    """
     if not isinstance(previous, dict) or not isinstance(previous.get("RelationVersions"), list):
         return
 
@@ -437,6 +869,7 @@ def _check_removed(path: Path, current: Any, previous: Any | None, report: Repor
         return out
 
     now, before = by_version(current), by_version(previous)
+    newest = max((n for n in now if n.isdigit()), key=int, default=None)
     for number, relations in before.items():
         if number not in now:
             report.error(
@@ -454,6 +887,26 @@ def _check_removed(path: Path, current: Any, previous: Any | None, report: Repor
                 f"(alias {identity[5]!r}) was removed from a published version",
                 "restore it, and remove it in a new RelationVersion instead",
             )
+        if number == newest:
+            continue
+        for identity in sorted(now[number] - relations):
+            report.error(
+                path,
+                f"RelationVersion {number}",
+                f"relation {identity[0]}.{identity[1]} → {identity[3]}.{identity[4]} "
+                f"(alias {identity[5]!r}) was added to RelationVersion {number}, "
+                f"which is not the newest ({newest})",
+                f"add it to RelationVersion {newest} instead (manual relations go into the "
+                "newest RelationVersion)",
+            )
+
+
+def _entity_named(model: Datamodel, name: str) -> Entity | None:
+    """An entity by its name, or by its XSD type name (``EjerskabType`` → ``Ejerskab``)."""
+    found = model.entities.get(name)
+    if found is None and name.endswith("Type"):
+        found = model.entities.get(name.removesuffix("Type"))
+    return found
 
 
 def _load_security(
@@ -463,48 +916,240 @@ def _load_security(
     document = _read_json(path, report, "Security_Model")
     if document is None:
         return None
+    groups = document.get("SpecificSecurity", [])
+    if "DefaultSecurity" not in document and not any(g["Entities"] for g in groups):
+        report.error(
+            path,
+            "Security_Model",
+            "no DefaultSecurity, and SpecificSecurity names no entity for any level",
+            'set "DefaultSecurity" (e.g. 1), or name entities under at least one '
+            "SecurityLevel in SpecificSecurity",
+        )
+        return None
     # An entity not covered by DefaultSecurity or SpecificSecurity defaults to level 1 (DLS).
-    default = int(document.get("DefaultSecurity", 1))
+    default = _level(document.get("DefaultSecurity", 1))
     entity_levels: dict[str, int] = {}
     field_levels: dict[tuple[str, str], int] = {}
-    for group in document.get("SpecificSecurity", []):
-        level = int(group["SecurityLevel"])
+    for group in groups:
+        level = _level(group["SecurityLevel"])
         for name in group["Entities"]:
             entity_name, _, field_name = name.partition(".")
-            entity = model.entities.get(entity_name)
+            entity = _entity_named(model, entity_name)
             if entity is None:
                 report.error(
                     path, name, f"unknown entity {entity_name!r}", _choices(model.entities)
                 )
                 return None
             if not field_name:
-                entity_levels[entity_name] = level
+                entity_levels[entity.name] = level
             elif field_name in entity.by_source:
-                field_levels[(entity_name, field_name)] = level
+                field_levels[(entity.name, field_name)] = level
             else:
                 report.error(
                     path,
                     name,
-                    f"unknown field {field_name!r} of {entity_name}",
+                    f"unknown field {field_name!r} of {entity.name}",
                     _choices(entity.by_source),
                 )
                 return None
     return default, entity_levels, field_levels
 
 
-def _check_downloads(rc_dir: Path, model: Datamodel, report: Report) -> None:
-    path = rc_dir / TABULAR / "Automated_Predefined_Filedownloads.json"
-    if not path.exists():
-        report.warning(
-            path, "file downloads", "no predefined file downloads", "add the annex to offer exports"
-        )
-        return
-    document = _read_json(path, report, "Automated_Predefined_Filedownloads")
-    for item in document or []:
-        if item["EntityName"] != "All" and item["EntityName"] not in model.entities:
+def _check_tabular(rc_dir: Path, model: Datamodel, report: Report) -> None:
+    folder = rc_dir / TABULAR
+    predefined = folder / "Automated_Predefined_Filedownloads.json"
+    # Required for tabular data; a channel with raster data only may leave 4. out.
+    raster_only = (rc_dir / RASTER).is_dir() and not folder.is_dir()
+    document = _read_json(
+        predefined, report, "Automated_Predefined_Filedownloads", required=not raster_only
+    )
+    for index, item in enumerate(document or []):
+        name = item["EntityName"]
+        if name != "All" and _entity_named(model, name) is None:
             report.error(
-                path, item["EntityName"], "unknown entity", _choices([*model.entities, "All"])
+                predefined,
+                f"[{index}] EntityName {name!r}",
+                "unknown entity",
+                _choices([*model.entities, "All"]),
             )
+    pregenerated = folder / "Automated_Pregenerated_Filedownloads.json"
+    _read_json(pregenerated, report, "Automated_Pregenerated_Filedownloads", required=False)
+    geographical = folder / "Automated_Geographical_Filedownloads.json"
+    _check_geographical(
+        geographical,
+        _read_json(geographical, report, "Automated_Geographical_Filedownloads", required=False),
+        model,
+        report,
+    )
+    wfs = folder / "Automated_Wfs.json"
+    document = _read_json(wfs, report, "Automated_Wfs", required=False)
+    for name in (document or {}).get("Entities", []):
+        if name != "All" and _entity_named(model, name) is None:
+            report.error(wfs, f"Entities {name!r}", "unknown entity", _choices([*model.entities]))
+    known = {
+        "Automated_Predefined_Filedownloads.json",
+        "Automated_Pregenerated_Filedownloads.json",
+        "Automated_Geographical_Filedownloads.json",
+        "Automated_Wfs.json",
+    }
+    _unknown_files(folder, known, report)
+
+
+def _check_geographical(path: Path, document: Any | None, model: Datamodel, report: Report) -> None:
+    seen: set[str] = set()
+    for index, item in enumerate(document or []):
+        where = f"[{index}] {item['EntityName']}"
+        entity = _entity_named(model, item["EntityName"])
+        if entity is None:
+            report.error(path, where, "unknown entity", _choices(model.entities))
+            continue
+        if entity.name in seen:
+            report.error(
+                path,
+                where,
+                "the entity is listed twice",
+                "list every geographic field of an entity in one object",
+            )
+            continue
+        seen.add(entity.name)
+        types = set()
+        for field_name in item["GeographicFieldNames"]:
+            found = entity.by_source.get(field_name)
+            if found is None:
+                report.error(
+                    path,
+                    f"{where}.{field_name}",
+                    f"unknown field of {entity.name}",
+                    _choices(entity.by_source),
+                )
+                continue
+            types.add(found.codes.name if found.codes is not None else str(found.type))
+        if len(types) > 1:
+            report.error(
+                path,
+                where,
+                f"the geographic fields have different types ({', '.join(sorted(types))})",
+                "list fields of one type only (e.g. all municipality codes, or all geometries)",
+            )
+
+
+def _check_raster(rc_dir: Path, report: Report) -> None:
+    folder = rc_dir / RASTER
+    path = folder / "Automated_Pregenerated_Filedownloads.json"
+    _read_json(path, report, "Automated_Pregenerated_Filedownloads", required=False)
+    _unknown_files(folder, {path.name}, report)
+
+
+def _unknown_files(folder: Path, known: set[str], report: Report) -> None:
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.iterdir()):
+        if path.name not in known:
+            report.warning(
+                path,
+                folder.name,
+                "not an annex of this folder; ignored",
+                f"the folder's annexes: {', '.join(sorted(known))}",
+            )
+
+
+def _check_breaking(root: Path, loading: _Loading, previous: Path | str) -> None:
+    """Breaking datamodel changes against the previous version, per datamodel MAJOR."""
+    report = loading.report
+    with tempfile.TemporaryDirectory(prefix="dls-previous-") as scratch:
+        if previous == "git":
+            before_root = _git_snapshot(root, Path(scratch))
+            if before_root is None:
+                return
+        else:
+            before_root = Path(previous)
+        before = Report()
+        before_loading = _Loading(before, loading.overrides)
+        for folder in register_folders(before_root):
+            variants = _load_register_base(folder, before_loading)
+            if variants:
+                before_loading.variants[folder.name] = variants
+        for name, old_variants in before_loading.variants.items():
+            now = {v.major: v for v in loading.variants.get(name, [])}
+            for old in old_variants:
+                current = now.get(old.major)
+                if current is None:
+                    report.warning(
+                        root / name,
+                        f"datamodel version {old.major}",
+                        "is no longer delivered: its external versions are no longer served",
+                        "keep the as-is model until its users have moved on",
+                    )
+                    continue
+                _compare_models(name, old.model, current, report)
+
+
+def _compare_models(name: str, old: Datamodel, current: _Variant, report: Report) -> None:
+    where = current.datamodel_file
+    fix = (
+        "keep it as it was, or deliver the change as a new datamodel version (a new MAJOR: "
+        f"{int(current.major) + 1}.0.0.{name}.xsd and .xmi, in this channel beside the as-is "
+        "model or in a new replication channel) so the current version keeps being served"
+    )
+    for entity_name, entity in old.entities.items():
+        now = current.model.entities.get(entity_name)
+        if now is None:
+            report.error(
+                where,
+                f"breaking change in datamodel {current.major}",
+                f"entity {entity_name} was removed",
+                fix,
+            )
+            continue
+        for old_field in entity.fields:
+            new_field = now.by_source.get(old_field.source)
+            if new_field is None:
+                report.error(
+                    where,
+                    f"breaking change in datamodel {current.major}",
+                    f"field {entity_name}.{old_field.source} was removed",
+                    fix,
+                )
+            elif (new_field.type, new_field.many) != (old_field.type, old_field.many):
+                report.error(
+                    where,
+                    f"breaking change in datamodel {current.major}",
+                    f"field {entity_name}.{old_field.source} changed type from "
+                    f"{_type_text(old_field.type, old_field.many)} to "
+                    f"{_type_text(new_field.type, new_field.many)}",
+                    fix + "; or add a new field with the converted values",
+                )
+
+
+def _type_text(scalar: object, many: bool) -> str:
+    return f"[{scalar}]" if many else str(scalar)
+
+
+def _git_snapshot(root: Path, scratch: Path) -> Path | None:
+    """The registers folder as committed at git HEAD, extracted below ``scratch``."""
+    try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        relative = root.resolve().relative_to(Path(top).resolve()).as_posix() or "."
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", "HEAD", "--", relative],
+            cwd=top,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(scratch, filter="data")
+    snapshot = scratch / relative
+    return snapshot if snapshot.is_dir() else None
 
 
 def relations_skeleton(model: Datamodel, rc: str) -> dict[str, Any]:
@@ -527,3 +1172,41 @@ def relations_skeleton(model: Datamodel, rc: str) -> dict[str, Any]:
         for nav in model.navigation
     ]
     return {"RelationVersions": [{"RelationVersionNumber": "1", "Relations": relations}]}
+
+
+def generate_relations(root: Path, name: str) -> tuple[dict[str, Any] | None, Report]:
+    """The DLS relation generator over a registers folder: ``name``'s Relations.json from its XMI.
+
+    Every register below ``root`` is loaded, so that targets in other registers resolve by the
+    EAIDs of their XSDs (the newest datamodel version wins where an EAID is in several). The
+    report holds the generator's own messages (and the loading's errors, which may explain a
+    missing target); the document is None when ``name`` delivers no readable XMI.
+    """
+    from gateway.dls.relation_generator import eaid_index, generate
+
+    loaded = load_registers(root)
+    report = Report(registers=loaded.registers, messages=list(loaded.errors))
+    pairs = loaded.pairs.get(name, [])
+    own = next((pair for pair in reversed(pairs) if pair.xmi is not None), None)
+    if own is None:
+        known = ", ".join(sorted(loaded.pairs)) or "none"
+        report.error(
+            root,
+            "relations-skeleton",
+            f"register {name!r} delivers no readable DLS pair (MAJOR.MINOR.PATCH.{name}.xsd and "
+            f".xmi) below this folder; registers with one: {known}",
+            "deliver the XMI next to the XSD in the register's 2. Datamodel/ folder, or write "
+            "one with gateway dls-export",
+        )
+        return None, report
+    everything = [
+        (register, pair.rc, pair.model)
+        for register, delivered in sorted(loaded.pairs.items())
+        for pair in reversed(delivered)
+    ]
+    assert own.xmi is not None
+    assert own.xmi_file is not None
+    document = generate(
+        name, own.rc, own.model, own.xmi, eaid_index(everything), report, str(own.xmi_file)
+    )
+    return document, report

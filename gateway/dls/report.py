@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.model.datamodel import Register
 
-__all__ = ["Message", "Report"]
+__all__ = ["DlsPair", "External", "Message", "Report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,10 @@ class Report:
 
     registers: list[Register] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    # Per register, its external versions in order (see :class:`External`).
+    versions: dict[str, list[External]] = field(default_factory=dict)
+    # Per register, the DLS pairs (XSD model + read XMI) its channels deliver, newest last.
+    pairs: dict[str, list[DlsPair]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Message]:
@@ -66,3 +71,23 @@ class Report:
             f"registers loaded: {names}"
         )
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class External:
+    """One external version ``/{REG}/v{number}``: a datamodel version with a RelationVersion."""
+
+    number: str
+    register: Register
+    relation_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class DlsPair:
+    """A datamodel version delivered as the DLS pair: the XSD's model and the XMI read."""
+
+    rc: str
+    model: Any  # gateway.model.datamodel.Datamodel of the XSD
+    xmi: Any | None  # gateway.dls.xmi.XmiModel, None when the XMI is missing or unreadable
+    xsd_file: Path
+    xmi_file: Path | None

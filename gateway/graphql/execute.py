@@ -291,7 +291,7 @@ async def resolve_connection(
     """A root field: one query to the source for the window the arguments describe."""
     binding.check(ctx, where, order)
     window = Window.from_args(args, ctx.runtime)
-    source = ctx.runtime.sources[binding.register.name]
+    source = ctx.runtime.sources[binding.register.source_key]
     names = node_selection(selection)
     fields = frozenset(binding.source_fields(names, ctx.level))
     selected = len(names)
@@ -389,7 +389,7 @@ async def load_related(
             limit=limit,
             fields=fields | {target_field.name},
         )
-        page = await ctx.runtime.sources[target.register.name].fetch(query)
+        page = await ctx.runtime.sources[target.register.source_key].fetch(query)
         ctx.notices.extend(page.notices)
         if where is None and (limit is None or len(page.rows) < limit):
             ctx.runtime.observed.saw_fanout(relation, len(wanted), len(page.rows))

@@ -8,6 +8,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,6 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from gateway.dls.descriptors import Report, load_registers
+from gateway.dls.report import External
 from gateway.events import bus as events_bus
 from gateway.exports import routes as exports
 from gateway.exports.catalog import Served
@@ -42,6 +44,7 @@ from gateway.sources.cache import Cache
 from gateway.sources.metrics import Metrics
 from gateway.sources.port import Services, Source
 from gateway.sources.redis import RedisOwner
+from gateway.sources.unconfigured import Unconfigured
 
 __all__ = ["Gateway", "create_app"]
 
@@ -69,12 +72,15 @@ class Gateway:
         return {r.name: r for r in self.report.registers}
 
     def endpoints(self) -> dict[str, SchemaSpec]:
-        """Path → what it serves: ``/graphql`` and ``/{REG}/v{N}`` per RelationVersion."""
+        """Path → what it serves: ``/graphql`` and ``/{REG}/v{N}`` per external version."""
         out = {"/graphql": SchemaSpec(self.report.registers)}
         for register in self.report.registers:
-            for version in sorted(register.relation_versions, key=int):
-                out[f"/{register.name}/v{version}"] = SchemaSpec(
-                    [register], {register.name: version}
+            externals = self.report.versions.get(register.name) or [
+                External(v, register, v) for v in sorted(register.relation_versions, key=int)
+            ]
+            for external in externals:
+                out[f"/{register.name}/v{external.number}"] = SchemaSpec(
+                    [external.register], {register.name: external.relation_version}
                 )
         return out
 
@@ -144,7 +150,9 @@ def load_gateway(settings: Settings) -> Gateway:
     cache = Cache(
         settings.cache_url,
         redis=redis,
-        version=_model_version(report.registers),
+        version=_model_version(
+            [*report.registers, *(e.register for es in report.versions.values() for e in es)]
+        ),
         max_bytes={
             "upstream": settings.upstream_cache_max_bytes,
             "response": settings.response_cache_max_bytes,
@@ -154,13 +162,20 @@ def load_gateway(settings: Settings) -> Gateway:
     )
     services = Services(cache=cache, metrics=metrics)
     sources: dict[str, Source] = {}
-    for register in report.registers:
+    served = [*report.registers]
+    served += [e.register for es in report.versions.values() for e in es if e.register.variant]
+    for register in served:
+        if register.source_key in sources:
+            continue
+        if "kind" not in register.source:
+            sources[register.source_key] = Unconfigured(register, register.source, services)
+            continue
         kind = str(register.source["kind"])
         try:
             cls = kinds.kind(kind).source
         except KeyError as exc:
             raise DescriptorError(f"{register.name}: unknown source kind {kind!r}") from exc
-        sources[register.name] = cls(register, register.source, services)
+        sources[register.source_key] = cls(register, register.source, services)
     runtime = Runtime(
         registers={r.name: r for r in report.registers},
         sources=sources,
@@ -223,13 +238,17 @@ def create_app(settings: Settings) -> Starlette:
     cache = gateway.services_cache
 
     async def readyz(request: Request) -> Response:
-        upstreams = {}
+        upstreams: dict[str, dict[str, Any]] = {}
         for name, source in sorted(gateway.sources.items()):
             upstreams[name] = {
                 "circuit": source.guard.breaker.state,
                 "ready": await source.ready(),
             }
-        ready = all(u["ready"] for u in upstreams.values())
+            if not source.kind:
+                # Delivered without Source.json: nothing to wait for, so it does not make
+                # the gateway unready (its queries say that no upstream is configured).
+                upstreams[name]["configured"] = False
+        ready = all(u["ready"] for u in upstreams.values() if u.get("configured", True))
         body = {
             "status": "ready" if ready else "degraded",
             "registers": sorted(gateway.registers),
@@ -316,8 +335,8 @@ def create_app(settings: Settings) -> Starlette:
 def _model_version(registers: list[Register]) -> str:
     """A short hash of every datamodel and relation set: cache keys carry it."""
     digest = hashlib.sha256()
-    for register in sorted(registers, key=lambda r: r.name):
-        digest.update(register.name.encode())
+    for register in sorted(registers, key=lambda r: r.source_key):
+        digest.update(register.source_key.encode())
         for entity in register.datamodel.entities.values():
             digest.update(repr((entity.name, entity.key, entity.fields)).encode())
         for version, relations in sorted(register.relation_versions.items()):

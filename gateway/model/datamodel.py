@@ -190,6 +190,14 @@ class Register:
     field_levels: Mapping[tuple[str, str], int]
     source: Mapping[str, object]
     path: str = ""
+    # "" for the register as served at /graphql; for an older datamodel version served side by
+    # side (another replication channel, or an as-is model), "{rc}:{MAJOR}".
+    variant: str = ""
+
+    @property
+    def source_key(self) -> str:
+        """The key of this register's upstream adapter among the gateway's sources."""
+        return f"{self.name}@{self.variant}" if self.variant else self.name
 
     @property
     def newest_version(self) -> str:

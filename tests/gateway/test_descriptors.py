@@ -195,9 +195,9 @@ def test_security_model_names_unknown_entities_and_fields(ft: Path) -> None:
 def test_missing_or_unknown_datamodel(ft: Path) -> None:
     source = ft / "rc00001" / "Source.json"
     document = json.loads(source.read_text(encoding="utf-8"))
-    document["datamodel"]["format"] = "xmi"
+    document["datamodel"]["format"] = "uml"
     source.write_text(json.dumps(document), encoding="utf-8")
-    assert "unknown datamodel format 'xmi'" in load_registers(ft.parent).render()
+    assert "unknown datamodel format 'uml'" in load_registers(ft.parent).render()
     document["datamodel"] = {"format": "edmx", "path": "missing.edmx"}
     source.write_text(json.dumps(document), encoding="utf-8")
     assert "the datamodel file is missing" in load_registers(ft.parent).render()
