@@ -173,7 +173,7 @@ def test_every_entity_has_its_download_urls(
     [
         ([{"EntityName": "Stemme", "FileDownloadType": 1, "TypeOfData": 1, "Frequency": 1,
            "SecurityLevel": 1}], {"Stemme"}),
-        ("missing", set()),
+        ([], set()),
     ],
 )  # fmt: skip
 async def test_only_the_entities_the_annex_names_are_offered(
