@@ -310,7 +310,9 @@ def _xs(node: ET.Element, *names: str) -> Iterator[ET.Element]:
 
 
 def _text(node: ET.Element) -> str:
-    return " ".join("".join(node.itertext()).split())
+    """A documentation's text as written, without the indentation of its lines."""
+    lines = "".join(node.itertext()).strip().splitlines()
+    return "\n".join(line.strip() for line in lines)
 
 
 def _annotation(node: ET.Element) -> tuple[str, str]:
