@@ -28,9 +28,9 @@ a DLS pair) into the two files a DLS delivery carries in ``2. Datamodel/``:
 
 Associations are the relations of the register's newest RelationVersion, plus the navigation
 properties of the upstream model (EDMX navigation, XSD keyrefs, …) between two entities that no
-relation already joins (in either direction). A relation's target end is ``0..*`` when it is to-many, else ``1`` (or
-``0..1`` when the joining source field is nullable); its source end is ``0..*`` for a to-one
-relation, else ``1`` (``0..1`` when the joining target field is nullable).
+relation already joins (in either direction). A relation's target end is ``0..*`` when it is
+to-many, else ``1`` (or ``0..1`` when the joining source field is nullable); its source end is
+``0..*`` for a to-one relation, else ``1`` (``0..1`` when the joining target field is nullable).
 
 EAIDs: an EAID of the datamodel is kept; everything without one gets ``EAID_`` + a name-based
 UUID (:func:`eaid_of`, e.g. ``eaid_of("BBR", "Bygning", "id_lokalId")``) written the EA way
