@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,15 @@ class Served:
     anonymous_level: int
     per_level_schema: bool
     introspection: bool
+    # Per register, RelationVersion of the served (newest) datamodel → its external version
+    # ``/{REG}/v{N}``; the same number when the register has one datamodel version.
+    numbers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Per register, every external version served: (number, datamodel version, RelationVersion).
+    externals: Mapping[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
+
+    def number(self, register: str, relation_version: str) -> str:
+        """The external version serving ``relation_version`` of the newest datamodel."""
+        return self.numbers.get(register, {}).get(relation_version, relation_version)
 
 
 __all__ = ["ANNEX", "Downloads", "catalogue", "download_path", "export_name", "read_downloads"]
@@ -130,8 +139,21 @@ class _Catalogue:
             "name": register.name,
             "rc": register.rc,
             "relationVersions": [
-                {"number": v, "newest": v == newest, **self.endpoint(f"/{register.name}/v{v}")}
+                {
+                    "number": v,
+                    "newest": v == newest,
+                    **self.endpoint(f"/{register.name}/v{self.gateway.number(register.name, v)}"),
+                }
                 for v in _versions(register)
+            ],
+            "externalVersions": [
+                {
+                    "number": number,
+                    "datamodelVersion": datamodel,
+                    "relationVersion": relation,
+                    **self.endpoint(f"/{register.name}/v{number}"),
+                }
+                for number, datamodel, relation in self.gateway.externals.get(register.name, ())
             ],
             "predefinedFileDownloads": [dict(e) for e in self.downloads[register.name].entries],
             "entities": entities,
@@ -176,7 +198,12 @@ class _Catalogue:
             "downloads": [
                 {
                     "relationVersion": v,
-                    **{fmt: download_path(register, v, entity, fmt) for fmt in FORMATS},
+                    **{
+                        fmt: download_path(
+                            register, self.gateway.number(register.name, v), entity, fmt
+                        )
+                        for fmt in FORMATS
+                    },
                 }
                 for v in _versions(register)
             ]

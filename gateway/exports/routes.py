@@ -209,8 +209,9 @@ class _Exports:
             name: {export_name(register, e): e for e in register.datamodel.entities.values()}
             for name, register in gateway.registers.items()
         }
+        # The external versions of each register's newest datamodel (downloads are of it).
         self.versions = {
-            (name, version)
+            (name, gateway.number(name, version))
             for name, register in gateway.registers.items()
             for version in register.relation_versions
         }

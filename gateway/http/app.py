@@ -288,6 +288,19 @@ def create_app(settings: Settings) -> Starlette:
                 anonymous_level=gateway.settings.auth.anonymous_level,
                 per_level_schema=gateway.settings.per_level_schema,
                 introspection=gateway.settings.introspection,
+                numbers={
+                    name: {
+                        e.relation_version: e.number for e in externals if not e.register.variant
+                    }
+                    for name, externals in gateway.report.versions.items()
+                },
+                externals={
+                    name: tuple(
+                        (e.number, e.register.datamodel.version, e.relation_version)
+                        for e in externals
+                    )
+                    for name, externals in gateway.report.versions.items()
+                },
             )
         ),
         *view_routes(gateway.settings),

@@ -323,3 +323,23 @@ def test_the_same_major_in_two_channels_is_an_error(delivery: Path) -> None:
     channel = _channel(delivery, "BBR")
     shutil.copytree(channel, channel.parent / "rc00019")
     assert "datamodel version 1" in _problems(delivery)
+
+
+async def test_the_catalogue_names_every_external_version(delivery: Path) -> None:
+    channel = _channel(delivery, "BBR")
+    _second_version(channel, channel, "BBR")
+    async with gateway_client(delivery, {}, auth=AuthSettings.demo()) as client:
+        response = await client.get("/catalog.json", headers={"X-API-Key": "demo-level-3"})
+        (bbr,) = [r for r in response.json()["registers"] if r["name"] == "BBR"]
+        externals = [
+            (v["number"], v["datamodelVersion"], v["endpoint"]) for v in bbr["externalVersions"]
+        ]
+        assert externals == [("1", "1.0.0", "/BBR/v1"), ("2", "2.0.0", "/BBR/v2")]
+        # The served (newest) model's RelationVersion 1 is external version 2, and so are
+        # its downloads.
+        assert [v["endpoint"] for v in bbr["relationVersions"]] == ["/BBR/v2"]
+        paths = [d["csv"] for e in bbr["entities"] for d in e["downloads"]]
+        assert paths
+        assert all(p.startswith("/BBR/v2/download/") for p in paths)
+        missing = await client.get(paths[0].replace("/v2/", "/v7/"))
+        assert missing.status_code == 404
