@@ -210,8 +210,23 @@ class XmiPackage:
     path: tuple[str, ...] = ()
 
 
+class _Bounded:
+    """``lower`` and ``upper`` of a ``multiplicity`` (an attribute's, an association end's)."""
+
+    __slots__ = ()
+    multiplicity: Multiplicity
+
+    @property
+    def lower(self) -> int | None:
+        return self.multiplicity.lower
+
+    @property
+    def upper(self) -> int | None:
+        return self.multiplicity.upper
+
+
 @dataclass(frozen=True, slots=True)
-class XmiAttribute:
+class XmiAttribute(_Bounded):
     """An ``ownedAttribute`` of a class.
 
     ``type_ref`` is the type idref as written (``EAJava_String``, ``EAnone_int``, an
@@ -225,14 +240,6 @@ class XmiAttribute:
     type_name: str
     multiplicity: Multiplicity
     documentation: str = ""
-
-    @property
-    def lower(self) -> int | None:
-        return self.multiplicity.lower
-
-    @property
-    def upper(self) -> int | None:
-        return self.multiplicity.upper
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +291,7 @@ class XmiEnumeration:
 
 
 @dataclass(frozen=True, slots=True)
-class XmiEnd:
+class XmiEnd(_Bounded):
     """One end of an association: the class it is typed by and its multiplicity.
 
     ``side`` is ``"source"``, ``"target"`` or ``""`` (unknown); ``owner`` the class that owns the
@@ -297,14 +304,6 @@ class XmiEnd:
     role: str = ""
     side: str = ""
     owner: str = ""
-
-    @property
-    def lower(self) -> int | None:
-        return self.multiplicity.lower
-
-    @property
-    def upper(self) -> int | None:
-        return self.multiplicity.upper
 
 
 @dataclass(frozen=True, slots=True)
