@@ -182,6 +182,7 @@ class _Variant:
     pair_model: Datamodel | None = None
     xmi: Any | None = None
     xmi_file: Path | None = None
+    pair_file: Path | None = None  # the pair's XSD
 
     @property
     def major(self) -> str:
@@ -224,10 +225,7 @@ def load_registers(
     report = Report()
     loading = _Loading(report, overrides or {})
     del include  # every register is loaded: relations may point into any of them
-    for folder in register_folders(root):
-        variants = _load_register_base(folder, loading)
-        if variants:
-            loading.variants[folder.name] = variants
+    _load_bases(root, loading)
     if not loading.variants and not report.errors:
         report.error(
             root, "registers", "no register folder found", "point at registers/ or one register"
@@ -235,18 +233,29 @@ def load_registers(
     _check_pairs(loading)
     for name, variants in loading.variants.items():
         for variant in sorted(variants, key=lambda v: (int(v.major), v.rc)):
-            if variant.pair_model is not None:
-                xsd_file = variant.datamodel_file
-                if variant.pair_model is not variant.model and variant.xmi_file is not None:
-                    xsd_file = variant.xmi_file.with_suffix(".xsd")
+            if variant.pair_model is not None and variant.pair_file is not None:
                 report.pairs.setdefault(name, []).append(
-                    DlsPair(variant.rc, variant.pair_model, variant.xmi, xsd_file, variant.xmi_file)
+                    DlsPair(
+                        variant.rc,
+                        variant.pair_model,
+                        variant.xmi,
+                        variant.pair_file,
+                        variant.xmi_file,
+                    )
                 )
     for name, variants in loading.variants.items():
         _assemble(name, variants, loading, previous_relations)
     if previous is not None:
         _check_breaking(root, loading, previous)
     return report
+
+
+def _load_bases(root: Path, loading: _Loading) -> None:
+    """Every register folder below ``root``, loaded into ``loading.variants``."""
+    for folder in register_folders(root):
+        variants = _load_register_base(folder, loading)
+        if variants:
+            loading.variants[folder.name] = variants
 
 
 def _load_register_base(folder: Path, loading: _Loading) -> list[_Variant]:
@@ -414,6 +423,7 @@ def _load_channel(name: str, rc_dir: Path, loading: _Loading) -> list[_Variant]:
                     model,
                     xmi,
                     files.get("xmi"),
+                    files["xsd"],
                 )
             )
         elif variants:
@@ -422,6 +432,7 @@ def _load_channel(name: str, rc_dir: Path, loading: _Loading) -> list[_Variant]:
             variants[0].pair_model = model
             variants[0].xmi = xmi
             variants[0].xmi_file = files.get("xmi")
+            variants[0].pair_file = files["xsd"]
     return variants
 
 
@@ -522,15 +533,12 @@ def _check_pairs(loading: _Loading) -> None:
                 continue
             from gateway.dls.relation_generator import check_consistency
 
-            xsd_file = variant.datamodel_file
-            if variant.pair_model is not variant.model:
-                xsd_file = variant.xmi_file.with_suffix(".xsd")
             check_consistency(
                 name,
                 variant.pair_model,
                 variant.xmi,
                 loading.report,
-                str(xsd_file),
+                str(variant.pair_file),
                 str(variant.xmi_file),
             )
 
@@ -1065,10 +1073,7 @@ def _check_breaking(root: Path, loading: _Loading, previous: Path | str) -> None
             before_root = Path(previous)
         before = Report()
         before_loading = _Loading(before, loading.overrides)
-        for folder in register_folders(before_root):
-            variants = _load_register_base(folder, before_loading)
-            if variants:
-                before_loading.variants[folder.name] = variants
+        _load_bases(before_root, before_loading)
         for name, old_variants in before_loading.variants.items():
             now = {v.major: v for v in loading.variants.get(name, [])}
             for old in old_variants:
