@@ -19,7 +19,7 @@ from strawberry.dataloader import DataLoader
 from gateway.graphql.demand import Meter, Observed, entity_id
 from gateway.graphql.selection import Selection
 from gateway.model.datamodel import Entity, Register, Relation, ScalarType
-from gateway.model.errors import BadUserInputError, ForbiddenError
+from gateway.model.errors import BadUserInputError, ForbiddenError, UpstreamInvalidError
 from gateway.model.keys import key_order
 from gateway.model.naming import type_name
 from gateway.model.query import And, Condition, Filter, Page, Query, Row, SortKey, filter_fields
@@ -32,16 +32,20 @@ __all__ = [
     "RequestContext",
     "Runtime",
     "Window",
+    "ambiguous",
     "check_join",
     "decode_cursor",
     "encode_cursor",
+    "join_key",
     "join_requirements",
+    "join_scope",
     "load_related",
     "node_selection",
     "resolve_connection",
     "resolve_guarded",
     "resolve_many",
     "resolve_one",
+    "scope_fields",
     "window_connection",
 ]
 
@@ -173,9 +177,20 @@ class Binding:
             relation = self.relations.get(name)
             if relation is not None:
                 name = self.entity.by_source[relation.source_field].name
+                needed.update(f for f in scope_fields(self) if self.field_level(f) <= level)
             if name in self.entity.by_name and self.field_level(name) <= level:
                 needed.add(name)
         return needed
+
+
+def scope_fields(binding: Binding) -> list[str]:
+    """The fields (GraphQL names) of ``binding``'s entity that scope its register's joins:
+    the register's ``joinScope`` (``Source.json``, e.g. the folder of one election)."""
+    names = binding.register.source.get("joinScope") if binding.register.source else None
+    if not isinstance(names, list):
+        return []
+    fields = (binding.entity.by_source.get(str(n)) for n in names)
+    return [f.name for f in fields if f is not None]
 
 
 # --- cursors and windows ---------------------------------------------------------------
@@ -352,6 +367,35 @@ def _group_key(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def join_scope(
+    binding: Binding, relation: Relation, target: Binding
+) -> tuple[tuple[str, str], ...]:
+    """The scope of a join inside one register: (source, target) GraphQL names of the
+    ``joinScope`` fields both entities have. A scoped join matches only rows with equal
+    values there too (a result of one election links to that election's geography)."""
+    if relation.source_register != relation.target_register:
+        return ()
+    theirs = {target.entity.field(n).source: n for n in scope_fields(target)}
+    return tuple(
+        (name, theirs[source])
+        for name in scope_fields(binding)
+        if (source := binding.entity.field(name).source) in theirs
+        and source not in (relation.source_field, relation.target_field)
+    )
+
+
+def join_key(
+    row: Row, binding: Binding, relation: Relation, scope: Sequence[tuple[str, str]]
+) -> Any:
+    """What a parent row joins on: its SourceField, with its scope values when scoped (None
+    when any is missing: no row matches)."""
+    value = row.get(binding.entity.by_source[relation.source_field].name)
+    if not scope or value is None:
+        return value
+    parts = (value, *(row.get(name) for name, _ in scope))
+    return None if any(p is None for p in parts) else parts
+
+
 async def load_related(
     ctx: RequestContext,
     target: Binding,
@@ -361,18 +405,23 @@ async def load_related(
     order: Sequence[SortKey],
     fields: frozenset[str],
     selected: int,
+    scope: Sequence[tuple[str, str]] = (),
 ) -> list[list[Row]]:
     """The target rows of every key (one upstream query for all), charged to the meter as
-    rows × ``selected`` (the fields the query selects on them)."""
+    rows × ``selected`` (the fields the query selects on them). With a ``scope``, each key
+    is a :func:`join_key` tuple and the rows must match its scope values as well."""
     target_field = target.entity.by_source[relation.target_field]
-    wanted = sorted(
-        {k for k in (_coerce_key(v, target_field.type) for v in keys) if k is not None},
-        key=_group_key,
-    )
-    grouped: dict[str, list[Row]] = {}
+    parts = [None if k is None else (tuple(k) if scope else (k,)) for k in keys]
+    coerced = [None if p is None else (_coerce_key(p[0], target_field.type), *p[1:]) for p in parts]
+    wanted = sorted({p[0] for p in coerced if p is not None and p[0] is not None}, key=_group_key)
+    scope_targets = [t for _, t in scope]
+    grouped: dict[tuple[str, ...], list[Row]] = {}
     ctx.touched.add(target.register.name)
     if wanted:
         condition: Filter = Condition(target_field.name, "in", wanted)
+        for index, name in enumerate(scope_targets, start=1):
+            values = sorted({p[index] for p in coerced if p is not None}, key=_group_key)
+            condition = And((condition, Condition(name, "in", values)))
         if where is not None:
             condition = And((condition, where))
         limit: int | None = None
@@ -387,7 +436,7 @@ async def load_related(
             condition,
             _order(target, order),
             limit=limit,
-            fields=fields | {target_field.name},
+            fields=fields | {target_field.name, *scope_targets},
         )
         page = await ctx.runtime.sources[target.register.source_key].fetch(query)
         ctx.notices.extend(page.notices)
@@ -400,8 +449,25 @@ async def load_related(
                 selected,
             )
         for row in page.rows:
-            grouped.setdefault(_group_key(row.get(target_field.name)), []).append(row)
-    return [grouped.get(_group_key(k), []) if k is not None else [] for k in keys]
+            names = (target_field.name, *scope_targets)
+            grouped.setdefault(tuple(_group_key(row.get(n)) for n in names), []).append(row)
+    return [
+        grouped.get(tuple(_group_key(v) for v in p), [])
+        if p is not None and p[0] is not None
+        else []
+        for p in coerced
+    ]
+
+
+def ambiguous(binding: Binding, relation: Relation, matches: int) -> UpstreamInvalidError:
+    """The error of a to-one relation that several target rows match: no row is guessed."""
+    what = f"{binding.entity.graphql_name}.{relation.alias}"
+    return UpstreamInvalidError(
+        f"{what}: {matches} rows of {relation.target_entity} match this to-one relation "
+        f"(on {relation.target_field}); expected at most one",
+        relation=what,
+        matches=matches,
+    )
 
 
 def join_requirements(
@@ -433,16 +499,19 @@ async def resolve_one(
 ) -> Row | None:
     """A to-one relation: the target row whose TargetField equals the parent's SourceField."""
     check_join(ctx, binding, relation, target)
-    value = parent.get(binding.entity.by_source[relation.source_field].name)
+    scope = join_scope(binding, relation, target)
+    value = join_key(parent, binding, relation, scope)
     if value is None:
         return None
     fields = frozenset(target.source_fields(selection.names, ctx.level))
     selected = len(selection.names)
     loader = ctx.loader(
         ("one", relation, fields),
-        lambda keys: load_related(ctx, target, relation, keys, None, (), fields, selected),
+        lambda keys: load_related(ctx, target, relation, keys, None, (), fields, selected, scope),
     )
     rows: list[Row] = await loader.load(value)
+    if len(rows) > 1:
+        raise ambiguous(binding, relation, len(rows))
     return rows[0] if rows else None
 
 
@@ -461,7 +530,8 @@ async def resolve_many(
     check_join(ctx, binding, relation, target)
     target.check(ctx, where, order)
     window = Window.from_args(args, ctx.runtime)
-    value = parent.get(binding.entity.by_source[relation.source_field].name)
+    scope = join_scope(binding, relation, target)
+    value = join_key(parent, binding, relation, scope)
     names = node_selection(selection)
     fields = frozenset(target.source_fields(names, ctx.level))
     rows: list[Row] = []
@@ -469,7 +539,7 @@ async def resolve_many(
         loader = ctx.loader(
             ("many", relation, fields, repr(where), tuple(order)),
             lambda keys: load_related(
-                ctx, target, relation, keys, where, order, fields, len(names)
+                ctx, target, relation, keys, where, order, fields, len(names), scope
             ),
         )
         rows = await loader.load(value)

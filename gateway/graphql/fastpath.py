@@ -52,7 +52,9 @@ from gateway.graphql.execute import (
     Binding,
     RequestContext,
     Window,
+    join_key,
     join_requirements,
+    join_scope,
     load_related,
     node_selection,
     resolve_connection,
@@ -551,19 +553,29 @@ class _Run:
         assert f.relation is not None
         assert f.target is not None
         binding, relation, target = plan.binding, f.relation, f.target
-        source_field = binding.entity.by_source[relation.source_field].name
-        keys = [row.get(source_field) for row in rows]
+        scope = join_scope(binding, relation, target)
+        keys = [join_key(row, binding, relation, scope) for row in rows]
         unique = list(dict.fromkeys(k for k in keys if k is not None))
         selection = Selection(f.nodes, self.plan.fragments, self.variables)
         if f.kind == "one":
             fields = frozenset(target.source_fields(selection.names, self.ctx.level))
             found = (
                 await load_related(
-                    self.ctx, target, relation, unique, None, (), fields, len(selection.names)
+                    self.ctx,
+                    target,
+                    relation,
+                    unique,
+                    None,
+                    (),
+                    fields,
+                    len(selection.names),
+                    scope,
                 )
                 if unique
                 else []
             )
+            if any(len(r) > 1 for r in found):
+                raise StepAside  # the full path answers the ambiguous relation's error
             by_key = {k: (r[0] if r else None) for k, r in zip(unique, found, strict=True)}
             assert isinstance(f.child, ObjectPlan)
             return await self.objects(
@@ -575,7 +587,9 @@ class _Run:
         names = node_selection(selection)
         fields = frozenset(target.source_fields(names, self.ctx.level))
         groups = (
-            await load_related(self.ctx, target, relation, unique, where, order, fields, len(names))
+            await load_related(
+                self.ctx, target, relation, unique, where, order, fields, len(names), scope
+            )
             if unique
             else []
         )

@@ -12,8 +12,9 @@ group ``dls_gateway.kinds``::
 From that one line the gateway finds the kind's adapter (:class:`Source`), its change
 detector, the checks of the typed options its ``Source.json`` may carry (a kind declares them
 in its ``options`` module, with :mod:`gateway.sources.options`; ``gateway validate`` reports
-their problems as errors and old spellings as warnings), and the replica ``gateway demo``
-starts for its registers.
+their problems as errors and old spellings as warnings), the replica ``gateway demo``
+starts for its registers, and, for a kind that reaches its upstream over SSH, how an operator
+pins the server's host key (``gateway pin-host-key``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.model.datamodel import Register
@@ -29,9 +31,12 @@ from gateway.sources.changes import Detector
 from gateway.sources.port import Source
 
 __all__ = [
+    "DEMO_REPLAY_ENV",
     "ENTRY_POINTS",
     "DemoHandle",
     "DemoReplica",
+    "HostKey",
+    "HostKeys",
     "Kind",
     "detector",
     "event_entities",
@@ -40,6 +45,9 @@ __all__ = [
 ]
 
 ENTRY_POINTS = "dls_gateway.kinds"
+
+# Where ``gateway demo --replay SPEC`` puts SPEC for the replicas it starts.
+DEMO_REPLAY_ENV = "DLS_DEMO_REPLAY"
 
 
 class DemoHandle(Protocol):
@@ -57,7 +65,9 @@ class DemoHandle(Protocol):
         """Stop serving and release the port."""
 
 
-# Called with {register name: its Source.json}; serves those registers.
+# Called with {register name: its Source.json}; serves those registers, each with its complete
+# recording, unless DEMO_REPLAY_ENV holds a replay (``gateway demo --replay``): then a replica
+# that records an election night replays it (see resolvers/replica_kit/clock.py, Replay).
 DemoReplica = Callable[[Mapping[str, Mapping[str, Any]]], Awaitable[DemoHandle]]
 # Checks a register's Source.json options: the problems found, each one line naming the
 # option (errors: the register is not loaded), or the warnings (e.g. an option's old spelling).
@@ -66,6 +76,30 @@ OptionsCheck = Callable[[Mapping[str, Any]], list[str]]
 
 def _no_problems(options: Mapping[str, Any]) -> list[str]:
     return []
+
+
+@dataclass(frozen=True, slots=True)
+class HostKey:
+    """An upstream server's SSH host key, as an operator checks it before pinning it."""
+
+    host: str
+    """Where it was fetched (``host`` or ``[host]:port``)."""
+    algorithm: str
+    """The key type, e.g. ``ssh-ed25519``."""
+    fingerprint: str
+    """As OpenSSH shows it: ``SHA256:`` and the unpadded base64 of the key's SHA-256."""
+    line: str
+    """The known_hosts line that pins it."""
+
+
+class HostKeys(Protocol):
+    """A kind's host-key hook: fetch the key its upstream presents, and pin an accepted one."""
+
+    async def fetch(self, options: Mapping[str, Any]) -> HostKey:
+        """Connect to the server ``options`` (a ``Source.json``) names; its host key."""
+
+    def pin(self, rc_folder: Path, key: HostKey) -> Path:
+        """Write ``key`` where the register's ``Source.json`` says; the file written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +113,7 @@ class Kind:
     check_options: OptionsCheck = _no_problems
     warn_options: OptionsCheck = _no_problems
     description: str = ""
+    host_keys: HostKeys | None = None
 
 
 @functools.cache

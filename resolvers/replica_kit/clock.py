@@ -11,6 +11,10 @@ A clock stands still at an instant (:meth:`~ReplayClock.set`, :meth:`~ReplayCloc
 replays a window (:meth:`~ReplayClock.replay`): from ``start`` at ``speed`` times real time,
 then it stays at ``end``. A clock made without an instant stands at the end of time, where
 everything recorded is out. All instants are naive UTC datetimes.
+
+A replay asked for (``gateway demo --replay``) is a :class:`Replay`, read from
+``SPEED`` or ``START[/END][@SPEED]`` by :meth:`Replay.parse`; each replica fills in what is
+left open from its own recording (its election night, its end).
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["END_OF_TIME", "ReplayClock"]
+__all__ = ["DEFAULT_SPEED", "END_OF_TIME", "Replay", "ReplayClock"]
+
+DEFAULT_SPEED = 60.0
+"""How many times faster than real time a replay runs unless told."""
 
 END_OF_TIME = dt.datetime.max
 """Where a clock made without an instant stands: everything is released."""
@@ -142,3 +150,63 @@ def _plus(instant: dt.datetime, delta: dt.timedelta) -> dt.datetime:
         return instant + delta
     except OverflowError:
         return END_OF_TIME if delta > dt.timedelta(0) else dt.datetime.min
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A replay asked for: from ``start`` to ``end`` at ``speed`` times real time.
+
+    ``start``/``end`` None: the replica's own (the start of its election night, the end of
+    its recording). A replica whose recording has offsets rather than instants (batches
+    released so many seconds after the first) replays them from the first at ``speed``.
+    """
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    speed: float = DEFAULT_SPEED
+
+    @classmethod
+    def parse(cls, spec: str, what: str = "--replay") -> Replay:
+        """Read ``""`` (election night at the default speed), ``SPEED`` (``120``, ``@120``)
+        or ``START[/END][@SPEED]`` (ISO 8601 instants; with a zone, or UTC).
+
+        ``what`` names the option in the error (a ``ValueError``).
+        """
+        text = spec.strip()
+        window, _, speed_text = text.rpartition("@") if "@" in text else (text, "", "")
+        if window and not speed_text and _number(window) is not None:
+            window, speed_text = "", window  # SPEED alone
+        expected = f"{what}: expected SPEED or START[/END][@SPEED], got {spec!r}"
+        speed = DEFAULT_SPEED
+        if speed_text:
+            found = _number(speed_text)
+            if found is None:
+                raise ValueError(expected)
+            speed = found
+        start = end = None
+        if window:
+            start_text, _, end_text = window.partition("/")
+            try:
+                start = utc(start_text)
+                end = utc(end_text) if end_text else None
+            except ValueError:
+                raise ValueError(expected) from None
+        if not speed > 0 or (start is not None and end is not None and end < start):
+            raise ValueError(f"{what}: the window must run forward at a positive speed")
+        return cls(start, end, speed)
+
+
+def utc(text: str) -> dt.datetime:
+    """An ISO 8601 instant as a naive UTC datetime (one without a zone is UTC already)."""
+    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value and value not in (float("inf"), float("-inf")) else None

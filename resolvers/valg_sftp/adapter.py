@@ -3,9 +3,10 @@
 Each entity of the VALG datamodel lives in one dataset folder of every election root (see
 ``Source.json`` ``datamodel.documents``). A query is answered by:
 
-1. choosing the election roots (``Valgmappe``, ``Noegle``/``ForaelderNoegle`` filters) and
-   whether to read ``verifikation/`` (only when the filter names ``Verifikation``
-   explicitly with ``eq``/``in``: that folder holds fictitious test data);
+1. choosing the election roots (``Valgmappe``, ``Noegle``/``ForaelderNoegle`` filters; the
+   roots of discarded elections, moved to the archive folder, are served like the live ones
+   with ``Arkiveret`` true) and whether to read ``verifikation/`` (only when the filter names
+   ``Verifikation`` explicitly with ``eq``/``in``: that folder holds fictitious test data);
 2. choosing the entities to read: a filter on the dataset's identity field (e.g.
    ``AfstemningsomraadeDagiId``), on ``Kommunekode``, ``OpstillingskredsDagiId`` or
    ``Storkredsnummer`` (resolved through the root's geografi) or on keys narrows the files;
@@ -16,7 +17,9 @@ Each entity of the VALG datamodel lives in one dataset folder of every election 
    memory and stopping once the page is full (unless a total count is asked for): paging
    through a whole country holds one page plus the bounded content cache.
 
-Notices (``VALG_FALLBACK``) tell the caller when an older version was served.
+Notices (``VALG_FALLBACK``) tell the caller when an older version was served, and
+``NOT_YET_AVAILABLE`` when no root asked publishes a dataset that says so in its ``absent``
+(the referendum question, exported only when a referendum is held).
 """
 
 from __future__ import annotations
@@ -68,11 +71,12 @@ class ValgSource(Source):
             for spec in self._datamodel.get("documents", ())
         }
         settings = parse_options(options)
-        self.sftp = SftpClient(settings, self.guard, self.record)
+        self.sftp = SftpClient(settings, self.guard, self.record, register.name)
         self.store = ValgStore(
             self.sftp,
             services.cache,
             base=settings.root,
+            archive=settings.archive,
             listing_ttl=settings.ttl,
             content_bytes=settings.content_cache_bytes,
             max_file_bytes=settings.max_file_bytes,
@@ -119,6 +123,7 @@ class ValgSource(Source):
             values = {
                 "Noegle": root,
                 "Valgmappe": root,
+                "Arkiveret": self.store.archived(root),
                 "Valgart": _VALGARTER.get(match["kind"].casefold(), match["kind"].capitalize()),
                 "ValgId": int(match["id"]),
                 "Valgdag": f"{match['year']}-{match['month']}-{match['day']}",
@@ -204,9 +209,24 @@ class ValgSource(Source):
                 area = f"verifikation/{spec.folder}" if verification else spec.folder
                 metas = await self.store.select(root, area, spec, wanted, hinter, notices)
                 out += [
-                    (m, DocContext(root, verification, spec.folder, m.name, spec.file, m.identity))
+                    (
+                        m,
+                        DocContext(
+                            root,
+                            verification,
+                            spec.folder,
+                            m.name,
+                            spec.file,
+                            m.identity,
+                            self.store.archived(root),
+                        ),
+                    )
                     for m in metas
                 ]
+        if spec.absent and not out:
+            notices.append(
+                {"code": "NOT_YET_AVAILABLE", "dataset": spec.folder, "message": spec.absent}
+            )
         return out
 
     async def _wanted(
@@ -382,7 +402,15 @@ class ValgSource(Source):
                 continue
             if isinstance(meta, BaseException):
                 raise meta
-            ctx = DocContext(root, False, spec.folder, meta.name, spec.file, meta.identity)
+            ctx = DocContext(
+                root,
+                False,
+                spec.folder,
+                meta.name,
+                spec.file,
+                meta.identity,
+                self.store.archived(root),
+            )
             page = await page_rows(self.store, Query(entity), [(meta, ctx, plan)], [], self._counts)
             out.append((meta.path, page.rows))
         return out

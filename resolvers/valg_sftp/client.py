@@ -73,7 +73,9 @@ class SftpClient:
         settings: ValgOptions,
         guard: Guard | None = None,
         record: Callable[[float, int, str], None] | None = None,
+        register: str = "VALG",
     ) -> None:
+        self.register = register
         self.guard = guard
         self.record = record
         self.host = settings.host
@@ -89,13 +91,20 @@ class SftpClient:
         self._sftp: asyncssh.SFTPClient | None = None
         self.stats = SftpStats()
 
+    def _unpinned(self) -> UpstreamUnavailableError:
+        return UpstreamUnavailableError(
+            f"VALG: no pinned SFTP host key for {self.host}; run `gateway pin-host-key "
+            f"{self.register}` to fetch it, check its fingerprint and pin it (knownHosts in "
+            "the register's Source.json)"
+        )
+
     def _pinned(self) -> Any:
         text = str(self.known_hosts).strip()
         if not text:
-            raise UpstreamUnavailableError(
-                "VALG: no pinned SFTP host key; set knownHosts in the register's Source.json"
-            )
+            raise self._unpinned()
         if "\n" not in text and " " not in text and Path(text).is_file():
+            if not Path(text).read_text(encoding="utf-8", errors="replace").strip():
+                raise self._unpinned()
             return text
         try:
             return asyncssh.import_known_hosts(text)
@@ -129,7 +138,9 @@ class SftpClient:
                 raise UpstreamTimeoutError(f"VALG: no SFTP connection to {self.host}") from exc
             except asyncssh.HostKeyNotVerifiable as exc:
                 raise UpstreamUnavailableError(
-                    f"VALG: the SFTP host key of {self.host} does not match the pinned one"
+                    f"VALG: the SFTP host key of {self.host} does not match the pinned one; "
+                    f"if the server's key was changed, check the new one with `gateway "
+                    f"pin-host-key {self.register}`"
                 ) from exc
             except asyncssh.PermissionDenied as exc:
                 raise UpstreamUnavailableError(f"VALG: SFTP login refused by {self.host}") from exc

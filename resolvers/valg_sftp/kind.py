@@ -8,6 +8,7 @@ from typing import Any
 from gateway.sources.kinds import DemoHandle, Kind
 from resolvers.valg_sftp.adapter import ValgSource
 from resolvers.valg_sftp.detector import ValgDetector
+from resolvers.valg_sftp.hostkey import ValgHostKeys
 from resolvers.valg_sftp.options import check, warnings
 
 __all__ = ["KIND"]
@@ -28,4 +29,5 @@ KIND = Kind(
     check_options=check,
     warn_options=warnings,
     description="signed JSON files on an SFTP server (data.valg.dk)",
+    host_keys=ValgHostKeys(),
 )

@@ -8,6 +8,10 @@ Besides ``kind``, ``datamodel`` and the options every kind has (``staleIfError``
 ``knownHosts``        the pinned host key: known_hosts lines, or the path of such a file
                       (required to connect; empty refuses every connection)
 ``root``              the folder holding one folder per election (``/data``)
+``archive``           the folder the election roots of discarded elections are moved to
+                      (``/arkiv``; empty: none), served like live ones with ``Arkiveret``
+``joinScope``         fields scoping every join inside the register (``["Valgmappe"]``: a
+                      result links to the geography of its own election only)
 ``ttl``               seconds a folder listing is kept (15)
 ``connectTimeout``    seconds to open the SFTP session (15)
 ``readTimeout``       seconds one listing or download may take (60)
@@ -71,6 +75,8 @@ OPTIONS = OptionSet(
         Option("password", "string", "Valg"),
         Option("knownHosts", "string", "", aliases=("known_hosts",)),
         Option("root", "string", "/data"),
+        Option("archive", "string", "/arkiv"),
+        Option("joinScope", "array", None, items="string"),
         Option("ttl", "number", 15.0, minimum=0),
         Option("connectTimeout", "number", 15.0, positive=True, aliases=("connect_timeout",)),
         Option("readTimeout", "number", 60.0, positive=True, aliases=("read_timeout",)),
@@ -97,6 +103,7 @@ class ValgOptions:
     password: str = "Valg"
     known_hosts: str = ""
     root: str = "/data"
+    archive: str = "/arkiv"
     ttl: float = 15.0
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
@@ -115,6 +122,7 @@ def parse(options: Mapping[str, Any]) -> ValgOptions:
         password=str(v["password"]),
         known_hosts=str(v["knownHosts"] or ""),
         root=str(v["root"]),
+        archive=str(v["archive"] or ""),
         ttl=float(v["ttl"]),
         connect_timeout=float(v["connectTimeout"]),
         read_timeout=float(v["readTimeout"]),

@@ -25,7 +25,15 @@ from resolvers.valg_sftp.codec import convert, identity_of
 
 __all__ = ["DocContext", "RowPlan", "build_rows", "document_key"]
 
-_SYNTHETIC = {"Noegle", "Valgmappe", "Verifikation", "Fil", "ForaelderNoegle", "Position"}
+_SYNTHETIC = {
+    "Noegle",
+    "Valgmappe",
+    "Arkiveret",
+    "Verifikation",
+    "Fil",
+    "ForaelderNoegle",
+    "Position",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,8 @@ class DocContext:
     name: str
     file: str | None
     identity: str
+    archived: bool = False
+    """The root was moved to the archive folder (the election was discarded)."""
 
     @property
     def area(self) -> str:
@@ -170,6 +180,7 @@ def _row(
     values: dict[str, Any] = {
         "Noegle": key,
         "Valgmappe": ctx.root,
+        "Arkiveret": ctx.archived,
         "Verifikation": ctx.verification,
         "Fil": f"{ctx.area}/{ctx.name}",
         "ForaelderNoegle": parent_key,

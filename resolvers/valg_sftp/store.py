@@ -12,6 +12,11 @@ series), with a ``VALG_FALLBACK`` notice, a log line and a counter. What a file 
 be is remembered by (name, size, signature size): a named file never changes, and a file
 still being written changes size.
 
+The election roots are the folders of the live folder (``root``, ``/data``) and those only in
+the archive folder (``archive``, ``/arkiv``: "Når valg kasseres, vil valg rodmapperne blive
+overført til en arkiv folder"); :meth:`ValgStore.path` puts a root's files below the folder
+it was listed in.
+
 Content is kept in a least-recently-used cache bounded by the files' byte size, so paging
 through a whole country holds a bounded amount; evicted content is downloaded (and verified)
 again when needed.
@@ -75,6 +80,8 @@ class DocSpec:
     file: str | None
     identity: list[str]
     hint: str | None
+    absent: str | None = None
+    """What to tell when no root asked publishes the dataset (e.g. a referendum's question)."""
 
     @classmethod
     def from_options(cls, spec: dict[str, Any]) -> DocSpec:
@@ -85,6 +92,7 @@ class DocSpec:
             file=spec.get("file"),
             identity=[str(f) for f in spec.get("identity", ())],
             hint=spec.get("hint"),
+            absent=spec.get("absent"),
         )
 
 
@@ -150,6 +158,7 @@ class ValgStore:
         cache: Cache,
         *,
         base: str = "/data",
+        archive: str = "",
         listing_ttl: float = 15.0,
         content_bytes: int = 128 * 2**20,
         max_file_bytes: int = 64 * 2**20,
@@ -157,6 +166,9 @@ class ValgStore:
         self.sftp = sftp
         self.cache = cache
         self.base = base.rstrip("/")
+        self.archive = archive.rstrip("/")
+        # The roots last seen only in the archive folder (not also live).
+        self._archived: frozenset[str] = frozenset()
         self.listing_ttl = listing_ttl
         self.contents = _Contents(content_bytes)
         self.max_file_bytes = max_file_bytes
@@ -175,13 +187,26 @@ class ValgStore:
 
     # -- listings ----------------------------------------------------------------------
 
-    async def listing(self, directory: str) -> dict[str, RemoteEntry]:
-        """The entries of ``base/directory`` (cached for the listing TTL)."""
-        key = f"valg:ls:{self._generation[directory]}:{self.base}/{directory}"
+    def path(self, relative: str) -> str:
+        """The server path of ``relative`` (``root/…``, "" for the live folder): below the
+        archive folder for a root that was moved there."""
+        root = relative.split("/", 1)[0]
+        folder = self.archive if root and root in self._archived else self.base
+        return f"{folder}/{relative}" if relative else folder
+
+    def archived(self, root: str) -> bool:
+        """Whether ``root`` is served from the archive folder (its election was discarded)."""
+        return root in self._archived
+
+    async def listing(self, directory: str, *, archive: bool = False) -> dict[str, RemoteEntry]:
+        """The entries of ``base/directory`` (cached for the listing TTL); ``archive``: of the
+        archive folder itself."""
+        where = self.archive if archive else self.path(directory)
+        key = f"valg:ls:{self._generation[directory]}:{where}"
 
         async def fetch() -> dict[str, RemoteEntry] | None:
             try:
-                entries = await self.sftp.listdir(f"{self.base}/{directory}")
+                entries = await self.sftp.listdir(where)
             except FileProblem as exc:
                 if exc.reason != "gone":
                     raise
@@ -194,7 +219,7 @@ class ValgStore:
             key, fetch, self.listing_ttl, **self.cache_windows
         )
         if result is None:
-            raise FileProblem("gone", f"{self.base}/{directory}")
+            raise FileProblem("gone", where)
         return result
 
     def invalidate(self, directory: str) -> None:
@@ -202,9 +227,21 @@ class ValgStore:
         self._generation[directory] += 1
 
     async def roots(self) -> list[str]:
-        """The election root folders."""
-        entries = await self.listing("")
-        return sorted(e.name for e in entries.values() if e.is_dir)
+        """The election root folders: the live ones, then those only in the archive folder
+        ("Når valg kasseres, vil valg rodmapperne blive overført til en arkiv folder"). A root
+        listed in both, while it is being moved, is served from the live folder."""
+        live = {e.name for e in (await self.listing("")).values() if e.is_dir}
+        archived: set[str] = set()
+        if self.archive and self.archive != self.base:
+            try:
+                entries = await self.listing("", archive=True)
+            except FileProblem as exc:
+                if exc.reason != "gone":
+                    raise
+                entries = {}  # no archive folder (yet)
+            archived = {e.name for e in entries.values() if e.is_dir} - live
+        self._archived = frozenset(archived)
+        return sorted(live | archived)
 
     async def public_key(self, root: str) -> rsa.RSAPublicKey:
         """The root's ``public-key.pem`` (downloaded again only when its size changes)."""
@@ -214,7 +251,7 @@ class ValgStore:
         cached = self._keys.get((root, entry.size))
         if cached is None:
             try:
-                pem = await self.sftp.read(f"{self.base}/{root}/public-key.pem")
+                pem = await self.sftp.read(self.path(f"{root}/public-key.pem"))
             except FileProblem as exc:
                 self.invalidate(root)
                 raise UpstreamInvalidError(f"VALG: {root}/public-key.pem vanished") from exc
@@ -480,7 +517,7 @@ class ValgStore:
 
     async def _signature(self, path: str) -> bytes:
         with upstream_budget.uncounted():
-            return await self.sftp.read(f"{self.base}/{path}.hash")
+            return await self.sftp.read(self.path(f"{path}.hash"))
 
     async def _download(self, root: str, path: str, signed: bool) -> tuple[Any, bytes]:
         if not signed:
@@ -489,7 +526,7 @@ class ValgStore:
         # A file and its detached signature are one download of the budget.
         upstream_budget.spend(1, f"VALG {path}")
         data, signature = await asyncio.gather(
-            self.sftp.read(f"{self.base}/{path}"), self._signature(path)
+            self.sftp.read(self.path(path)), self._signature(path)
         )
         if len(data) >= OFFLOAD_BYTES:
             doc = await asyncio.to_thread(_verified, key, path, data, signature)

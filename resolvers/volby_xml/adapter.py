@@ -25,7 +25,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.model.datamodel import Register
+from gateway.model.datamodel import Datamodel, Register
 from gateway.model.errors import (
     BadUserInputError,
     UpstreamError,
@@ -37,7 +37,7 @@ from gateway.sources import upstream_budget
 from gateway.sources.port import Services, Source
 from resolvers.transport import Transport
 from resolvers.volby_xml.batches import BatchNames, BatchStream
-from resolvers.volby_xml.parse import NOT_YET_AVAILABLE, Chyba
+from resolvers.volby_xml.parse import BATCH_MISSING, Chyba
 from resolvers.volby_xml.plan import (
     DocRequest,
     Election,
@@ -47,6 +47,7 @@ from resolvers.volby_xml.plan import (
     plan_documents,
 )
 from resolvers.volby_xml.rows import MappedDocument, read_document
+from resolvers.volby_xml.totals import CouncilTotals
 
 __all__ = ["VolbySource"]
 
@@ -73,6 +74,7 @@ class VolbySource(Source):
         self._districts: dict[tuple[str, str], str] = {}
         spec = self.config.families.batches or {}
         self._names = BatchNames(sequence=str(spec.get("sequence", "PORADI_ZPRAC")))
+        self._totals = CouncilTotals.of(register.datamodel, self.config.families.councils)
 
     async def start(self) -> None:
         """Open the HTTP client."""
@@ -108,18 +110,19 @@ class VolbySource(Source):
             *(self._document(r, self.config.ttl) for r in plan.requests)
         )
         rows: list[Row] = []
-        waiting = 0
+        waiting: dict[tuple[str, int | None], int] = {}
         for request, document in zip(plan.requests, documents, strict=True):
             if document.error is not None:
                 if not document.error.not_yet_available:
                     raise self._refusal(request, document.error)
-                waiting += 1
+                place = (request.election.label, document.error.code)
+                waiting[place] = waiting.get(place, 0) + 1
                 continue
             self._learn_districts(request, document)
             rows.extend(document.of(query.entity.name))
         notices = [self._cost(query, plan.requests, plan.fanout)]
-        if waiting:
-            notices.append(_not_yet(waiting))
+        for (label, code), count in waiting.items():
+            notices.append(_not_yet(label, Chyba(code, ""), count))
         return rows, notices
 
     def _district_of(self, election: Election, council: str) -> str | None:
@@ -181,7 +184,8 @@ class VolbySource(Source):
                     raise
                 notices.append(_stale(election, stream, exc))
             if not stream.batches:
-                notices.append(_not_yet(1, election))
+                waiting = stream.waiting or Chyba(BATCH_MISSING, "")
+                notices.append(_not_yet(election.label, waiting, 1))
             rows.extend(stream.rows(query.entity))
         return rows, notices
 
@@ -211,12 +215,16 @@ class VolbySource(Source):
         async def load() -> MappedDocument:
             data = await self._get(url, params)
             if data is None:
-                return MappedDocument("", None, {}, Chyba(NOT_YET_AVAILABLE, "HTTP 404"))
+                return MappedDocument("", None, {}, Chyba(BATCH_MISSING, "HTTP 404"))
+            read = functools.partial(
+                _read,
+                datamodel=self.register.datamodel,
+                context=request.context,
+                totals=self._totals,
+            )
             if len(data) >= OFFLOAD_BYTES:
-                return await asyncio.to_thread(
-                    read_document, data, self.register.datamodel, request.context
-                )
-            return read_document(data, self.register.datamodel, request.context)
+                return await asyncio.to_thread(read, data)
+            return read(data)
 
         return await self.services.cache.get_or_fetch(key, load, ttl, **self.cache_windows())
 
@@ -228,6 +236,18 @@ class VolbySource(Source):
         return None if reply.status == 404 else reply.content
 
 
+def _read(
+    data: bytes,
+    *,
+    datamodel: Datamodel,
+    context: Mapping[str, Any],
+    totals: CouncilTotals | None,
+) -> MappedDocument:
+    """A response as rows, with the council totals derived (it may run in a worker thread)."""
+    document = read_document(data, datamodel, context)
+    return document if totals is None else totals.add(document)
+
+
 def _answer(rows: list[Row], query: Query) -> Page:
     """The page of ``query`` from ``rows`` (only read: it may run in a worker thread)."""
     page = apply_in_memory(rows, query)
@@ -236,12 +256,18 @@ def _answer(rows: list[Row], query: Query) -> Page:
     return page
 
 
-def _not_yet(count: int, election: Election | None = None) -> dict[str, Any]:
-    where = f" for {election.label}" if election is not None else ""
+def _not_yet(label: str, error: Chyba, count: int) -> dict[str, Any]:
+    """The notice of documents that are not there yet (errors 10, 20, 30): no rows from them."""
+    meaning = error.meaning or "no data yet"
+    message = f"volby.cz has no data yet for {label}: error {error.code}, {meaning}"
+    if count > 1:
+        message += f" ({count} documents)"
     return {
         "code": "NOT_YET_AVAILABLE",
+        "election": label,
+        "upstreamCode": error.code,
         "documents": count,
-        "message": f"volby.cz has no data yet{where} (error {NOT_YET_AVAILABLE})",
+        "message": message,
     }
 
 

@@ -20,6 +20,7 @@ from gateway.model.datamodel import Datamodel, Entity
 from gateway.model.errors import UpstreamInvalidError
 from gateway.model.keys import reference_source
 from gateway.model.query import Row
+from resolvers.volby_xml.parse import Chyba
 from resolvers.volby_xml.rows import MappedDocument
 
 __all__ = ["BatchNames", "BatchStream"]
@@ -68,6 +69,8 @@ class BatchStream:
         self.batches: dict[int, Row] = {}
         self.missing: set[int] = set()
         self.checked_at: str | None = None
+        self.waiting: Chyba | None = None
+        """The "not yet" error (10, 20, 30) the newest batch answered at the last check."""
         self._precincts: dict[tuple[Any, ...], _Precinct] = {}
 
     # ----------------------------------------------------------------- merging
@@ -113,15 +116,18 @@ class BatchStream:
     ) -> None:
         """Read every batch up to the newest one, from where the last refresh stopped.
 
-        Error 10 for the newest means "no batch yet"; for a number below the newest it means
+        Errors 10, 20 and 30 for the newest mean "no batch yet" (remembered in
+        :attr:`waiting`); error 10 for a number below the newest means
         the batch will never come (a gap), which is logged and remembered, not retried. Any
         other failure stops the reading at that number, to be resumed next time.
         """
         async with self.lock:
             document = await newest()
             self.checked_at = (now or _now)()
+            self.waiting = None
             if document.error is not None:
                 if document.error.not_yet_available:
+                    self.waiting = document.error
                     return
                 raise UpstreamInvalidError(f"newest batch: {document.error.describe()}")
             number = self._number_of(document)

@@ -12,7 +12,9 @@ in ``gateway/dls/annex_schemas/Source.schema.json``):
 ``documents``    which endpoints exist and which entities each serves (``national``,
                  ``councils``, ``batches``; defaults fit the municipal elections); keys in
                  camelCase (``districtEndpoint``, ``neverSet``, …; the former snake_case
-                 is still read, with a warning)
+                 is still read, with a warning); ``councils.totals`` names the entity of
+                 the council-level party totals the gateway derives
+                 (:mod:`resolvers.volby_xml.totals`; none by default)
 ``ttl``          seconds a document is cached (60: the upstream's own web-cache period)
 ``timeout``      seconds per request (30)
 ``concurrency``  parallel requests (4), limited by the register's guard

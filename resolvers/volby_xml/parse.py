@@ -21,7 +21,10 @@ from defusedxml import DefusedXmlException
 from gateway.model.errors import UpstreamInvalidError
 
 __all__ = [
+    "BATCH_MISSING",
+    "NOT_ACTIVATED",
     "NOT_YET_AVAILABLE",
+    "NO_BATCH_YET",
     "Chyba",
     "decode_xml",
     "error_of",
@@ -31,7 +34,20 @@ __all__ = [
     "prague_iso",
 ]
 
-NOT_YET_AVAILABLE = 10
+# ČSÚ's error codes (KOD_CHYBY) that mean "not yet", with what they say; 9999 is any other error.
+BATCH_MISSING = 10
+"""The batch (or the data) does not exist yet ("číslo dávky neexistuje – není ještě vytvořena")."""
+NOT_ACTIVATED = 20
+"""Processing for that election date is not activated yet ("zpracování pro dané datum ještě není
+aktivováno"); ČSÚ answers a wrong date the same way."""
+NO_BATCH_YET = 30
+"""No batch exists yet for that election date ("pro zadané datum voleb ještě neexistuje žádná
+dávka")."""
+NOT_YET_AVAILABLE: dict[int, str] = {
+    BATCH_MISSING: "the batch or data does not exist yet",
+    NOT_ACTIVATED: "processing for this election date is not activated (yet)",
+    NO_BATCH_YET: "no batch exists yet for this election date",
+}
 _DECLARATION = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _TIMESTAMP_2014 = "%d/%m/%Y %H:%M:%S"
 
@@ -45,8 +61,13 @@ class Chyba:
 
     @property
     def not_yet_available(self) -> bool:
-        """Error 10: the data (a batch, results) does not exist yet."""
-        return self.code == NOT_YET_AVAILABLE
+        """Errors 10, 20 and 30: the data (a batch, results, the election) is not there yet."""
+        return self.code in NOT_YET_AVAILABLE
+
+    @property
+    def meaning(self) -> str | None:
+        """What a "not yet" code means, for people (None for other errors)."""
+        return NOT_YET_AVAILABLE.get(self.code) if self.code is not None else None
 
     def describe(self) -> str:
         """The error for people."""

@@ -8,7 +8,10 @@ host key of its own, and serves ``/data/<election roots>`` from ``data/valg/``:
   ``public-key.pem``;
 - the KV/RV2025 roots with their real signatures, the recovered real key as
   ``public-key.pem`` and the ``-DDMMYYYYHHmm`` suffix restored on every name;
-- ``Snitfladebeskrivelser/`` in every root.
+- ``Snitfladebeskrivelser/`` in every root;
+- the KV/RV2025 roots below ``/arkiv`` rather than ``/data``: the guide moves the roots of a
+  discarded election to an archive folder on the same server (:attr:`ValgReplica.archived`;
+  faults still name their files ``/data/<root>/…``).
 
 **Replay clock** (the replica kit's :class:`ReplayClock`, used for its instant): the server
 shows the tree as it stood at one instant
@@ -16,8 +19,8 @@ shows the tree as it stood at one instant
 keeps), or replays a window faster than real time. A newer version that is still incomplete
 (zero bytes or half written) does not yet replace its predecessor, which stays listed, as a
 server writing a new file before deleting the old one would. Default: the end of the recording;
-``gateway demo`` replays a window when ``VALG_REPLICA_REPLAY`` says so (see
-:func:`demo_replica`).
+``gateway demo --replay`` replays election night (see :func:`demo_replica`; the older
+``VALG_REPLICA_REPLAY`` still works).
 
 **Faults on demand** (the replica kit's :class:`Fault` vocabulary, matched against paths such
 as ``/data/<root>/valgresultater/<file>``), as SFTP has them: ``truncate`` lists and serves the
@@ -38,6 +41,7 @@ import datetime as dt
 import logging
 import os
 import posixpath
+import re
 import stat
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,7 +52,8 @@ import asyncssh
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from resolvers.replica_kit.clock import ReplayClock
+from gateway.sources.kinds import DEMO_REPLAY_ENV
+from resolvers.replica_kit.clock import Replay, ReplayClock
 from resolvers.replica_kit.faults import Fault, Faults
 from resolvers.replica_kit.log import Request, RequestLog
 from resolvers.valg_sftp.replica.archive import (
@@ -64,7 +69,9 @@ __all__ = [
     "ReplayClock",
     "ValgReplica",
     "demo_replica",
+    "election_night",
     "parse_replay",
+    "replay_window",
     "start_replica",
 ]
 
@@ -74,6 +81,8 @@ USERNAME = "Valg"
 PASSWORD = "Valg"
 HOST_KEY_FILE = DATA_DIR / "replica-host-key"
 FV_SIGNING_KEY_FILE = DATA_DIR / "replica-fv2026-signing-key.pem"
+LIVE = "/data"
+ARCHIVE = "/arkiv"
 _DIR_MODE = stat.S_IFDIR | 0o555
 _FILE_MODE = stat.S_IFREG | 0o444
 
@@ -304,13 +313,11 @@ class _ValgSFTPServer(asyncssh.SFTPServer):
         return posixpath.normpath(posixpath.join("/", text))
 
     def _lookup(self, path: str) -> _Node:
-        if path == "/":
+        if path in ("/", LIVE, ARCHIVE):
             return _Node(is_dir=True)
-        if path == "/data":
-            return _Node(is_dir=True)
-        if not path.startswith("/data/"):
+        relative = self._replica.relative(path)
+        if relative is None:
             raise asyncssh.SFTPNoSuchFile(f"{path}: no such file")
-        relative = path[len("/data/") :]
         directory, name = posixpath.split(relative)
         node = self._replica.lookup(directory, name)
         if node is None:
@@ -353,10 +360,17 @@ class _ValgSFTPServer(asyncssh.SFTPServer):
         if not node.is_dir:
             raise asyncssh.SFTPNoSuchFile(f"{normal}: not a directory")
         if normal == "/":
-            entries: Mapping[str, _Node] = {"data": _Node(is_dir=True)}
+            entries: Mapping[str, _Node] = {"data": _Node(is_dir=True), "arkiv": _Node(is_dir=True)}
+        elif normal in (LIVE, ARCHIVE):
+            archived = normal == ARCHIVE
+            entries = {
+                name: entry
+                for name, entry in self._replica.entries("").items()
+                if (name in self._replica.archived) == archived
+            }
+            self._replica.clock.tick()
         else:
-            relative = "" if normal == "/data" else normal[len("/data/") :]
-            entries = self._replica.entries(relative)
+            entries = self._replica.entries(self._replica.relative(normal) or "")
             self._replica.clock.tick()
         request.size = len(entries)
         cut = len(entries) // 2 if fault is not None and fault.kind == "cut" else None
@@ -458,6 +472,8 @@ class ValgReplica:
         self.port = 0
         self.registers: tuple[str, ...] = RECORDED_REGISTERS
         """The registers served (``overrides`` names them)."""
+        self.archived: frozenset[str] = frozenset(r for r in archive.roots if r != FV_ROOT)
+        """The roots served below ``/arkiv`` instead of ``/data`` (the 2025 elections)."""
 
     # -- DemoHandle --------------------------------------------------------------------
 
@@ -501,6 +517,16 @@ class ValgReplica:
             root: self._signer.public_pem if root == FV_ROOT else pem
             for root, pem in self.archive.recovered_keys.items()
         }
+
+    def relative(self, path: str) -> str | None:
+        """``path`` in the tree's terms (``<root>/…``): ``/data/<root>/…`` for a live root,
+        ``/arkiv/<root>/…`` for an archived one; None for anything else."""
+        for top, archived in ((LIVE, False), (ARCHIVE, True)):
+            if path.startswith(top + "/"):
+                relative = path[len(top) + 1 :]
+                if (relative.split("/", 1)[0] in self.archived) == archived:
+                    return relative
+        return None
 
     def entries(self, directory: str) -> dict[str, _Node]:
         """The entries of a directory below ``/data`` as shown now."""
@@ -600,43 +626,62 @@ async def start_replica(
 
 REPLAY_ENV = "VALG_REPLICA_REPLAY"
 
+# Election night starts an hour before the polls close (20:00 Danish time, 19:00 UTC in winter).
+_NIGHT_STARTS = dt.time(18, 0)
+_ELECTION_DAY = re.compile(r"-(\d\d)-(\d\d)-(\d{4})$")
+
 
 def parse_replay(spec: str, end: dt.datetime) -> tuple[dt.datetime, dt.datetime, float]:
     """Read ``START[/END][@SPEED]`` (ISO 8601 UTC instants; END defaults to ``end``)."""
-    window, _, speed = spec.partition("@")
-    start_text, _, end_text = window.partition("/")
-    try:
-        start = _utc(start_text)
-        stop = _utc(end_text) if end_text else end
-        factor = float(speed) if speed else 60.0
-    except ValueError as exc:
-        raise ValueError(f"{REPLAY_ENV}: expected START[/END][@SPEED], got {spec!r}") from exc
-    if factor <= 0 or stop < start:
-        raise ValueError(f"{REPLAY_ENV}: the window must run forward at a positive speed")
-    return start, stop, factor
+    replay = Replay.parse(spec, REPLAY_ENV)
+    if replay.start is None:
+        raise ValueError(f"{REPLAY_ENV}: expected START[/END][@SPEED], got {spec!r}")
+    return replay.start, replay.end or end, replay.speed
 
 
-def _utc(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
+def election_night(archive: ValgArchive) -> dt.datetime:
+    """Where a replay of the newest election's night starts: 18:00 UTC on its election day
+    (named by its root folder, ``…-DD-MM-YYYY``), within the recording."""
+    days = [
+        dt.date(int(m[3]), int(m[2]), int(m[1]))
+        for m in map(_ELECTION_DAY.search, archive.roots)
+        if m is not None
+    ]
+    if not days:
+        return archive.start
+    night = dt.datetime.combine(max(days), _NIGHT_STARTS)
+    return min(max(night, archive.start), archive.end)
+
+
+def replay_window(replay: Replay, archive: ValgArchive) -> tuple[dt.datetime, dt.datetime, float]:
+    """The clock's window for ``replay``: election night to the recording's end unless told."""
+    start = replay.start or election_night(archive)
+    end = replay.end or archive.end
+    if end < start:
+        raise ValueError(f"--replay: the window must end after {start.isoformat()}Z")
+    return start, end, replay.speed
 
 
 async def demo_replica(registers: Mapping[str, Mapping[str, Any]] | None = None) -> ValgReplica:
     """The replica as ``gateway demo`` runs it: loopback, any free port.
 
-    It shows the end of the recording, unless ``VALG_REPLICA_REPLAY`` asks for a replay,
-    e.g. ``2026-03-24T18:00Z/2026-03-25T12:00Z@120`` to watch election night at 120x.
+    It shows the end of the recording, unless ``gateway demo --replay`` (the environment's
+    ``DLS_DEMO_REPLAY``) asks for a replay: ``--replay`` alone replays the newest election's
+    night from 18:00 UTC at 60x, ``--replay 120`` at 120x, and
+    ``--replay 2026-03-24T18:00Z/2026-03-25T12:00Z@120`` a window of its own. The older
+    ``VALG_REPLICA_REPLAY=START[/END][@SPEED]`` is read when ``--replay`` is not given.
     """
     replica = await start_replica()
     if registers:
         replica.registers = tuple(registers)
-    spec = os.environ.get(REPLAY_ENV)
-    if spec:
-        try:
+    try:
+        demo = os.environ.get(DEMO_REPLAY_ENV)
+        spec = os.environ.get(REPLAY_ENV)
+        if demo is not None:
+            replica.clock.replay(*replay_window(Replay.parse(demo), replica.archive))
+        elif spec:
             replica.clock.replay(*parse_replay(spec, replica.archive.end))
-        except ValueError:
-            await replica.stop()
-            raise
+    except ValueError:
+        await replica.stop()
+        raise
     return replica

@@ -8,12 +8,14 @@ URL shapes as on volby.cz::
     /pls/kv2022/vysledky_okrsky?datumvoleb=20220923&davka=N   precinct batch N (empty: newest)
     /pls/prez2023/vysledky_okrsky?kolo=1&davka=N       presidential precinct batches
 
-Every URL accepts ``datumvoleb``; a date other than the election's is refused. Data that does
-not exist (a batch not published yet or missing from the recording, a district or council not
-recorded) is answered with ``<CHYBA KOD_CHYBY="10"/>``; a malformed parameter with the text form
-of ``CHYBA``. Batches are published by the replica kit's :class:`ReplayClock` (a batch recorded
-``offset`` seconds after the first of its series is out once the clock has run that long) or by
-hand (:meth:`VolbyReplica.release`); the kit's :class:`Fault` vocabulary makes the replica slow,
+Every URL accepts ``datumvoleb``; a date other than the election's is answered as ČSÚ does,
+with error 20 (processing for that date not activated). The newest batch of an election without
+any batch published is error 30; other data that does not exist (a batch not published yet or
+missing from the recording, a district or council not recorded) is answered with
+``<CHYBA KOD_CHYBY="10"/>``; a malformed parameter with the text form of ``CHYBA``. Batches
+are published by the replica kit's :class:`ReplayClock` (a batch recorded ``offset`` seconds
+after the first of its series is out once the clock has run that long) or by hand
+(:meth:`VolbyReplica.release`); the kit's :class:`Fault` vocabulary makes the replica slow,
 failing, truncating or breaking its answers; every request is logged in
 :attr:`VolbyReplica.log`.
 """
@@ -21,6 +23,7 @@ failing, truncating or breaking its answers; every request is logged in
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,10 +35,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.http.server import RunningServer, serve_asgi
-from resolvers.replica_kit.clock import ReplayClock
+from gateway.sources.kinds import DEMO_REPLAY_ENV
+from resolvers.replica_kit.clock import Replay, ReplayClock
 from resolvers.replica_kit.faults import Fault, Faults
 from resolvers.replica_kit.http import FaultyHttp
 from resolvers.replica_kit.log import RequestLog
+from resolvers.volby_xml.parse import NO_BATCH_YET, NOT_ACTIVATED
 from resolvers.volby_xml.replica.data import (
     DATA_DIR,
     Batch,
@@ -153,7 +158,7 @@ class VolbyReplica:
             return 404, b"Not Found\n"
         wanted = params.get("datumvoleb")
         if wanted and election.datumvoleb and wanted != election.datumvoleb:
-            return 200, error_document(election, document, text=f"Neplatné datum voleb {wanted}")
+            return 200, error_document(election, document, code=NOT_ACTIVATED)
         if document == "vysledky":
             return self._or_missing(election, document, election.national)
         if document == "vysledky_obce_okres":
@@ -200,9 +205,9 @@ class VolbyReplica:
         if number == "":
             published = [n for n, b in batches.items() if self.released(sid, n, b)]
             newest = max(published, default=None)
-            return self._or_missing(
-                election, document, None if newest is None else batches[newest].content
-            )
+            if newest is None:
+                return 200, error_document(election, document, code=NO_BATCH_YET)
+            return 200, batches[newest].content
         if not _NUMBER.fullmatch(number):
             return 200, error_document(election, document, text="Neplatný parametr davka")
         batch = batches.get(int(number))
@@ -222,13 +227,18 @@ def _series_id(election: str, series: str) -> str:
 
 
 async def demo_replica(
-    registers: Mapping[str, Mapping[str, Any]] | None = None, speed: float | None = 60.0
+    registers: Mapping[str, Mapping[str, Any]] | None = None, speed: float | None = None
 ) -> VolbyReplica:
-    """Start the replica for ``gateway demo``: batches replayed ``speed`` times faster.
+    """Start the replica for ``gateway demo``: every batch out, or replayed ``speed`` times
+    faster (election night from its first batch).
 
-    ``registers`` (name → ``Source.json``) are the registers it serves; by default the ones
-    recorded.
+    Without ``speed``, ``gateway demo --replay`` (the environment's ``DLS_DEMO_REPLAY``)
+    gives it: its batches are recorded as offsets from the first, so a window's instants do
+    not apply, only its speed. ``registers`` (name → ``Source.json``) are the registers it
+    serves; by default the ones recorded.
     """
+    if speed is None and os.environ.get(DEMO_REPLAY_ENV) is not None:
+        speed = Replay.parse(os.environ[DEMO_REPLAY_ENV]).speed
     replica = VolbyReplica(clock=ReplayClock(speed=speed) if speed else ReplayClock())
     if registers:
         replica.registers = {name: "districts" in source for name, source in registers.items()}

@@ -81,7 +81,10 @@ def _expected_listing(raw: RawArchive, folder: str, until: dt.datetime) -> set[s
 
 async def test_root_layout_and_login_directory(valg_replica: ValgReplica) -> None:
     async with sftp_session(valg_replica) as sftp:
-        assert set(await _names(sftp, "/data")) == {FV, KV, RV}
+        assert set(await _names(sftp, "/")) == {"data", "arkiv"}
+        # The 2025 elections were discarded: their roots were moved to the archive folder.
+        assert set(await _names(sftp, "/data")) == {FV}
+        assert set(await _names(sftp, "/arkiv")) == {KV, RV}
         # A relative path works too: the login directory is "/".
         fv = await _names(sftp, f"data/{FV}")
         assert {"geografi", "valgresultater", "public-key.pem", "Snitfladebeskrivelser"} <= set(fv)
@@ -104,7 +107,7 @@ async def test_end_of_recording_shows_newest_version_per_entity(
 
 async def test_kvrv_names_get_their_stamp_back(valg_replica: ValgReplica, raw: RawArchive) -> None:
     async with sftp_session(valg_replica) as sftp:
-        listed = await _names(sftp, f"/data/{KV}/mandatfordeling")
+        listed = await _names(sftp, f"/arkiv/{KV}/mandatfordeling")
         for name, data in raw.folder(f"{KV}/mandatfordeling"):
             base = name.rpartition("/")[2]
             if STAMP.search(base):
@@ -115,9 +118,9 @@ async def test_kvrv_names_get_their_stamp_back(valg_replica: ValgReplica, raw: R
             )
             served = base.removesuffix(".json") + f"-{stamp}.json"
             assert served in listed, served
-            assert await _read(sftp, f"/data/{KV}/mandatfordeling/{served}") == data
+            assert await _read(sftp, f"/arkiv/{KV}/mandatfordeling/{served}") == data
             assert (
-                await _read(sftp, f"/data/{KV}/mandatfordeling/{served}.hash")
+                await _read(sftp, f"/arkiv/{KV}/mandatfordeling/{served}.hash")
                 == raw.files[f"{name}.hash"]
             )
 
@@ -127,10 +130,10 @@ async def test_each_root_publishes_its_key_and_schemas(
 ) -> None:
     async with sftp_session(valg_replica) as sftp:
         for root in (KV, RV):
-            pem = await _read(sftp, f"/data/{root}/public-key.pem")
+            pem = await _read(sftp, f"/arkiv/{root}/public-key.pem")
             assert pem == raw.files[f"{root}/public-key.recovered.pem"]
             schema = "Snitfladebeskrivelser/Valgresultater/KVRV-Valgresultater.schema.json"
-            assert await _read(sftp, f"/data/{root}/{schema}") == raw.files[f"{FV}/{schema}"]
+            assert await _read(sftp, f"/arkiv/{root}/{schema}") == raw.files[f"{FV}/{schema}"]
         fv_pem = await _read(sftp, f"/data/{FV}/public-key.pem")
         assert fv_pem != raw.files[f"{FV}/public-key.recovered.pem"]
         key = load_pem_public_key(fv_pem)

@@ -175,12 +175,9 @@ async def test_a_refused_user_parameter_is_bad_input(
 async def test_a_refused_configured_parameter_is_an_upstream_error(
     volby_replica: VolbyReplica, make_source: Make
 ) -> None:
-    elections = [
-        {"context": {"volby": "kv2014"}, "path": "pls/kv2014", "params": {"datumvoleb": "20100101"}}
-    ]
-    source = await make_source(volby_replica, elections=elections)
-    with pytest.raises(UpstreamInvalidError, match="datum voleb"):
-        await source.fetch(query("TYP_ZASTUP"))
+    source = await make_source(volby_replica, districts=["CZ01"])
+    with pytest.raises(UpstreamInvalidError, match="nuts"):
+        await source.fetch(query("OBEC", eq("volby", "kv2014")))
 
 
 @pytest.mark.parametrize(

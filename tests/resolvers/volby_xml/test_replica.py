@@ -6,13 +6,15 @@ import datetime as dt
 import re
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
 from resolvers.volby_xml.parse import error_of, parse_xml
+from resolvers.volby_xml.replica.data import load_catalogue
 from resolvers.volby_xml.replica.server import Fault, ReplayClock, VolbyReplica, demo_replica
-from tests.resolvers.volby_xml.conftest import DATA
+from tests.resolvers.volby_xml.conftest import DATA, register
 
 
 @pytest.fixture
@@ -84,8 +86,29 @@ async def test_missing_data_is_error_10(http: httpx.AsyncClient) -> None:
         assert chyba(await get(http, path, **params)) == (10, ""), (path, params)
 
 
+NOT_ACTIVATED = [
+    ("/pls/kv2014/vysledky", {"datumvoleb": "20221010"}),
+    ("/pls/kv2014/vysledky_obce_okres", {"datumvoleb": "20181005", "nuts": "CZ0100"}),
+    ("/pls/kv2022/vysledky_obec", {"datumvoleb": "20270313", "cislo_obce": "551082"}),
+    ("/pls/kv2022/vysledky_okrsky", {"datumvoleb": "20270313", "davka": ""}),
+]
+
+
+async def test_an_election_date_not_activated_is_error_20(http: httpx.AsyncClient) -> None:
+    for path, params in NOT_ACTIVATED:
+        assert chyba(await get(http, path, **params)) == (20, ""), (path, params)
+
+
+async def test_no_batch_yet_for_the_date_is_error_30(http: httpx.AsyncClient) -> None:
+    # The newest batch of an activated election without any batch: error 30; a numbered
+    # batch that does not exist: error 10, as recorded.
+    path = "/pls/kv2022/vysledky_okrsky"
+    assert chyba(await get(http, path, datumvoleb="20220923", davka="")) == (30, "")
+    assert chyba(await get(http, "/pls/kv2014/vysledky_okrsky")) == (30, "")
+    assert chyba(await get(http, path, davka="3")) == (10, "")
+
+
 REFUSED = [
-    ("/pls/kv2014/vysledky", {"datumvoleb": "20221010"}, "datum"),
     ("/pls/kv2014/vysledky_obce_okres", {"nuts": "Praha"}, "nuts"),
     ("/pls/kv2014/vysledky_obce_okres", {}, "nuts"),
     ("/pls/kv2014/vysledky_obec", {"cislo_obce": "12"}, "cislo_obce"),
@@ -104,6 +127,25 @@ async def test_wrong_parameters_get_the_text_error_form(http: httpx.AsyncClient)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", stamp)
 
 
+def configured_elections(name: str) -> list[dict[str, Any]]:
+    elections = register(name).source["elections"]
+    assert isinstance(elections, list)
+    return elections
+
+
+def test_every_configured_election_is_recorded() -> None:
+    # CZ configures the municipal elections the recording holds (kv2006, kv2010 and kv2018
+    # are not recorded: data/cz/ATTRIBUTION.md).
+    catalogue = load_catalogue(DATA)
+    for name in ("CZ", "CZPREZ"):
+        for election in configured_elections(name):
+            recorded = catalogue[election["path"].removeprefix("pls/")]
+            assert election["params"].get("datumvoleb") == recorded.datumvoleb, election
+    configured = {e["context"]["volby"] for e in configured_elections("CZ")}
+    municipal = {n for n, e in catalogue.items() if e.kind == "kv"}
+    assert configured == municipal == {"kv2014", "kv2022"}
+
+
 async def test_unknown_paths_are_404(http: httpx.AsyncClient) -> None:
     assert (await http.get("/pls/kv1990/vysledky")).status_code == 404
     assert (await http.get("/pls/prez2023/vysledky")).status_code == 404
@@ -112,7 +154,7 @@ async def test_unknown_paths_are_404(http: httpx.AsyncClient) -> None:
 async def test_manual_clock_releases_batches(manual_volby_replica: VolbyReplica) -> None:
     async with httpx.AsyncClient(base_url=manual_volby_replica.url) as client:
         path = "/pls/prez2023/vysledky_okrsky"
-        assert chyba(await get(client, path, kolo="1", davka=""))[0] == 10
+        assert chyba(await get(client, path, kolo="1", davka=""))[0] == 30  # no batch yet
         manual_volby_replica.release("prez2023", "1", 25)
         assert (
             await get(client, path, kolo="1", davka="")

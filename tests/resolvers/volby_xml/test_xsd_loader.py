@@ -19,7 +19,7 @@ from tests.resolvers.volby_xml.raw import children, root_of
 
 CZ_ENTITIES = {
     "TYP_ZASTUP", "OBEC", "OBVOD", "VOLEBNI_STRANA", "ZASTUPITEL", "UCAST", "OKRSEK",
-    "HLASY_OKRSEK", "DAVKA", "PRUBEH",
+    "HLASY_OKRSEK", "DAVKA", "PRUBEH", "VOLEBNI_STRANA_OBEC",
 }  # fmt: skip
 
 
@@ -89,10 +89,41 @@ def test_cz_navigation_follows_nesting() -> None:
     assert navigation[("OKRSEK", "HLASY_OKRSEK")] == ("HLASY_OKRSEK", True, "OKRSEK_ID")
 
 
+def _relation(source: str, target: str, many: bool) -> dict[str, object]:
+    return {
+        "SourceEntity": source, "SourceField": "OBEC_ID", "TargetRc": "rc00003",
+        "TargetRcVersion": "1", "TargetEntity": target, "TargetField": "OBEC_ID",
+        "ToManyRelation": many, "Alias": target,
+    }  # fmt: skip
+
+
+# Relations no nesting gives: the council totals the gateway derives, joined to their council.
+DERIVED = {
+    "CZ": [_relation("OBEC", "VOLEBNI_STRANA_OBEC", True),
+           _relation("VOLEBNI_STRANA_OBEC", "OBEC", False)],
+    "CZPREZ": [],
+}  # fmt: skip
+
+
 @pytest.mark.parametrize(("name", "rc"), [("CZ", "rc00003"), ("CZPREZ", "rc00004")])
 def test_relations_json_matches_the_xsd(name: str, rc: str) -> None:
     shipped = json.loads((REGISTERS / name / rc / "2. Datamodel" / "Relations.json").read_text())
-    assert shipped == relations_skeleton(register(name).datamodel, rc)
+    expected = relations_skeleton(register(name).datamodel, rc)
+    expected["RelationVersions"][0]["Relations"] += DERIVED[name]
+    assert shipped == expected
+
+
+def test_council_totals_model() -> None:
+    totals = register("CZ").datamodel.entities["VOLEBNI_STRANA_OBEC"]
+    assert totals.graphql_name == "CZ_VOLEBNI_STRANA_OBEC"
+    assert totals.key == ("volby", "KODZASTUP", "VSTRANA")
+    assert totals.field("HLASY_PROC").type is ScalarType.FLOAT
+    assert totals.field("ZASTUPITELE_POCET").type is ScalarType.INT
+    assert not totals.field("OBEC_ID").nullable
+    loaded = register("CZ")
+    relations = {(r.source_entity, r.alias): r for r in loaded.relation_versions["1"]}
+    assert relations[("OBEC", "VOLEBNI_STRANA_OBEC")].to_many
+    assert not relations[("VOLEBNI_STRANA_OBEC", "OBEC")].to_many
 
 
 def test_czprez_model() -> None:
