@@ -1,4 +1,5 @@
-"""The ``gateway`` command: serve, demo, validate, schema, relations-skeleton, dls-export."""
+"""The ``gateway`` command: serve, demo, validate, schema, relations-skeleton, dls-export,
+pin-host-key."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -19,17 +21,23 @@ import uvicorn
 from gateway.dls import loader_for
 from gateway.dls.descriptors import generate_relations, load_registers, relations_skeleton
 from gateway.http.auth import DEMO_KEYS, AuthSettings
-from gateway.http.config import Settings
+from gateway.http.config import HttpSettings, Settings
 from gateway.http.observe import JsonFormatter
 from gateway.http.ratelimit import RateLimitSettings
-from gateway.model.errors import DescriptorError
-from gateway.sources.kinds import Kind, kinds
+from gateway.model.errors import DescriptorError, GatewayError
+from gateway.sources.kinds import DEMO_REPLAY_ENV, Kind, kinds
 
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGISTERS = ROOT / "registers"
 DEFAULT_SCHEMA = ROOT / "schema.graphql"
+
+# The demo's rate limit: a client may page every example entity (FT_Stemme, some 40,000
+# rows, is 399 pages of 100) in one go, then goes on at the rate.
+DEMO_RATE = 600
+DEMO_BURST = 3000
+DEFAULT_REPLAY = 60.0
 
 
 def _out(text: str) -> None:
@@ -186,6 +194,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pin_host_key(args: argparse.Namespace) -> int:
+    """Fetch and show an SSH upstream's host key; pin it once the operator accepts it."""
+    report = load_registers(Path(args.registers))
+    by_name = {r.name: r for r in report.registers}
+    if args.register not in by_name:
+        _err(report.render())
+        _err(f"register {args.register!r} is not loaded; loaded: {', '.join(sorted(by_name))}")
+        return 2
+    register = by_name[args.register]
+    found = kinds().get(str(register.source.get("kind", "")))
+    if found is None or found.host_keys is None:
+        _err(f"register {register.name}: its kind reaches no SSH server; no host key to pin")
+        return 2
+    try:
+        key = asyncio.run(found.host_keys.fetch(register.source))
+    except GatewayError as exc:
+        _err(exc.message)
+        return 1
+    _out(f"{key.host} presents a {key.algorithm} host key")
+    _out(f"fingerprint {key.fingerprint}")
+    _out("compare it with the fingerprint the server's operator publishes before accepting it")
+    accepted = args.write
+    if not accepted and sys.stdin.isatty():
+        answer = input(f"pin this key for {register.name}? [y/N] ")
+        accepted = answer.strip().lower() in ("y", "yes")
+    if not accepted:
+        _out("not pinned (accept it interactively, or run again with --write)")
+        return 1
+    written = found.host_keys.pin(Path(register.path), key)
+    _out(f"pinned: {key.line}")
+    _out(f"wrote {written}")
+    return 0
+
+
 def _by_kind(registers_dir: Path) -> dict[Kind, dict[str, Mapping[str, Any]]]:
     """The registers of a folder grouped by their kind (name → ``Source.json``)."""
     report = load_registers(registers_dir)
@@ -210,6 +252,12 @@ async def _demo(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # The replicas that record an election night replay it when --replay asks (else they
+    # start with their complete recording); a bad spec is refused by the first that reads it.
+    if args.replay is not None:
+        os.environ[DEMO_REPLAY_ENV] = args.replay
+    else:
+        os.environ.pop(DEMO_REPLAY_ENV, None)
     try:
         for kind, registers in _by_kind(Path(args.registers)).items():
             if kind.replica is None:
@@ -225,16 +273,27 @@ async def _demo(args: argparse.Namespace) -> int:
             sources=overrides,
             include=tuple(served),
             auth=AuthSettings.demo(),
-            rate_limit=RateLimitSettings(per_key=args.rate_limit, per_ip=args.rate_limit)
-            if args.rate_limit > 0
-            else None,
+            rate_limit=demo_rate_limit(args.rate_limit, args.burst),
+            # Front-end dev servers on this machine (any port) may call the demo.
+            http=HttpSettings(cors_localhost=True),
         )
         server = await serve_asgi(create_app(settings), args.host, args.port)
         _out(f"gateway  GraphQL      {server.url}/graphql")
         for register in served:
             _out(f"         {register:12} {server.url}/{register}/v1")
-        _out("API keys (header X-API-Key or ?apiKey=; demo only): " + ", ".join(DEMO_KEYS))
+        _out(
+            "API keys (header X-API-Key, ?apiKey= or a WebSocket's connection_init payload; "
+            "demo only): " + ", ".join(DEMO_KEYS)
+        )
         _out("without a key a caller has level 0 (public data)")
+        if settings.rate_limit is not None:
+            limit = settings.rate_limit
+            _out(
+                f"rate limit per key, or per address without one: {limit.per_key} a minute, "
+                f"bursts of {limit.burst}"
+            )
+        if args.replay is not None:
+            _out(f"replaying election night (--replay {args.replay or DEFAULT_REPLAY})")
         _out("Ctrl-C stops the demo.")
         await stop.wait()
         _out("stopping")
@@ -244,6 +303,13 @@ async def _demo(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 await handle.stop()
     return 0
+
+
+def demo_rate_limit(per_minute: int, burst: int) -> RateLimitSettings | None:
+    """The demo's rate limit (None: off)."""
+    if per_minute <= 0:
+        return None
+    return RateLimitSettings(per_key=per_minute, per_ip=per_minute, burst=burst)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -270,7 +336,25 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument(
-        "--rate-limit", type=int, default=300, help="requests per minute per caller; 0 = off"
+        "--rate-limit",
+        type=int,
+        default=DEMO_RATE,
+        help=f"requests per minute per caller, key or address (default {DEMO_RATE}); 0 = off",
+    )
+    demo.add_argument(
+        "--burst",
+        type=int,
+        default=DEMO_BURST,
+        help=f"requests a caller may send at once before the rate applies (default {DEMO_BURST})",
+    )
+    demo.add_argument(
+        "--replay",
+        nargs="?",
+        const="",
+        metavar="SPEED|START/END@SPEED",
+        help="replay election night (VALG and CZPREZ) instead of starting complete: alone at "
+        f"{DEFAULT_REPLAY:g}x, SPEED times real time, or a window of ISO 8601 UTC instants "
+        "(VALG; CZPREZ replays its batches from the first at SPEED)",
     )
     demo.set_defaults(func=cmd_demo)
 
@@ -309,6 +393,19 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--registers", default=str(DEFAULT_REGISTERS))
     export.add_argument("--out", help="folder to write to (default: the register's 2. Datamodel/)")
     export.set_defaults(func=cmd_dls_export)
+
+    pin = sub.add_parser(
+        "pin-host-key", help="fetch, show and pin the host key of a register's SSH upstream"
+    )
+    pin.add_argument("register", help="the register's name (VALG)")
+    pin.add_argument("--registers", default=str(DEFAULT_REGISTERS))
+    pin.add_argument(
+        "--write",
+        action="store_true",
+        help="pin the key without asking (where the register's Source.json says: the file "
+        "knownHosts names, else knownHosts itself)",
+    )
+    pin.set_defaults(func=cmd_pin_host_key)
     return parser
 
 

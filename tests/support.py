@@ -171,3 +171,17 @@ async def stop_gateway_process(process: asyncio.subprocess.Process) -> None:
     except TimeoutError:
         process.kill()
         await process.wait()
+
+
+def ft_credited(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The whole answer the gateway owes for ``data`` read from FT: the data and the credit
+    FT's terms require, as declared in the shipped ``registers/FT/rc00001/Source.json``."""
+    source = json.loads((ROOT / "registers/FT/rc00001/Source.json").read_text("utf-8"))
+    credit = {
+        "register": "FT",
+        "text": source["attribution"],
+        "name": source["attributionName"],
+        "url": source["attributionUrl"],
+        "required": True,
+    }
+    return {"data": dict(data), "extensions": {"attribution": [credit]}}

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.dls.attribution import attribution
+from gateway.exports.files import ExportFileSettings
 from gateway.exports.formats import FORMATS
 from gateway.model.datamodel import Entity, Register, Relation
 
@@ -48,17 +50,30 @@ class Served:
     numbers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Per register, every external version served: (number, datamodel version, RelationVersion).
     externals: Mapping[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
+    # Where finished export files are kept (Parquet; CSV/NDJSON asked for as files).
+    files: ExportFileSettings = field(default_factory=ExportFileSettings)
 
     def number(self, register: str, relation_version: str) -> str:
         """The external version serving ``relation_version`` of the newest datamodel."""
         return self.numbers.get(register, {}).get(relation_version, relation_version)
 
 
-__all__ = ["ANNEX", "Downloads", "catalogue", "download_path", "export_name", "read_downloads"]
+__all__ = [
+    "ANNEX",
+    "CSVW_SUFFIX",
+    "Downloads",
+    "catalogue",
+    "download_path",
+    "export_name",
+    "read_downloads",
+]
 
 log = logging.getLogger("gateway.exports.routes")
 
 ANNEX = Path("4. Tabular_data") / "Automated_Predefined_Filedownloads.json"
+
+# The CSVW metadata of a CSV export: ``{exportName}.csv-metadata.json`` beside it.
+CSVW_SUFFIX = ".csv-metadata.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +150,11 @@ class _Catalogue:
             for e in register.datamodel.entities.values()
             if not self.hide or self.level >= register.entity_level(e.name)
         ]
+        credit = attribution(register)
         return {
             "name": register.name,
             "rc": register.rc,
+            "attribution": credit.as_json() if credit is not None else None,
             "relationVersions": [
                 {
                     "number": v,
@@ -204,6 +221,10 @@ class _Catalogue:
                         )
                         for fmt in FORMATS
                     },
+                    "csvMetadata": download_path(
+                        register, self.gateway.number(register.name, v), entity, "csv"
+                    ).removesuffix(".csv")
+                    + CSVW_SUFFIX,
                 }
                 for v in _versions(register)
             ]
@@ -255,7 +276,18 @@ def _conventions() -> dict[str, Any]:
             "order": 'JSON shaped like the GraphQL order input, e.g. [{"id":"DESC"}]; '
             "default: the key",
         },
-        "rowCount": "header X-Total-Count: the rows matching where when the export started",
+        "rowCount": "header X-Total-Count: the rows matching where when the export started "
+        "(of a finished file: the rows it holds)",
+        "finished": "Parquet, and CSV/NDJSON on HEAD, with a Range header or ?finished=1, "
+        "are built once into a file and served with Content-Length, ETag, Accept-Ranges "
+        "and single byte ranges (206/416), If-None-Match (304); a plain GET of CSV/NDJSON "
+        "streams",
+        "csvMetadata": "{exportName}.csv-metadata.json beside each CSV: W3C CSVW column "
+        "types (codes as strings) and ready pandas.read_csv arguments (dls:pandas)",
+        "nulls": 'CSV: null is an empty field, an empty text is ""; Parquet/NDJSON: null',
+        "dateTimes": "Parquet: timestamp[us, tz=UTC]; CSV/NDJSON: ISO 8601 as served",
+        "attribution": "per register (attribution); exports carry it in a Link header "
+        "(rel=author), the Parquet key-value metadata and the CSVW file",
         "columns": "the fields the caller's level may read, in datamodel order; others are absent",
         "interrupted": "an export that fails after it started ends without completing the "
         "HTTP response (no final chunk), so no client mistakes it for a whole file",

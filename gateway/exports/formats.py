@@ -11,10 +11,14 @@ Values are written as the GraphQL API serves them:
   the two stay distinguishable. Booleans are ``true``/``false``, dates and date-times ISO 8601.
 - NDJSON: one JSON object per row, every column present (``null`` included), nothing else.
 - Parquet: one row group per page. ``String`` → string, ``Int`` → int32, ``Long`` → int64,
-  ``Float`` → double, ``Boolean`` → bool, ``Date`` → date32, ``DateTime`` → string holding the
-  ISO 8601 text as served (upstreams mix wall-clock times and offsets, which one Parquet
-  timestamp type cannot hold without changing values). Each column's metadata names its
-  GraphQL type and source name.
+  ``Float`` → double, ``Boolean`` → bool, ``Date`` → date32, ``DateTime`` → timestamp
+  (microseconds, UTC: ``timestamp[us, tz=UTC]``, read as zone-aware by pandas, polars and
+  pyarrow). A value with an offset is converted to UTC; a wall-clock value without one is
+  read in the register's time zone (``timeZone`` in its ``Source.json``, UTC when it names
+  none). A value that is not an ISO 8601 date-time cannot be written (the export fails
+  rather than change it). Each column's metadata names its GraphQL type and source name;
+  the file's key-value metadata names register, rc, entity and the attribution the
+  upstream's terms ask for.
 """
 
 from __future__ import annotations
@@ -33,11 +37,14 @@ from gateway.model.query import Row
 __all__ = [
     "ENCODING_ERRORS",
     "FORMATS",
+    "TIMESTAMP",
     "CsvEncoder",
     "Encoder",
+    "EncoderFactory",
     "NdjsonEncoder",
     "ParquetEncoder",
     "csv_field",
+    "utc_moment",
 ]
 
 
@@ -157,11 +164,28 @@ def _date(value: Any) -> Any:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def _iso(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    return value.isoformat() if isinstance(value, dt.date) else str(value)
+def utc_moment(value: Any, zone: dt.tzinfo = dt.UTC) -> dt.datetime | None:
+    """A served ``DateTime`` as an aware UTC datetime; wall-clock values are read in ``zone``.
 
+    ValueError for a value that is not an ISO 8601 date-time.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(dt.UTC)
+
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 _ARROW: Mapping[ScalarType, tuple[Any, Callable[[Any], Any] | None]] = {
     ScalarType.STRING: (pa.string(), None),
@@ -170,7 +194,7 @@ _ARROW: Mapping[ScalarType, tuple[Any, Callable[[Any], Any] | None]] = {
     ScalarType.FLOAT: (pa.float64(), None),
     ScalarType.BOOLEAN: (pa.bool_(), None),
     ScalarType.DATE: (pa.date32(), _date),
-    ScalarType.DATETIME: (pa.string(), _iso),
+    ScalarType.DATETIME: (TIMESTAMP, None),  # converted with the register's zone
 }
 
 
@@ -217,8 +241,14 @@ class ParquetEncoder:
 
     media_type = "application/vnd.apache.parquet"
 
-    def __init__(self, columns: Sequence[Field], metadata: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        columns: Sequence[Field],
+        metadata: Mapping[str, str] | None = None,
+        zone: dt.tzinfo = dt.UTC,
+    ) -> None:
         self.columns = list(columns)
+        self.zone = zone
         self.schema = pa.schema(
             [
                 pa.field(
@@ -244,7 +274,10 @@ class ParquetEncoder:
         for f in self.columns:
             kind, convert = _ARROW[f.type]
             values = [row.get(f.name) for row in rows]
-            if convert is not None:
+            if f.type is ScalarType.DATETIME:
+                zone = self.zone
+                values = [utc_moment(v, zone) for v in values]
+            elif convert is not None:
                 values = [convert(v) for v in values]
             arrays.append(pa.array(values, type=kind))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
@@ -255,20 +288,23 @@ class ParquetEncoder:
         return self._sink.take()
 
 
-def _csv(columns: Sequence[Field], metadata: Mapping[str, str]) -> Encoder:
+def _csv(columns: Sequence[Field], metadata: Mapping[str, str], zone: dt.tzinfo) -> Encoder:
     return CsvEncoder(columns)
 
 
-def _ndjson(columns: Sequence[Field], metadata: Mapping[str, str]) -> Encoder:
+def _ndjson(columns: Sequence[Field], metadata: Mapping[str, str], zone: dt.tzinfo) -> Encoder:
     return NdjsonEncoder(columns)
 
 
-def _parquet(columns: Sequence[Field], metadata: Mapping[str, str]) -> Encoder:
-    return ParquetEncoder(columns, metadata)
+def _parquet(columns: Sequence[Field], metadata: Mapping[str, str], zone: dt.tzinfo) -> Encoder:
+    return ParquetEncoder(columns, metadata, zone)
 
+
+# An encoder for the columns, with the file's metadata and the register's time zone.
+EncoderFactory = Callable[[Sequence[Field], Mapping[str, str], dt.tzinfo], Encoder]
 
 # format (file extension) -> (media type, encoder factory)
-FORMATS: Mapping[str, tuple[str, Callable[[Sequence[Field], Mapping[str, str]], Encoder]]] = {
+FORMATS: Mapping[str, tuple[str, EncoderFactory]] = {
     "csv": (CsvEncoder.media_type, _csv),
     "ndjson": (NdjsonEncoder.media_type, _ndjson),
     "parquet": (ParquetEncoder.media_type, _parquet),

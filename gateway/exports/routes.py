@@ -22,23 +22,45 @@ Encoding a window (CSV, NDJSON, Parquet) runs in a worker thread once it holds m
 :data:`OFFLOAD_VALUES` values, so an export does not hold up the event loop and the other
 requests it serves. The encoder is only ever used by one call at a time (each is awaited
 before the next), in whichever thread.
+
+Parquet, and CSV or NDJSON asked for as a file (``HEAD``, a ``Range`` header, or
+``?finished=1``), are built once into the exports folder and served from there with
+``Content-Length``, ``ETag`` and byte ranges (:mod:`gateway.exports.files`); a plain ``GET``
+of CSV or NDJSON streams. Beside each CSV, ``{Entity}.csv-metadata.json`` describes its
+columns (W3C CSVW, :mod:`gateway.exports.csvw`); the CSV links it
+(``Link: <…>; rel="describedby"``). Every export names the attribution its register declares
+(:mod:`gateway.dls.attribution`): in a ``Link`` header (``rel="author"``, the text as
+``title*``), in the Parquet key-value metadata and in the CSVW file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.exports.catalog import Downloads, Served, catalogue, export_name, read_downloads
-from gateway.exports.formats import ENCODING_ERRORS, FORMATS, Encoder
+from gateway.dls.attribution import Attribution, attribution
+from gateway.exports.catalog import (
+    CSVW_SUFFIX,
+    Downloads,
+    Served,
+    catalogue,
+    export_name,
+    read_downloads,
+)
+from gateway.exports.csvw import csvw_document
+from gateway.exports.files import FileStore, file_key, serve_file
+from gateway.exports.formats import ENCODING_ERRORS, FORMATS, Encoder, EncoderFactory
 from gateway.exports.where import decode_json, order_from_json, where_from_json
 from gateway.graphql.execute import Binding, RequestContext
 from gateway.model.callers import Caller
@@ -57,6 +79,7 @@ _STATUS = {
     "QUERY_TOO_COMPLEX": 400,
     "FORBIDDEN": 403,
     "NOT_FOUND": 404,
+    "EXPORT_TOO_LARGE": 413,
     "UPSTREAM_UNAVAILABLE": 502,
     "UPSTREAM_INVALID": 502,
     "UPSTREAM_TIMEOUT": 504,
@@ -131,9 +154,12 @@ async def _encode(encoder: Encoder, rows: Sequence[Row], columns: int) -> bytes:
 
 
 async def _stream(
-    export: _Export, encoder: Encoder, head: bytes, first: Page
+    export: _Export, encoder: Encoder, head: bytes, first: Page, sent_rows: list[int] | None = None
 ) -> AsyncGenerator[bytes, None]:
-    """The file: ``head`` (already encoded), then each further window as it arrives."""
+    """The file: ``head`` (already encoded), then each further window as it arrives.
+
+    ``sent_rows`` gets the number of rows once the file is complete.
+    """
     started = time.monotonic()
     sent = offset = len(first.rows)
     pending: asyncio.Task[Page] | None = None
@@ -156,6 +182,8 @@ async def _stream(
             sent += len(page.rows)
             yield chunk
         yield encoder.end()
+        if sent_rows is not None:
+            sent_rows.append(sent)
     except _FAILURES as exc:
         log.warning("export of %s interrupted after %d rows: %s", export.label, sent, exc)
         raise ExportInterruptedError(
@@ -197,11 +225,41 @@ async def _nothing() -> AsyncGenerator[bytes, None]:
     yield b""  # an async generator that yields nothing
 
 
+# A finished file rather than a stream: asked for in so many words.
+_FINISHED = frozenset({"1", "true", "yes"})
+# Query parameters that do not change a file's bytes (credentials never go into a link).
+_NOT_CONTENT = frozenset({"finished", "apikey", "api_key", "access_token"})
+
+
+def _content_query(request: Request) -> str:
+    """The request's query without credentials and ``finished``, for links to related files."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k.lower() not in _NOT_CONTENT]
+    return urlencode(kept, quote_via=quote)
+
+
+def _zone(register: Register) -> dt.tzinfo:
+    """The zone of the register's wall-clock date-times (``timeZone`` in Source.json)."""
+    name = register.source.get("timeZone") if register.source else None
+    if isinstance(name, str) and name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("%s: unknown timeZone %r; date-times read as UTC", register.name, name)
+    return dt.UTC
+
+
+def _attribution_link(found: Attribution) -> str:
+    """A ``Link`` header value naming the source (RFC 8288, the text as RFC 8187 ``title*``)."""
+    target = found.url or "/catalog.json"
+    return f"<{target}>; rel=\"author\"; title*=UTF-8''{quote(found.line(), safe='')}"
+
+
 class _Exports:
     """The route handlers, with what they look up per request prepared once."""
 
     def __init__(self, gateway: Served) -> None:
         self.gateway = gateway
+        self.store = FileStore(gateway.files)
         self.downloads: dict[str, Downloads] = {
             name: read_downloads(register) for name, register in gateway.registers.items()
         }
@@ -215,6 +273,12 @@ class _Exports:
             for name, register in gateway.registers.items()
             for version in register.relation_versions
         }
+        self.attributions = {
+            name: found
+            for name, register in gateway.registers.items()
+            if (found := attribution(register)) is not None
+        }
+        self.zones = {name: _zone(register) for name, register in gateway.registers.items()}
 
     def caller(self, request: Request) -> Caller:
         caller: Caller | None = request.scope.get("caller")
@@ -251,12 +315,16 @@ class _Exports:
         register = self.gateway.registers.get(name)
         if register is None or (name, version) not in self.versions:
             raise NotFoundError(f"no register version /{name}/v{version} is served here")
-        stem, _, fmt = filename.rpartition(".")
-        if fmt not in FORMATS:
-            raise NotFoundError(
-                f"unknown format {fmt!r}; exports come as {', '.join(FORMATS)}",
-                formats=list(FORMATS),
-            )
+        if filename.endswith(CSVW_SUFFIX):
+            stem, fmt = filename.removesuffix(CSVW_SUFFIX), CSVW_SUFFIX
+        else:
+            stem, _, fmt = filename.rpartition(".")
+            if fmt not in FORMATS:
+                raise NotFoundError(
+                    f"unknown format {fmt!r}; exports come as {', '.join(FORMATS)} "
+                    f"(and {{Entity}}{CSVW_SUFFIX} describes a CSV)",
+                    formats=list(FORMATS),
+                )
         entity = self.by_export_name[name].get(stem)
         if entity is None or entity.name not in self.downloads[name].offered:
             raise NotFoundError(
@@ -294,30 +362,157 @@ class _Exports:
             max(1, runtime.max_first),
         )
 
+    def _headers(self, register: Register, entity: Entity, fmt: str, query: str) -> dict[str, str]:
+        headers = {
+            "content-disposition": f'attachment; filename="{entity.graphql_name}.{fmt}"',
+            "x-content-type-options": "nosniff",
+            # The file depends on the caller's level: never from a shared cache.
+            "vary": "authorization, x-api-key",
+        }
+        links = []
+        if fmt == "csv":
+            # Relative to the CSV's own URL (RFC 3986): beside it, with the same query.
+            target = f"{export_name(register, entity)}{CSVW_SUFFIX}" + (
+                f"?{query}" if query else ""
+            )
+            links.append(f'<{target}>; rel="describedby"; type="application/csvw+json"')
+        found = self.attributions.get(register.name)
+        if found is not None:
+            links.append(_attribution_link(found))
+        if links:
+            headers["link"] = ", ".join(links)
+        return headers
+
+    def _metadata(self, register: Register, entity: Entity) -> dict[str, str]:
+        metadata = {"register": register.name, "rc": register.rc, "entity": entity.name}
+        found = self.attributions.get(register.name)
+        if found is not None:
+            metadata["attribution"] = found.text
+            metadata["attribution_required"] = "true" if found.required else "false"
+            if found.name:
+                metadata["attribution_name"] = found.name
+            if found.url:
+                metadata["attribution_url"] = found.url
+        return metadata
+
     async def _download(self, request: Request) -> Response:
         register, entity, fmt = self._target(request)
         export = self._plan(request, register, entity)
+        if fmt == CSVW_SUFFIX:
+            return self._csvw(request, register, entity, export)
         media_type, make_encoder = FORMATS[fmt]
-        headers = {
-            "content-disposition": f'attachment; filename="{entity.graphql_name}.{fmt}"',
-            "cache-control": "no-store",
-            "x-content-type-options": "nosniff",
-        }
-        if request.method == "HEAD":
-            total = await export.count()
-            if total is not None:
-                headers["x-total-count"] = str(total)
-            return _ExportResponse(_nothing(), media_type, headers)
+        headers = self._headers(register, entity, fmt, _content_query(request))
+        finished = (
+            fmt == "parquet"
+            or request.method == "HEAD"
+            or "range" in request.headers
+            or request.query_params.get("finished", "").lower() in _FINISHED
+        )
+        metadata = self._metadata(register, entity)
+        zone = self.zones[register.name]
+        if finished:
+            return await self._finished(request, export, fmt, metadata, zone, headers)
+        headers["cache-control"] = "no-store"
         first = await export.fetch(0, count=True)
-        metadata = {"register": register.name, "rc": register.rc, "entity": entity.name}
         try:
-            encoder = make_encoder(export.columns, metadata)
+            encoder = make_encoder(export.columns, metadata, zone)
             head = encoder.begin() + await _encode(encoder, first.rows, len(export.columns))
         except ENCODING_ERRORS as exc:
             raise UpstreamInvalidError(f"{export.label}: a value cannot be written: {exc}") from exc
         if first.total is not None:
             headers["x-total-count"] = str(first.total)
         return _ExportResponse(_stream(export, encoder, head, first), media_type, headers)
+
+    async def _finished(
+        self,
+        request: Request,
+        export: _Export,
+        fmt: str,
+        metadata: Mapping[str, str],
+        zone: dt.tzinfo,
+        headers: dict[str, str],
+    ) -> Response:
+        caller = self.caller(request)
+        register = export.binding.register
+        number = str(request.path_params["version"])
+        key = file_key(
+            {
+                "register": register.name,
+                "version": number,
+                "datamodel": register.datamodel.version,
+                "entity": export.binding.entity.name,
+                "format": fmt,
+                "where": _canonical(export.where),
+                "order": [(k.field, k.descending) for k in export.order],
+                "columns": [f.name for f in export.columns],
+                "level": caller.level,
+                "metadata": dict(metadata),
+                "zone": str(zone),
+            }
+        )
+        media_type, make_encoder = FORMATS[fmt]
+        written: list[int] = []
+        found = await self.store.get(
+            key,
+            fmt,
+            caller.level,
+            _build(export, make_encoder, metadata, zone, written),
+            lambda: written[0] if written else None,
+        )
+        headers["cache-control"] = "private, no-cache"
+        if found.rows is not None:
+            headers["x-total-count"] = str(found.rows)
+        return serve_file(request, self.store, found, media_type, headers)
+
+    def _csvw(
+        self, request: Request, register: Register, entity: Entity, export: _Export
+    ) -> Response:
+        document = csvw_document(
+            register,
+            entity,
+            export.columns,
+            csv_url=f"{export_name(register, entity)}.csv"
+            + (f"?{query}" if (query := _content_query(request)) else ""),
+            attribution=self.attributions.get(register.name),
+        )
+        headers = {"cache-control": "private, no-cache", "vary": "authorization, x-api-key"}
+        found = self.attributions.get(register.name)
+        if found is not None:
+            headers["link"] = _attribution_link(found)
+        return JSONResponse(document, headers=headers, media_type="application/csvw+json")
+
+
+def _canonical(where: Filter | None) -> str:
+    """A stable text of a filter (its dataclass repr: fields in declaration order)."""
+    return repr(where)
+
+
+async def _build(
+    export: _Export,
+    make_encoder: EncoderFactory,
+    metadata: Mapping[str, str],
+    zone: dt.tzinfo,
+    written: list[int],
+) -> AsyncGenerator[bytes, None]:
+    """The whole file, for the exports folder; errors are raised as they are (no response
+    has started), an interrupted export as the failure that ended it."""
+    first = await export.fetch(0, count=True)
+    try:
+        encoder = make_encoder(export.columns, metadata, zone)
+        head = encoder.begin() + await _encode(encoder, first.rows, len(export.columns))
+    except ENCODING_ERRORS as exc:
+        raise UpstreamInvalidError(f"{export.label}: a value cannot be written: {exc}") from exc
+    stream = _stream(export, encoder, head, first, written)
+    try:
+        async for chunk in stream:
+            yield chunk
+    except ExportInterruptedError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, GatewayError):
+            raise cause from None
+        raise UpstreamInvalidError(str(exc)) from exc
+    finally:
+        await stream.aclose()
 
 
 def routes(gateway: Served) -> list[BaseRoute]:

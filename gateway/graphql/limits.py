@@ -23,6 +23,7 @@ from graphql import (
     GraphQLError,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
@@ -60,6 +61,8 @@ class LimitSettings:
     # Values in the request's variables (list items and object fields, counted through
     # nesting): coercing and planning 100,000 ids costs the event loop ~1 ms per 1,000.
     max_variable_values: int = 10_000
+    # Entity representations one federation ``_entities`` call may name.
+    max_representations: int = 1_000
     cost_budget: Mapping[int, int] = field(
         default_factory=lambda: {0: 50_000, 1: 100_000, 2: 200_000, 3: 500_000}
     )
@@ -180,6 +183,7 @@ class QueryMeasure:
     by_field: dict[str, int] = field(default_factory=dict)
     steps: int = 0  # selections visited by the measurement (linear in the document)
     nesting_exceeded: bool = False  # selections and fragments nest past the walk's cap
+    representations: int = 0  # the most entity representations of one ``_entities``
 
     def costliest(self) -> str | None:
         """The innermost connection carrying at least half of the heaviest one's cost."""
@@ -223,6 +227,9 @@ class Sizes(Protocol):
 
 _NESTING_CAP = 64
 
+# The federation field whose list of representations multiplies what is selected below it.
+ENTITIES = "_entities"
+
 
 class _Walker:
     """Measures a document in time linear in its size, whatever its fragments expand to."""
@@ -250,6 +257,7 @@ class _Walker:
         self.truncated = False
         self.active: set[str] = set()
         self.root_type: GraphQLObjectType | None = None
+        self.representations = 0
 
     def _number(self, value: Any) -> Any:
         if isinstance(value, IntValueNode):
@@ -346,6 +354,11 @@ class _Walker:
         if definition is None or node.selection_set is None:
             return
         child = get_named_type(definition.type)
+        if isinstance(child, GraphQLUnionType) and node.name.value == ENTITIES:
+            inner = self._entities(node, child)
+            out.add(inner, deeper=1)
+            out.by_field[f"{parent.name}.{ENTITIES}"] = inner.cost
+            return
         if not isinstance(child, GraphQLObjectType):
             return
         if child.name.endswith("Connection") and {"nodes", "edges"} <= set(child.fields):
@@ -357,6 +370,75 @@ class _Walker:
             )
         else:
             out.add(self.selection(node.selection_set, child), deeper=1)
+
+    def _entities(self, node: FieldNode, union: GraphQLUnionType) -> _Summary:
+        """``_entities``: what is selected on each type, times its representations."""
+        counts: dict[str, int] = {}
+        for argument in node.arguments or ():
+            if argument.name.value != "representations":
+                continue
+            try:
+                value = value_from_ast_untyped(argument.value, dict(self.variables))
+            except Exception:
+                value = None
+            for item in value if isinstance(value, list) else ():
+                name = item.get("__typename") if isinstance(item, dict) else None
+                counts[str(name)] = counts.get(str(name), 0) + 1
+        total = sum(counts.values())
+        self.representations = max(self.representations, total)
+        out = _Summary()
+        if self.nesting >= self.cap:
+            self.truncated = True
+            return out
+        self.nesting += 1
+        try:
+            self._entity_parts(out, node.selection_set, union, counts, total, set())
+        finally:
+            self.nesting -= 1
+        return out
+
+    def _entity_parts(
+        self,
+        out: _Summary,
+        selection_set: SelectionSetNode | None,
+        union: GraphQLUnionType,
+        counts: Mapping[str, int],
+        total: int,
+        spread: set[str],
+    ) -> None:
+        for sel in selection_set.selections if selection_set is not None else ():
+            self.steps += 1
+            if isinstance(sel, FieldNode):  # __typename
+                out.depth = max(out.depth, 1)
+                out.fields += 1
+                out.cost += total
+                out.aliases += sel.alias is not None
+                continue
+            if isinstance(sel, FragmentSpreadNode):
+                if sel.name.value in spread:
+                    continue
+                spread.add(sel.name.value)
+                fragment = self.fragments.get(sel.name.value)
+                if fragment is None:
+                    continue
+                condition: str | None = fragment.type_condition.name.value
+                inner = fragment.selection_set
+            elif isinstance(sel, InlineFragmentNode):
+                condition = sel.type_condition.name.value if sel.type_condition else None
+                inner = sel.selection_set
+            else:
+                continue
+            on = self.schema.get_type(condition) if condition is not None else union
+            if isinstance(on, GraphQLObjectType):
+                summary = (
+                    self._fragment(sel.name.value, on)
+                    if isinstance(sel, FragmentSpreadNode)
+                    else self.selection(inner, on)
+                )
+                if summary is not None:
+                    out.add(summary, times=counts.get(on.name, 0))
+            else:  # on the union itself
+                self._entity_parts(out, inner, union, counts, total, spread)
 
     def _connection(
         self, selection_set: SelectionSetNode, connection: GraphQLObjectType, size: int
@@ -466,6 +548,7 @@ def measure(
                 summary.by_field,
                 walker.steps,
                 walker.truncated,
+                walker.representations,
             )
     return result
 
@@ -486,6 +569,14 @@ def verdict(measured: QueryMeasure, settings: LimitSettings, level: int) -> Grap
             "nesting",
             _NESTING_CAP,
             _NESTING_CAP + 1,
+        )
+    if measured.representations > settings.max_representations:
+        return too_complex(
+            f"_entities names {measured.representations} representations; at most "
+            f"{settings.max_representations} are accepted per request (send them in batches)",
+            "representations",
+            settings.max_representations,
+            measured.representations,
         )
     if measured.aliases > settings.max_aliases:
         return too_complex(

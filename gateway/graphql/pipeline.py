@@ -13,7 +13,10 @@
    :mod:`gateway.graphql.execute`). Both paths check access through the same
    :class:`gateway.graphql.execute.Binding`.
 5. **Answer**: a budget's refusal replaces the data; ``FORBIDDEN`` errors once per selection;
-   ``extensions.cost`` when asked for; the answer kept in the response cache.
+   ``extensions.cost`` when asked for; the answer kept in the response cache;
+   ``extensions.attribution`` for the registers whose terms require it
+   (:mod:`gateway.graphql.attribution`); a document that did not parse or validate gets
+   hints from the upstreams' names to the GraphQL names (:mod:`gateway.graphql.hints`).
 
 Subscriptions (:meth:`GatewaySchema.stream`) pass stages 1 and 3 before their first event.
 """
@@ -30,9 +33,11 @@ import strawberry
 from graphql import DocumentNode, GraphQLError, parse
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
+from gateway.graphql.attribution import credited, credits
 from gateway.graphql.demand import Knowledge, Meter
 from gateway.graphql.execute import Binding, RequestContext
 from gateway.graphql.fastpath import FastPath, StepAside
+from gateway.graphql.hints import with_hints
 from gateway.graphql.limits import (
     LimitSettings,
     QueryMeasure,
@@ -87,7 +92,7 @@ class GatewaySchema(strawberry.Schema):
         if query is not None and not want_cost:
             key, hit = await self._cached(query, variable_values, operation_name, context_value)
             if hit is not None:
-                return hit
+                return credited(hit, credits(self._schema, self.bindings_by_type, query))
         metered = self._meter(query, variable_values, context_value, operation_name)
         if isinstance(metered, ExecutionResult):
             return metered
@@ -114,11 +119,14 @@ class GatewaySchema(strawberry.Schema):
                 if isinstance(context_value, RequestContext):
                     context_value.log_denials()
         result = self._answer(result, meter, upstream, want_cost)
+        # Kept in the cache without it: extensions.attribution is the document's, not the data's.
+        owed = credits(self._schema, self.bindings_by_type, query)
         if key is not None and self.response_cache is not None:
             kept = await self.response_cache.store(key, result, context_value)
             if kept is not None:
-                return kept  # the same answer, encoded once for the cache and the response
-        return result
+                # the same answer, encoded once for the cache and the response
+                return credited(kept, owed)
+        return credited(result, owed)
 
     def _admit(self, query: str | None, variables: Any) -> ExecutionResult | None:
         """Stage 1: size, tokens and variables, before the document is parsed."""
@@ -168,6 +176,8 @@ class GatewaySchema(strawberry.Schema):
             result = ExecutionResult(data=None, errors=[refusal], extensions=result.extensions)
         elif result.errors:
             result.errors = collapse_denials(result.errors)
+            if result.data is None:  # the document did not parse or validate
+                result.errors = with_hints(result.errors, self._schema)
         if want_cost and meter is not None:
             report = {**meter.report(), "upstreamRequests": upstream.made}
             result.extensions = {**(result.extensions or {}), "cost": report}

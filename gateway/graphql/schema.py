@@ -25,7 +25,8 @@ from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
 
-from gateway.graphql import subscriptions
+from gateway.dls.attribution import attribution
+from gateway.graphql import federation, subscriptions
 from gateway.graphql.arguments import order_keys, python_name, where_filter
 from gateway.graphql.execute import (
     Binding,
@@ -51,7 +52,13 @@ from gateway.graphql.types import (
 from gateway.model.datamodel import Entity, Field, Register, Relation
 from gateway.model.errors import GatewayError
 
-__all__ = ["GatewaySchema", "SchemaSpec", "build_schema", "field_description"]
+__all__ = [
+    "GatewaySchema",
+    "SchemaSpec",
+    "build_schema",
+    "credited_description",
+    "field_description",
+]
 
 
 log = logging.getLogger("gateway.graphql.schema")
@@ -64,6 +71,14 @@ _NAMESPACE: dict[str, Any] = globals()
 
 # A field's description lists at most this many codes of its code list.
 _CODES_LISTED = 100
+
+
+def credited_description(description: str, register: Register) -> str:
+    """``description`` followed by the register's attribution, when its terms require one."""
+    found = attribution(register)
+    if found is None or not found.required:
+        return description
+    return f"{description}\n\nSource: {found.line()}"
 
 
 def field_description(f: Field) -> str:
@@ -223,6 +238,9 @@ class SchemaSpec:
     With ``max_level`` set, the schema leaves out what a caller of that level may not see
     (entities, fields, relations into them): a per-level schema. Without it, everything is
     in the schema and each field states its level with ``@securityLevel``.
+
+    With ``federated``, the schema is also an Apollo Federation 2 subgraph
+    (:mod:`gateway.graphql.federation`).
     """
 
     def __init__(
@@ -230,10 +248,12 @@ class SchemaSpec:
         registers: Sequence[Register],
         versions: Mapping[str, str] | None = None,
         max_level: int | None = None,
+        federated: bool = False,
     ):
         self.registers = {r.name: r for r in registers}
         self.versions = {r.name: (versions or {}).get(r.name, r.newest_version) for r in registers}
         self.max_level = max_level
+        self.federated = federated
 
     def visible(self, level: int) -> bool:
         return self.max_level is None or level <= self.max_level
@@ -271,8 +291,9 @@ class SchemaSpec:
 
 
 class _Builder:
-    def __init__(self, spec: SchemaSpec) -> None:
+    def __init__(self, spec: SchemaSpec, introspection: bool = True) -> None:
         self.spec = spec
+        self.introspection = introspection
         self.types = _TypeSet()
         self.bindings: dict[tuple[str, str], Binding] = {}
         self.filters: dict[str, type] = {}
@@ -303,6 +324,8 @@ class _Builder:
             binding = self.bindings[(register.name, entity.name)]
             self._finish_entity(binding)
             root_fields.append(self._root_field(binding))
+        if self.spec.federated:
+            root_fields += federation.fields(self, self.introspection)
         live = subscriptions.fields(self)
         if live:
             self.subscription = self.types.finish(
@@ -326,8 +349,11 @@ class _Builder:
         self.types.finish(
             self.objects[name],
             fields,
-            description=entity.description or entity.name,
-            directives=[security_level(level=register.entity_level(entity.name))],
+            description=credited_description(entity.description or entity.name, register),
+            directives=[
+                security_level(level=register.entity_level(entity.name)),
+                *federation.directives(self.spec, binding),
+            ],
         )
         edge = self.types.shell(f"{name}Edge")
         self.types.finish(
@@ -350,7 +376,8 @@ class _Builder:
             _field("and", _optional(_list(filter_cls))),
             _field("or", _optional(_list(filter_cls))),
         ] + [
-            _field(f.name, _optional(OPERATION_INPUTS[f.type]), description=f.source)
+            # Undescribed: the entity's field describes it (introspection stays small).
+            _field(f.name, _optional(OPERATION_INPUTS[f.type]))
             for f in map(entity.field, visible)
             if not f.many  # a list is neither filtered nor sorted on
         ]
@@ -388,13 +415,16 @@ class _Builder:
             description=description,
         )
 
-    def _connection_args(self, target: Entity) -> list[StrawberryArgument]:
+    def _connection_args(self, target: Entity, documented: bool = True) -> list[StrawberryArgument]:
+        """Paging, filter and order; the paging arguments are described on root fields only
+        (every relation repeats them: introspection answers stay small)."""
         name = target.graphql_name
+        say = (lambda text: text) if documented else (lambda text: "")
         return [
-            _argument("first", int | None, description="Rows from the start (default 100)."),
-            _argument("after", str | None, description="Continue after this cursor."),
-            _argument("last", int | None, description="Rows from the end."),
-            _argument("before", str | None, description="Stop before this cursor."),
+            _argument("first", int | None, description=say("Rows from the start (default 100).")),
+            _argument("after", str | None, description=say("Continue after this cursor.")),
+            _argument("last", int | None, description=say("Rows from the end.")),
+            _argument("before", str | None, description=say("Stop before this cursor.")),
             _argument("where", _optional(self.filters[name])),
             _argument("order", _optional(_list(self.sorts[name]))),
         ]
@@ -424,7 +454,7 @@ class _Builder:
                 _optional(self.connections[name]),
                 description=description,
                 resolver=_many_resolver(binding, relation, target, self),
-                arguments=self._connection_args(target.entity),
+                arguments=self._connection_args(target.entity, documented=False),
             )
         return _field(
             relation.alias,
@@ -552,7 +582,7 @@ def build_schema(
     fast_path: bool = True,
 ) -> GatewaySchema:
     """Generate the schema for ``spec``."""
-    builder = _Builder(spec)
+    builder = _Builder(spec, introspection)
     query = builder.build()
     # Documents the one-pass path leaves to strawberry (introspection, directives, denials)
     # are parsed and validated once per text (bounded; validation is keyed by schema too).

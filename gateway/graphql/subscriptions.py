@@ -14,6 +14,9 @@ fields above the caller's level are removed from the rows before they are resolv
 selected one answers null plus FORBIDDEN at its path.
 
 Subscriptions are served over ``graphql-transport-ws`` only (see :mod:`gateway.http.view`).
+The caller's level is the connection's: from the handshake's headers or query string, or from
+the ``connection_init`` payload, where browser clients put their credentials
+(:mod:`gateway.http.protocol`).
 """
 
 from __future__ import annotations

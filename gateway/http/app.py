@@ -27,8 +27,9 @@ from gateway.graphql.execute import Runtime
 from gateway.graphql.response_cache import ResponseCache
 from gateway.graphql.schema import GatewaySchema, SchemaSpec, build_schema
 from gateway.http.auth import Authenticator, AuthMiddleware
-from gateway.http.config import Settings
+from gateway.http.config import LOCALHOST_ORIGINS, Settings
 from gateway.http.observe import ObserveMiddleware
+from gateway.http.protocol import CredentialsHandler, error_response
 from gateway.http.ratelimit import (
     HeaderLimitMiddleware,
     RateLimiter,
@@ -72,7 +73,8 @@ class Gateway:
         return {r.name: r for r in self.report.registers}
 
     def endpoints(self) -> dict[str, SchemaSpec]:
-        """Path → what it serves: ``/graphql`` and ``/{REG}/v{N}`` per external version."""
+        """Path → what it serves: ``/graphql`` and ``/{REG}/v{N}`` per external version (each
+        also an Apollo Federation 2 subgraph; ``/graphql`` is not one)."""
         out = {"/graphql": SchemaSpec(self.report.registers)}
         for register in self.report.registers:
             externals = self.report.versions.get(register.name) or [
@@ -80,7 +82,7 @@ class Gateway:
             ]
             for external in externals:
                 out[f"/{register.name}/v{external.number}"] = SchemaSpec(
-                    [external.register], {register.name: external.relation_version}
+                    [external.register], {register.name: external.relation_version}, federated=True
                 )
         return out
 
@@ -111,8 +113,18 @@ class Gateway:
                 responses,
                 fast_path=self.settings.fast_path,
             )
-            view = self.views[(path, key)] = GatewayView(schema, self.runtime, self.settings)
+            view = self.views[(path, key)] = _View(schema, self.runtime, self.settings)
         return view
+
+
+class _View(GatewayView):
+    """The view with the HTTP stage's WebSocket rules: credentials in ``connection_init``,
+    and pages on the origins CORS allows may open a WebSocket too."""
+
+    graphql_transport_ws_handler_class = CredentialsHandler
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        return self.settings.http.allows_origin(origin)
 
 
 class _Dispatch:
@@ -128,7 +140,7 @@ class _Dispatch:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4404})
                 return
-            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+            await _not_found(self.gateway, scope["path"])(scope, receive, send)
             return
         caller = scope.get("caller")
         level = caller.level if caller is not None else None
@@ -263,9 +275,9 @@ def create_app(settings: Settings) -> Starlette:
     async def sdl(request: Request) -> Response:
         path = request.url.path.removesuffix("/schema") or "/graphql"
         if path not in gateway.endpoints():
-            return PlainTextResponse("Not Found", status_code=404)
+            return _not_found(gateway, request.url.path)
         if not settings.introspection:
-            return PlainTextResponse("The schema is not published here.", status_code=404)
+            return error_response(404, "The schema is not published here.", "NOT_FOUND")
         caller = request.scope.get("caller")
         level = caller.level if caller is not None else None
         return PlainTextResponse(gateway.schema_for(path, level).as_str() + "\n")
@@ -288,6 +300,7 @@ def create_app(settings: Settings) -> Starlette:
                 anonymous_level=gateway.settings.auth.anonymous_level,
                 per_level_schema=gateway.settings.per_level_schema,
                 introspection=gateway.settings.introspection,
+                files=gateway.settings.exports,
                 numbers={
                     name: {
                         e.relation_version: e.number for e in externals if not e.register.variant
@@ -314,14 +327,16 @@ def create_app(settings: Settings) -> Starlette:
     ]
     if limiter is not None:
         middleware.append(Middleware(RateLimitMiddleware, limiter=limiter))
-    if settings.http.cors_origins:
+    if settings.http.cors:
+        localhost = LOCALHOST_ORIGINS.pattern if settings.http.cors_localhost else None
         middleware.insert(
             0,
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.http.cors_origins),
+                allow_origin_regex=localhost,
                 allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["content-type", "authorization", "x-api-key", "if-none-match"],
+                allow_headers=list(CORS_HEADERS),
                 expose_headers=[
                     "etag",
                     "retry-after",
@@ -340,9 +355,63 @@ def create_app(settings: Settings) -> Starlette:
             max_count=settings.max_headers,
         ),
     )
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+    async def unrouted(request: Request, exc: Exception) -> Response:
+        # Starlette's own 404 and 405 (no route, or a route without that method), as JSON.
+        status = getattr(exc, "status_code", 500)
+        detail = str(getattr(exc, "detail", ""))
+        if status == 404 and detail in ("", "Not Found"):
+            return _not_found(gateway, request.url.path)
+        if status == 404:
+            return error_response(404, detail, "NOT_FOUND")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 405:
+            allow = headers.get("allow") or headers.get("Allow") or "GET"
+            message = f"{request.method} is not allowed on {request.url.path}; use {allow}"
+            return error_response(405, message, "METHOD_NOT_ALLOWED", headers={"allow": allow})
+        return error_response(status, detail, "BAD_REQUEST", headers=headers)
+
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={404: unrouted, 405: unrouted},
+    )
     app.state.gateway = gateway
     return app
+
+
+# Request headers a cross-origin page may send: GraphQL clients' (Apollo Client's included).
+CORS_HEADERS = (
+    "accept",
+    "content-type",
+    "authorization",
+    "x-api-key",
+    "if-none-match",
+    "x-request-id",
+    "apollographql-client-name",
+    "apollographql-client-version",
+    "apollo-require-preflight",
+    "x-apollo-operation-name",
+    "graphql-client-name",
+    "graphql-client-version",
+)
+
+
+def _not_found(gateway: Gateway, path: str) -> Response:
+    """A 404 that lists what is served: the GraphQL endpoints and the other paths."""
+    endpoints = sorted(gateway.endpoints())
+    others = ["/catalog.json", "/healthz", "/readyz", "/metrics"]
+    message = f"nothing is served at {path}; GraphQL endpoints: {', '.join(endpoints)}"
+    body = {
+        "errors": [
+            {
+                "message": message,
+                "extensions": {"code": "NOT_FOUND", "endpoints": endpoints, "other": others},
+            }
+        ]
+    }
+    return JSONResponse(body, status_code=404, headers={"cache-control": "no-store"})
 
 
 def _model_version(registers: list[Register]) -> str:

@@ -7,6 +7,13 @@ Failed attempts are counted per client address: after ``max_failures`` within
 ``failure_window`` seconds, further attempts with credentials from that address are
 answered 429 ``RATE_LIMITED`` (a WebSocket is closed with 4429) until the window ends.
 Other addresses, and requests without credentials, are not affected.
+
+Browsers cannot set headers on a WebSocket, so its credentials may also come in the
+``connection_init`` payload, in the forms the common clients send (:func:`init_credentials`):
+``{"apiKey": …}``, ``{"Authorization": "Bearer …"}``, ``{"X-API-Key": …}`` or any of them
+under ``"headers"``, the names in any case. They get the same checks; a refusal closes the
+socket with 4401 (4429 after many failures) and the reason as its close reason. The API key
+parameter of the query string is accepted in any case (``apiKey``, ``apikey``, ``APIKEY``).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import jwt
@@ -29,7 +36,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.model.callers import Caller
 from gateway.model.errors import DescriptorError
 
-__all__ = ["ApiKey", "AuthMiddleware", "AuthSettings", "Caller", "hash_key"]
+__all__ = [
+    "INIT_AUTH",
+    "ApiKey",
+    "AuthMiddleware",
+    "AuthSettings",
+    "Caller",
+    "ConnectionAuth",
+    "ConnectionRefused",
+    "hash_key",
+    "init_credentials",
+]
 
 log = logging.getLogger("gateway.http.auth")
 
@@ -145,7 +162,7 @@ class Authenticator:
         self._keys = {k.sha256: k for k in settings.keys}
 
     def caller(self, headers: Mapping[str, str], query: Sequence[tuple[str, str]]) -> Caller:
-        key = headers.get("x-api-key") or next((v for k, v in query if k == "apiKey"), None)
+        key = headers.get("x-api-key") or next((v for k, v in query if _is_key_param(k)), None)
         authorization = headers.get("authorization", "")
         if key is not None and authorization:
             raise AuthenticationError("give either an API key or a bearer token, not both")
@@ -248,6 +265,99 @@ class FailureLimiter:
             del self._failures[next(iter(self._failures))]  # the oldest first
 
 
+# Where a WebSocket's scope holds its :class:`ConnectionAuth`.
+INIT_AUTH: Final = "gateway.connection_auth"
+
+# The names a connection_init payload gives credentials under (lower case) → their header.
+_INIT_NAMES: Final = {
+    "apikey": "x-api-key",
+    "api_key": "x-api-key",
+    "api-key": "x-api-key",
+    "x-api-key": "x-api-key",
+    "authorization": "authorization",
+}
+
+# A WebSocket close reason is at most 123 bytes.
+_MAX_REASON: Final = 123
+
+
+class ConnectionRefused(Exception):
+    """A ``connection_init`` whose credentials are refused: close with ``code`` and ``reason``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason.encode("utf-8")[:_MAX_REASON].decode("utf-8", "ignore")
+
+
+def init_credentials(payload: Mapping[str, Any]) -> dict[str, str]:
+    """The credentials of a ``connection_init`` payload, as the headers they stand for.
+
+    ``apiKey``, ``api_key``, ``X-API-Key`` and ``Authorization`` in any case, at the top
+    or under ``headers`` (as Apollo Client, urql and graphql-ws are configured to send
+    them). A credential that is not a string, or one given twice with different values,
+    is an :class:`AuthenticationError`; ``null`` counts as absent.
+    """
+    places: list[Mapping[Any, Any]] = [payload]
+    for name, value in payload.items():
+        if str(name).lower() == "headers" and value is not None:
+            if not isinstance(value, Mapping):
+                raise AuthenticationError(f"connection_init: {name!r} must be an object")
+            places.append(value)
+    found: dict[str, str] = {}
+    for place in places:
+        for name, value in place.items():
+            header = _INIT_NAMES.get(str(name).lower())
+            if header is None or value is None:
+                continue
+            if not isinstance(value, str):
+                raise AuthenticationError(f"connection_init: {name!r} must be a string")
+            if found.get(header, value) != value:
+                raise AuthenticationError(f"connection_init: {name!r} is given twice, differently")
+            found[header] = value
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionAuth:
+    """What a WebSocket's ``connection_init`` needs to authenticate its caller."""
+
+    authenticator: Authenticator
+    failures: FailureLimiter
+    address: str
+    caller: Caller  # as the handshake's headers and query string made it
+
+    def caller_for(self, payload: Mapping[str, Any]) -> Caller:
+        """The connection's caller after ``payload``; :class:`ConnectionRefused` if refused.
+
+        A payload without credentials leaves the handshake's caller. Credentials in both
+        the handshake and the payload must name the same caller.
+        """
+        try:
+            headers = init_credentials(payload)
+        except AuthenticationError as exc:
+            raise ConnectionRefused(4400, str(exc)) from None
+        if not headers:
+            return self.caller
+        retry = self.failures.blocked(self.address)
+        if retry is not None:
+            log.info("authentication refused from %s: too many failures", self.address)
+            raise ConnectionRefused(
+                4429, f"too many failed authentications from this address; retry in {retry} s"
+            )
+        try:
+            caller = self.authenticator.caller(headers, ())
+        except AuthenticationError as exc:
+            log.info("authentication failed from %s: %s", self.address, exc)
+            self.failures.failed(self.address)
+            raise ConnectionRefused(4401, f"Unauthorized: {exc}") from None
+        if self.caller.method != "anonymous" and caller != self.caller:
+            raise ConnectionRefused(
+                4401, "Unauthorized: the connection_init credentials differ from the handshake's"
+            )
+        return caller
+
+
 class AuthMiddleware:
     """Sets ``scope["caller"]``; answers 401 for bad credentials, 429 after many of them."""
 
@@ -274,7 +384,7 @@ class AuthMiddleware:
                 await _too_many_failures(retry, self.failures.max_failures, send)
                 return
         try:
-            scope["caller"] = self.authenticator.caller(headers, query)
+            caller = scope["caller"] = self.authenticator.caller(headers, query)
         except AuthenticationError as exc:
             log.info("authentication failed from %s: %s", address, exc)
             self.failures.failed(address)
@@ -283,13 +393,21 @@ class AuthMiddleware:
                 return
             await _unauthenticated(str(exc), send)
             return
+        if scope["type"] == "websocket":
+            scope[INIT_AUTH] = ConnectionAuth(self.authenticator, self.failures, address, caller)
         await self.app(scope, receive, send)
 
 
 def _has_credentials(headers: Mapping[str, str], query: Sequence[tuple[str, str]]) -> bool:
     return (
-        "x-api-key" in headers or "authorization" in headers or any(k == "apiKey" for k, _ in query)
+        "x-api-key" in headers
+        or "authorization" in headers
+        or any(_is_key_param(k) for k, _ in query)
     )
+
+
+def _is_key_param(name: str) -> bool:
+    return name.lower() == "apikey"
 
 
 async def _too_many_failures(retry: int, limit: int, send: Send) -> None:

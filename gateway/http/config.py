@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.exports.files import ExportFileSettings
 from gateway.graphql.limits import LimitSettings
 from gateway.http.auth import AuthSettings
 from gateway.http.ratelimit import RateLimitSettings
 from gateway.model.errors import DescriptorError
 
-__all__ = ["HttpSettings", "Settings"]
+__all__ = ["LOCALHOST_ORIGINS", "HttpSettings", "Settings"]
+
+# The origins of pages served from this machine: http(s) on localhost, 127.0.0.1 or [::1].
+LOCALHOST_ORIGINS = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?")
 
 _ENV_PREFIX = "GATEWAY_"
 
@@ -24,6 +29,8 @@ class HttpSettings:
     """GraphQL-over-HTTP behaviour for browsers, frontend apps and CDNs."""
 
     cors_origins: tuple[str, ...] = ()
+    # Any http(s) origin on localhost, 127.0.0.1 or [::1], on any port: front-end dev servers.
+    cors_localhost: bool = False
     apq: bool = True
     persisted_only: bool = False
     persisted_documents: str | None = None
@@ -39,6 +46,7 @@ class HttpSettings:
         documents = values.get("persisted_documents")
         return cls(
             cors_origins=tuple(str(o) for o in values.get("cors_origins", ())),
+            cors_localhost=bool(values.get("cors_localhost", False)),
             apq=bool(values.get("apq", True)),
             persisted_only=bool(values.get("persisted_only", False)),
             persisted_documents=str((base / documents).resolve()) if documents else None,
@@ -46,6 +54,17 @@ class HttpSettings:
             apq_ttl=int(values.get("apq_ttl", 6 * 3600)),
             apq_max_document_bytes=int(values.get("apq_max_document_bytes", 16 * 1024)),
         )
+
+    @property
+    def cors(self) -> bool:
+        """Whether any cross-origin page may call the gateway."""
+        return bool(self.cors_origins) or self.cors_localhost
+
+    def allows_origin(self, origin: str) -> bool:
+        """Whether a page on ``origin`` (an ``Origin`` header) may call the gateway."""
+        if origin in self.cors_origins or "*" in self.cors_origins:
+            return True
+        return self.cors_localhost and LOCALHOST_ORIGINS.fullmatch(origin) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +105,8 @@ class Settings:
     response_cache_max_bytes: int = 64 * 1024 * 1024
     apq_cache_max_bytes: int = 8 * 1024 * 1024
     cache_sweep_interval: float = 10.0
+    # Finished export files (Parquet; CSV/NDJSON asked for as files): folder, bytes, age.
+    exports: ExportFileSettings = field(default_factory=ExportFileSettings)
 
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,7 +117,8 @@ class Settings:
         ``GATEWAY_REDIS_URL`` (cache and rate limits), ``GATEWAY_CACHE_URL``,
         ``GATEWAY_TRUSTED_PROXIES`` (comma-separated), ``GATEWAY_MAX_HEADER_BYTES``,
         ``GATEWAY_MAX_HEADERS``, ``GATEWAY_AUTH_MAX_FAILURES``, ``GATEWAY_AUTH_FAILURE_WINDOW``,
-        ``GATEWAY_CACHE_{UPSTREAM,RESPONSE,APQ}_MAX_BYTES`` and per register
+        ``GATEWAY_CACHE_{UPSTREAM,RESPONSE,APQ}_MAX_BYTES``,
+        ``GATEWAY_EXPORTS_{FOLDER,MAX_BYTES,MAX_AGE}`` and per register
         ``GATEWAY_SOURCE__<REG>__<option>`` (e.g. ``GATEWAY_SOURCE__FT__url``).
         """
         settings = cls()
@@ -181,6 +203,7 @@ class Settings:
                     per_ip=int(rate.get("per_ip", current.per_ip)),
                     redis_url=rate.get("redis_url", current.redis_url),
                     websocket_flood=int(rate.get("websocket_flood", current.websocket_flood)),
+                    burst=int(rate["burst"]) if "burst" in rate else current.burst,
                 )
         cache = values.get("cache", {})
         if "url" in cache:
@@ -198,6 +221,20 @@ class Settings:
             changes["cache_sweep_interval"] = float(cache["sweep_interval"])
         if "http" in values:
             changes["http"] = HttpSettings.from_config(values["http"], base)
+        if "exports" in values:
+            files_now = self.exports
+            merged_exports = {
+                "max_bytes": files_now.max_bytes,
+                "max_age": files_now.max_age,
+                **values["exports"],
+            }
+            try:
+                exports = ExportFileSettings.from_config(merged_exports, base)
+            except (TypeError, ValueError) as exc:
+                raise DescriptorError(f"exports: {exc}") from exc
+            if "folder" not in values["exports"]:
+                exports = replace(exports, folder=files_now.folder)
+            changes["exports"] = exports
         sources = {k: dict(v) for k, v in self.sources.items()}
         for register, options in values.get("sources", {}).items():
             sources.setdefault(register, {}).update(options)
@@ -248,6 +285,9 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         "CACHE_UPSTREAM_MAX_BYTES": ("cache", "upstream_max_bytes", int),
         "CACHE_RESPONSE_MAX_BYTES": ("cache", "response_max_bytes", int),
         "CACHE_APQ_MAX_BYTES": ("cache", "apq_max_bytes", int),
+        "EXPORTS_FOLDER": ("exports", "folder", str),
+        "EXPORTS_MAX_BYTES": ("exports", "max_bytes", int),
+        "EXPORTS_MAX_AGE": ("exports", "max_age", float),
     }
     for name, raw in env.items():
         if not name.startswith(_ENV_PREFIX):

@@ -4,6 +4,11 @@ Follows the GraphQL-over-HTTP specification: ``application/graphql-response+json
 ``application/json`` responses chosen by ``Accept``; parameters from the query string (GET)
 or a JSON object body (POST); a malformed request is answered with a 4xx status and a
 GraphQL-shaped error body, never with plain text.
+
+Over WebSockets (``graphql-transport-ws``), :class:`CredentialsHandler` reads the
+credentials a client sends in its ``connection_init`` payload (:mod:`gateway.http.auth`)
+before the connection is acknowledged: the connection then runs at that caller's level, and
+refused credentials close it with the refusal's code and reason, never at a lower level.
 """
 
 from __future__ import annotations
@@ -15,10 +20,19 @@ from typing import Any, Final
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+
+from gateway.graphql.execute import RequestContext
+from gateway.http.auth import INIT_AUTH, ConnectionAuth, ConnectionRefused
 
 __all__ = [
     "GRAPHQL_RESPONSE_JSON",
     "JSON",
+    "CredentialsHandler",
     "GraphQLParams",
     "RequestError",
     "error_response",
@@ -241,3 +255,33 @@ def _checked(raw: dict[str, Any]) -> GraphQLParams:
     if extensions is not None and not isinstance(extensions, dict):
         raise RequestError(400, "'extensions' must be a JSON object or null")
     return GraphQLParams(query, operation_name, variables, extensions)
+
+
+# --- WebSockets --------------------------------------------------------------------------
+
+
+class CredentialsHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
+    """strawberry's ``graphql-transport-ws`` handler, authenticating ``connection_init``."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload")
+        first = not self.connection_init_received and not self.connection_timed_out
+        if first and isinstance(payload, dict):
+            try:
+                self._authenticate(payload)
+            except ConnectionRefused as exc:
+                self.connection_init_received = True
+                if self.connection_init_timeout_task:
+                    self.connection_init_timeout_task.cancel()
+                await self.websocket.close(code=exc.code, reason=exc.reason)
+                return
+        await super().handle_connection_init(message)
+
+    def _authenticate(self, payload: dict[str, Any]) -> None:
+        socket: WebSocket | None = getattr(self.websocket, "ws", None)
+        auth: ConnectionAuth | None = socket.scope.get(INIT_AUTH) if socket is not None else None
+        if auth is None:
+            return
+        caller = auth.caller_for(payload)
+        self.context.level = caller.level
+        self.context.caller = caller.name

@@ -1,4 +1,9 @@
-"""Per-key and per-IP rate limits: fixed one-minute windows, in memory or in Redis.
+"""Per-key and per-IP rate limits: token buckets, in memory or in Redis.
+
+Each identity (an API key or token subject; the client address without one) has a bucket of
+``burst`` requests (by default one minute's worth) that refills at its rate per minute: a
+client may send a burst at once (page through a whole entity, say), then goes on at the rate.
+A refused request is answered with the seconds until the bucket holds one again.
 
 With Redis (the app's :class:`gateway.sources.redis.RedisOwner`), several gateway processes
 share the counters. If Redis cannot be reached the limiter counts in memory (per process)
@@ -20,6 +25,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -42,6 +48,32 @@ log = logging.getLogger("gateway.http.ratelimit")
 
 WINDOW = 60
 
+# Buckets kept in memory before the full ones are forgotten.
+_MAX_BUCKETS = 100_000
+
+# Take one token from a bucket (KEYS[1]; ARGV: capacity, rate per second, now, lifetime):
+# {1, tokens} when taken, {0, tokens} when not (tokens as text: Lua numbers lose fractions).
+_TAKE = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or capacity
+local at = tonumber(state[2]) or now
+if now > at then
+  tokens = math.min(capacity, tokens + (now - at) * rate)
+  at = now
+end
+local taken = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  taken = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return {taken, tostring(tokens)}
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimitSettings:
@@ -50,6 +82,8 @@ class RateLimitSettings:
     per_key: int = 1200
     per_ip: int = 300
     redis_url: str | None = None
+    # Requests an identity may send at once (its bucket); None or less: its rate per minute.
+    burst: int | None = None
     # Operations refused on one WebSocket before the connection is closed (4429).
     websocket_flood: int = 20
 
@@ -68,41 +102,55 @@ class RateLimiter:
         """
         self.settings = settings
         self.clock = clock
-        self._counts: dict[tuple[str, int], int] = {}
-        self._window = 0
+        self._buckets: dict[str, tuple[float, float]] = {}  # identity -> (tokens, when)
         self._owns_redis = redis is None and bool(settings.redis_url)
         self._redis = redis
         if redis is None and settings.redis_url:
             self._redis = RedisOwner(settings.redis_url)
 
+    def capacity(self, limit: int) -> int:
+        """The bucket of an identity whose rate is ``limit`` a minute."""
+        return max(limit, self.settings.burst or 0)
+
     async def hit(self, identity: str, limit: int) -> int | None:
-        """Count one request; None if allowed, else the seconds until the window ends."""
+        """Count one request; None if allowed, else the seconds until one is allowed again."""
         now = self.clock()
-        window = int(now // WINDOW)
-        retry = int((window + 1) * WINDOW - now) + 1
-        count = await self._count(identity, window)
-        return retry if count > limit else None
+        capacity = self.capacity(limit)
+        rate = max(limit, 0) / WINDOW  # tokens per second
+        tokens = await self._take(identity, capacity, rate, now)
+        if tokens is None:
+            return None
+        if rate <= 0:
+            return WINDOW
+        return max(1, math.ceil((1 - tokens) / rate))
 
-    async def _count(self, identity: str, window: int) -> int:
+    async def _take(self, identity: str, capacity: int, rate: float, now: float) -> float | None:
+        """Take a token from ``identity``'s bucket: None if taken, else the tokens left."""
         if self._redis is not None and self._redis.available:
-            key = f"dls:rate:{identity}:{window}"
+            key = f"dls:bucket:{identity}"
             client = self._redis.client
+            lifetime = math.ceil(capacity / rate) + WINDOW if rate > 0 else WINDOW * 2
 
-            async def count() -> Any:
-                async with client.pipeline(transaction=True) as pipe:
-                    pipe.incr(key)
-                    pipe.expire(key, WINDOW * 2)
-                    return await pipe.execute()
+            async def take() -> Any:
+                return await client.eval(_TAKE, 1, key, capacity, repr(rate), repr(now), lifetime)
 
             with contextlib.suppress(RedisUnavailable):  # degrade, do not fail requests
-                counted, _ = await self._redis.run("rate limits", count)
-                return int(counted)
-        if self._counts and window > self._window:
-            self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
-        self._window = max(self._window, window)
-        key_local = (identity, window)
-        self._counts[key_local] = self._counts.get(key_local, 0) + 1
-        return self._counts[key_local]
+                taken, left = await self._redis.run("rate limits", take)
+                return None if int(taken) else float(left)
+        if len(self._buckets) > _MAX_BUCKETS:
+            self._sweep(now)
+        tokens, at = self._buckets.get(identity, (float(capacity), now))
+        tokens = min(float(capacity), tokens + max(0.0, now - at) * rate)
+        if tokens >= 1:
+            self._buckets[identity] = (tokens - 1, now)
+            return None
+        self._buckets[identity] = (tokens, now)
+        return tokens
+
+    def _sweep(self, now: float) -> None:
+        # Too many identities: forget those untouched for a window (one forgotten starts
+        # full again: more lenient, never stricter).
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < WINDOW}
 
     async def aclose(self) -> None:
         if self._owns_redis and self._redis is not None:
@@ -128,7 +176,8 @@ class RateLimitMiddleware:
         if retry is None:
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"errors": [_limited(limit, retry)]}).encode()
+        burst = self.limiter.capacity(limit)
+        body = json.dumps({"errors": [_limited(limit, retry, burst)]}).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -177,7 +226,8 @@ class RateLimitMiddleware:
                         {"type": "websocket.close", "code": 4429, "reason": "rate limit exceeded"}
                     )
                     continue
-                error = {"id": operation, "type": "error", "payload": [_limited(limit, retry)]}
+                limited = _limited(limit, retry, self.limiter.capacity(limit))
+                error = {"id": operation, "type": "error", "payload": [limited]}
                 await send({"type": "websocket.send", "text": json.dumps(error)})
 
         async def guarded_send(message: Message) -> None:
@@ -187,11 +237,13 @@ class RateLimitMiddleware:
         await self.app(scope, counted_receive, guarded_send)
 
 
-def _limited(limit: int, retry: int) -> dict[str, Any]:
-    return {
-        "message": f"rate limit of {limit} requests per minute exceeded",
-        "extensions": {"code": "RATE_LIMITED", "retryAfter": retry, "limit": limit},
-    }
+def _limited(limit: int, retry: int, burst: int | None = None) -> dict[str, Any]:
+    extensions: dict[str, Any] = {"code": "RATE_LIMITED", "retryAfter": retry, "limit": limit}
+    message = f"rate limit of {limit} requests per minute exceeded"
+    if burst is not None and burst > limit:
+        message += f" (after a burst of {burst})"
+        extensions["burst"] = burst
+    return {"message": message, "extensions": extensions}
 
 
 def _operation_id(message: Message) -> str | None:

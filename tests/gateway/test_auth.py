@@ -114,6 +114,15 @@ async def test_anonymous_gets_the_anonymous_level(client: httpx.AsyncClient) -> 
     assert await _whoami(client, {"X-API-Key": KEY}) == 2
 
 
+@pytest.mark.parametrize("name", ["apiKey", "apikey", "APIKEY", "ApiKey"])
+async def test_the_key_parameter_is_read_in_any_case(client: httpx.AsyncClient, name: str) -> None:
+    response = await client.post(f"/graphql?{name}={KEY}", json={"query": PROBE})
+    denied = {e["path"][0] for e in response.json().get("errors", [])}
+    assert denied == {"l3"}  # level 2
+    refused = await client.post(f"/graphql?{name}=not-a-key-0123456789abcdefghij", json=QUERY)
+    assert refused.status_code == 401
+
+
 @pytest.mark.parametrize("where", ["header", "query"])
 async def test_api_key_in_header_or_query(client: httpx.AsyncClient, where: str) -> None:
     if where == "header":

@@ -25,9 +25,7 @@ async def test_the_cache_and_the_rate_limits_share_one_client(redis_url: str) ->
         assert await other.get("k") == 1
         await other.close()
         assert await limiter.hit("ip:owner-test", 100) is None
-        assert await owner.client.exists(
-            "dls:rate:ip:owner-test:" + str(int(limiter.clock() // 60))
-        )
+        assert await owner.client.exists("dls:bucket:ip:owner-test")
         await cache.close()
         await limiter.aclose()
         assert await owner.client.ping()  # neither closed what the owner holds

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import shutil
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.resolvers.odata import raw
 from tests.support import REGISTERS
@@ -23,6 +25,19 @@ def csv_rows(body: bytes) -> list[list[str]]:
 def as_csv_text(value: Any) -> str:
     """A recorded value as the CSV should hold it: null empty, numbers as digits."""
     return "" if value is None else str(value)
+
+
+def ft_zone() -> ZoneInfo:
+    """The zone FT's wall-clock date-times are in, as its Source.json declares it."""
+    source = json.loads((REGISTERS / "FT" / "rc00001" / "Source.json").read_text("utf-8"))
+    return ZoneInfo(source["timeZone"])
+
+
+def ft_moment(text: str | None) -> dt.datetime | None:
+    """A recorded FT date-time (wall clock, no offset) as the aware UTC moment it names."""
+    if text is None:
+        return None
+    return dt.datetime.fromisoformat(text).replace(tzinfo=ft_zone()).astimezone(dt.UTC)
 
 
 def stemme(**equal: Any) -> list[dict[str, Any]]:

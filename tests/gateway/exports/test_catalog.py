@@ -164,7 +164,21 @@ def test_every_entity_has_its_download_urls(
                 f: f"/FT/v1/download/{entity['exportName']}.{f}"
                 for f in ("csv", "ndjson", "parquet")
             },
+            "csvMetadata": f"/FT/v1/download/{entity['exportName']}.csv-metadata.json",
         }
+
+
+def test_the_register_names_its_attribution(register: dict[str, Any]) -> None:
+    source = json.loads((REGISTERS / "FT" / "rc00001" / "Source.json").read_text("utf-8"))
+    assert register["attribution"] == {
+        "register": "FT",
+        "text": source["attribution"],
+        "name": "Folketinget",
+        "url": source["attributionUrl"],
+        "required": True,
+    }
+    # The terms (data/ft/ATTRIBUTION.md) ask for Folketinget to be named as the source.
+    assert "Folketinget" in source["attribution"]
 
 
 @pytest.mark.asyncio(loop_scope="module")

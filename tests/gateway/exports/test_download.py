@@ -25,7 +25,13 @@ from gateway.http.config import Settings
 from gateway.http.server import serve_asgi
 from resolvers.odata.replica.server import ODataReplica
 from resolvers.replica_kit.faults import Fault
-from tests.gateway.exports.helpers import STEMME_COLUMNS, as_csv_text, csv_rows, stemme
+from tests.gateway.exports.helpers import (
+    STEMME_COLUMNS,
+    as_csv_text,
+    csv_rows,
+    ft_moment,
+    stemme,
+)
 from tests.resolvers.odata import raw
 from tests.support import gateway_client, graphql, register_subset
 
@@ -118,7 +124,9 @@ async def test_all_rows_as_ndjson_and_parquet(client: httpx.AsyncClient) -> None
     assert response.headers["content-disposition"] == 'attachment; filename="FT_Stemme.parquet"'
     parquet = pq.ParquetFile(io.BytesIO(response.content))
     assert parquet.num_row_groups == math.ceil(RECORDED_STEMME / 1000)
-    assert parquet.read().to_pylist() == expected
+    # Parquet holds the date-times as UTC timestamps of the recorded wall-clock times.
+    timestamps = [{**r, "opdateringsdato": ft_moment(r["opdateringsdato"])} for r in expected]
+    assert parquet.read().to_pylist() == timestamps
 
 
 # --- where and order -------------------------------------------------------------------
@@ -186,16 +194,25 @@ async def test_the_upstream_sees_the_same_filter_as_for_graphql(
     assert len(from_export) == 1
 
 
-async def test_head_gives_the_count_without_rows(
+async def test_head_builds_the_file_that_get_then_serves(
     client: httpx.AsyncClient, odata_replica: ODataReplica
 ) -> None:
-    response = await client.head(
-        "/FT/v1/download/Stemme.parquet", params={"where": '{"afstemningid":{"eq":1}}'}
-    )
+    # HEAD answers what GET will send (length, ETag, rows): the file is built once, by HEAD.
+    params = {"where": '{"afstemningid":{"eq":2}}'}
+    response = await client.head("/FT/v1/download/Stemme.parquet", params=params)
     assert response.status_code == 200
-    assert response.headers["x-total-count"] == str(len(stemme(afstemningid=1)))
+    expected = stemme(afstemningid=2)
+    assert response.headers["x-total-count"] == str(len(expected))
     assert response.content == b""
-    assert [r.params.get("$top") for r in odata_replica.log] == ["0"]
+    length = int(response.headers["content-length"])
+    assert odata_replica.data_requests() >= 1
+    odata_replica.log.clear()
+    body = await client.get("/FT/v1/download/Stemme.parquet", params=params)
+    assert odata_replica.data_requests() == 0
+    assert len(body.content) == length
+    assert body.headers["etag"] == response.headers["etag"]
+    table = pq.read_table(io.BytesIO(body.content))
+    assert table.column("id").to_pylist() == [r["id"] for r in expected]
 
 
 # --- mistakes --------------------------------------------------------------------------

@@ -5,7 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from zoneinfo import ZoneInfo
 
+import pandas as pd  # type: ignore[import-untyped]
+import polars as pl
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 
@@ -136,7 +141,7 @@ def test_parquet_writes_a_row_group_per_page_as_it_goes() -> None:
         "andel": "double",
         "vedtaget": "bool",
         "dag": "date32[day]",
-        "tid": "string",
+        "tid": "timestamp[us, tz=UTC]",
     }
     assert schema.field("tid").metadata == {
         b"graphql_type": b"DateTime",
@@ -146,7 +151,8 @@ def test_parquet_writes_a_row_group_per_page_as_it_goes() -> None:
     table = parquet.read().to_pylist()
     assert [r["navn"] for r in table[:-1]] == TEXTS
     assert table[0]["dag"] == dt.date(2015, 6, 18)
-    assert table[0]["tid"] == "2015-06-18T09:30:00.123"
+    # No offset and no zone given: the wall-clock value is read as UTC.
+    assert table[0]["tid"] == dt.datetime(2015, 6, 18, 9, 30, 0, 123000, tzinfo=dt.UTC)
     assert table[0]["stor"] == 2**53
     assert table[-1] == {f.name: None for f in COLUMNS} | {"id": 99}
 
@@ -157,8 +163,46 @@ def test_parquet_empty_export_is_a_valid_file() -> None:
     assert pq.read_table(io.BytesIO(body)).num_rows == 0
 
 
-@pytest.mark.parametrize(("column", "value"), [(0, "not a number"), (0, 2**40), (5, "18.06.2015")])
+@pytest.mark.parametrize(
+    ("value", "zone", "expected"),
+    [
+        # A wall-clock time in the register's zone: summer (+02:00) and winter (+01:00).
+        ("2015-06-18T09:30:00", "Europe/Copenhagen", dt.datetime(2015, 6, 18, 7, 30)),
+        ("2015-01-18T09:30:00", "Europe/Copenhagen", dt.datetime(2015, 1, 18, 8, 30)),
+        # An offset wins over the zone; Z is UTC.
+        ("2022-09-24T14:00:00+02:00", "Europe/Prague", dt.datetime(2022, 9, 24, 12, 0)),
+        ("2026-03-24T09:14:37Z", "Europe/Copenhagen", dt.datetime(2026, 3, 24, 9, 14, 37)),
+        ("0001-01-01T00:00:00Z", "UTC", dt.datetime(1, 1, 1)),
+    ],
+)
+def test_parquet_date_times_are_utc_timestamps(
+    value: str, zone: str, expected: dt.datetime
+) -> None:
+    encoder = ParquetEncoder([COLUMNS[6]], zone=ZoneInfo(zone))
+    body = encoder.begin() + encoder.page([{"tid": value}, {"tid": None}]) + encoder.end()
+    table = pq.read_table(io.BytesIO(body))
+    assert str(table.schema.field("tid").type) == "timestamp[us, tz=UTC]"
+    assert table.column("tid").to_pylist() == [expected.replace(tzinfo=dt.UTC), None]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [(0, "not a number"), (0, 2**40), (5, "18.06.2015"), (6, "10:00:00"), (6, "yesterday")],
+)
 def test_parquet_refuses_values_it_cannot_hold(column: int, value: object) -> None:
     encoder = ParquetEncoder([COLUMNS[column]])
     with pytest.raises(ENCODING_ERRORS):
         encoder.page([{COLUMNS[column].name: value}])
+
+
+def test_null_and_empty_text_are_told_apart_by_polars_and_pyarrow() -> None:
+    encoder = CsvEncoder([Field("id", "id", ScalarType.INT), Field("t", "t", ScalarType.STRING)])
+    body = encoder.begin() + encoder.page([{"id": 1, "t": None}, {"id": 2, "t": ""}])
+    assert pl.read_csv(io.BytesIO(body))["t"].to_list() == [None, ""]
+    options = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)
+    assert pacsv.read_csv(pa.BufferReader(body), convert_options=options)["t"].to_pylist() == [
+        None,
+        "",
+    ]
+    # pandas reads a quoted empty field as null too (documented in the CSVW module).
+    assert pd.read_csv(io.BytesIO(body), dtype={"t": "string"})["t"].isna().tolist() == [True, True]

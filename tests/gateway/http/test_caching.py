@@ -21,6 +21,7 @@ from tests.gateway.http.support import (
     source_json,
 )
 from tests.resolvers.odata import raw
+from tests.support import ft_credited
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -29,7 +30,7 @@ ACTORS = "{ FT_Aktoer(first: 2) { nodes { id navn } } }"
 
 def actors() -> dict[str, Any]:
     nodes = [{"id": i, "navn": raw.aktoer()[i]["navn"]} for i in sorted(raw.aktoer())[:2]]
-    return {"data": {"FT_Aktoer": {"nodes": nodes}}}
+    return ft_credited({"FT_Aktoer": {"nodes": nodes}})
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

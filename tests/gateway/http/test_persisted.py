@@ -25,6 +25,7 @@ from tests.gateway.http.support import (
     write_json,
 )
 from tests.resolvers.odata import raw
+from tests.support import ft_credited
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -39,12 +40,12 @@ def persisted(digest: str, version: int = 1) -> dict[str, Any]:
 def actors() -> dict[str, Any]:
     """The answer to QUERY, from the recorded data: the first three actors by id."""
     nodes = [{"id": i, "navn": raw.aktoer()[i]["navn"]} for i in sorted(raw.aktoer())[:3]]
-    return {"data": {"FT_Aktoer": {"nodes": nodes}}}
+    return ft_credited({"FT_Aktoer": {"nodes": nodes}})
 
 
 def votes() -> dict[str, Any]:
     """The answer to OTHER, from the recorded data."""
-    return {"data": {"FT_Stemme": {"nodes": [{"id": r["id"]} for r in raw.stemme()[:2]]}}}
+    return ft_credited({"FT_Stemme": {"nodes": [{"id": r["id"]} for r in raw.stemme()[:2]]}})
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -107,7 +108,7 @@ async def test_a_learnt_hash_serves_every_endpoint_sharing_the_cache(
     digest = sha256(document)
     await client.post("/graphql", json={"query": document, "extensions": persisted(digest)})
     response = await client.post("/FT/v1", json={"extensions": persisted(digest)})
-    assert response.json() == {"data": {"FT_Aktoertype": {"nodes": [{"id": 1}]}}}
+    assert response.json() == ft_credited({"FT_Aktoertype": {"nodes": [{"id": 1}]}})
 
 
 async def test_a_hash_that_does_not_match_its_document_is_refused(

@@ -1,0 +1,142 @@
+"""``extensions.attribution``: the credit an answer owes the registers it reads.
+
+A register whose terms require naming its upstream as the source (``attributionRequired`` in
+its ``Source.json``, :mod:`gateway.dls.attribution`) is credited in every answer whose
+document selects one of its entity types, at any depth (relations and ``_entities``
+fragments included), whether answered field by field, in one pass or from the response
+cache::
+
+    "extensions": {"attribution": [{"register": "FT", "text": "Kilde: Folketingets åbne
+    data, oda.ft.dk", "name": "Folketinget", "url": "https://oda.ft.dk", "required": true}]}
+
+The registers are found from the document and the schema alone (no execution state), so a
+cached answer is credited like a fresh one; the cache keeps answers without it.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    get_named_type,
+    parse,
+    visit,
+)
+from strawberry.types.execution import ExecutionResult
+
+from gateway.dls.attribution import attribution
+from gateway.graphql.execute import Binding
+from gateway.graphql.response_cache import CachedResult
+
+__all__ = ["credited", "credits"]
+
+_DOCUMENTS = 512
+
+
+class _Selected(Visitor):
+    """Collects the named types of every field, parent type and fragment condition."""
+
+    def __init__(self, info: TypeInfo) -> None:
+        super().__init__()
+        self.info = info
+        self.types: set[str] = set()
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        parent = self.info.get_parent_type()
+        if parent is not None:
+            self.types.add(parent.name)
+        found = self.info.get_type()
+        if found is not None:
+            self.types.add(get_named_type(found).name)
+
+    def enter_inline_fragment(self, node: InlineFragmentNode, *_: Any) -> None:
+        found = self.info.get_type()
+        if found is not None:
+            self.types.add(get_named_type(found).name)
+
+
+_Table = Mapping[str, tuple[str, dict[str, Any]]]
+
+# Per schema: type name → (register, attribution) for the types of registers requiring it.
+_TABLES: weakref.WeakKeyDictionary[GraphQLSchema, _Table] = weakref.WeakKeyDictionary()
+
+
+def _credit_table(schema: GraphQLSchema, bindings: Mapping[str, Binding]) -> _Table:
+    table = _TABLES.get(schema)
+    if table is None:
+        out: dict[str, tuple[str, dict[str, Any]]] = {}
+        for type_name, binding in bindings.items():
+            found = attribution(binding.register)
+            if found is not None and found.required:
+                # The entity's own type, and its page types (a bare totalCount reads it too).
+                for name in (type_name, f"{type_name}Connection", f"{type_name}Edge"):
+                    out[name] = (found.register, found.as_json())
+        table = _TABLES[schema] = out
+    return table
+
+
+def credits(
+    schema: GraphQLSchema, bindings_by_type: Mapping[str, Binding], query: str | None
+) -> list[dict[str, Any]]:
+    """The attributions owed by an answer to ``query`` (empty when none is required)."""
+    if query is None or not bindings_by_type:
+        return []
+    table = _credit_table(schema, bindings_by_type)
+    if not table:
+        return []
+    return list(_credits(schema, query, table))
+
+
+@functools.lru_cache(maxsize=_DOCUMENTS)
+def _selected_types(schema: GraphQLSchema, query: str) -> frozenset[str]:
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return frozenset()
+    info = TypeInfo(schema)
+    selected = _Selected(info)
+    visit(document, TypeInfoVisitor(info, selected))
+    return frozenset(selected.types)
+
+
+def _credits(schema: GraphQLSchema, query: str, table: _Table) -> list[dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for name in sorted(_selected_types(schema, query)):
+        if name in table:
+            register, credit = table[name]
+            found.setdefault(register, credit)
+    return [found[r] for r in sorted(found)]
+
+
+class _CreditedResult(CachedResult):
+    """A cached answer's bytes with ``extensions`` after them."""
+
+    def __init__(self, cached: CachedResult, extensions: dict[str, Any]) -> None:
+        super().__init__(cached.encoded, cached._data)
+        self.extensions = extensions
+
+    def body(self) -> bytes:
+        return super().body()[:-1] + b',"extensions":' + orjson.dumps(self.extensions) + b"}"
+
+
+def credited(result: Any, owed: list[dict[str, Any]]) -> Any:
+    """``result`` with ``extensions.attribution`` when ``owed`` is not empty."""
+    if not owed or not isinstance(result, ExecutionResult):
+        return result
+    if isinstance(result, CachedResult):  # a cached answer always has its data
+        return _CreditedResult(result, {**(result.extensions or {}), "attribution": owed})
+    if result.data is None:  # nothing was read
+        return result
+    result.extensions = {**(result.extensions or {}), "attribution": owed}
+    return result

@@ -1,0 +1,240 @@
+"""``gateway demo`` for front ends: every register complete at start, ``--replay`` for
+election night (VALG and CZPREZ alike), CORS for pages on this machine, the rate it allows.
+
+The replicas are the real ones over the recorded data (``data/cz``, ``data/valg``); the
+expected batches and instants are read from the recorded files' names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.cli import DEMO_BURST, DEMO_RATE, _parser
+from gateway.sources.kinds import DEMO_REPLAY_ENV
+from resolvers.replica_kit.clock import DEFAULT_SPEED, Replay
+from resolvers.valg_sftp.replica import server as valg
+from resolvers.volby_xml.replica import server as volby
+from tests.support import ROOT, register_subset
+
+PREZ = ROOT / "data" / "cz" / "prez2023"
+BATCH = re.compile(r"kolo-(\d)_davka-(\d+)\.xml")
+
+
+def _recorded_batches(round_: str) -> list[int]:
+    found = [BATCH.fullmatch(p.name) for p in PREZ.iterdir()]
+    return sorted(int(m[2]) for m in found if m is not None and m[1] == round_)
+
+
+def _newest(url: str, round_: str) -> bytes:
+    response = httpx.get(url + "/pls/prez2023/vysledky_okrsky", params={"kolo": round_})
+    return response.content
+
+
+async def _newest_of(url: str, round_: str) -> bytes:
+    """The same, from a replica running in this event loop."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url + "/pls/prez2023/vysledky_okrsky", params={"kolo": round_})
+    return response.content
+
+
+def _batch_file(round_: str, number: int) -> bytes:
+    return (PREZ / f"kolo-{round_}_davka-{number}.xml").read_bytes()
+
+
+@pytest.fixture
+def no_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DEMO_REPLAY_ENV, raising=False)
+    monkeypatch.delenv(valg.REPLAY_ENV, raising=False)
+
+
+# -- the option ----------------------------------------------------------------------------
+
+
+def test_the_demo_options() -> None:
+    parser = _parser()
+    plain = parser.parse_args(["demo"])
+    assert plain.replay is None
+    assert (plain.rate_limit, plain.burst) == (DEMO_RATE, DEMO_BURST)
+    assert parser.parse_args(["demo", "--replay"]).replay == ""
+    assert parser.parse_args(["demo", "--replay", "120"]).replay == "120"
+    window = "2026-03-24T18:00Z/2026-03-25T12:00Z@120"
+    assert parser.parse_args(["demo", "--replay", window]).replay == window
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("", Replay()),
+        ("120", Replay(speed=120.0)),
+        ("@90", Replay(speed=90.0)),
+        ("2026-03-24T18:00Z", Replay(dt.datetime(2026, 3, 24, 18))),
+        (
+            "2026-03-24T19:00+01:00/2026-03-25T12:00Z@120",
+            Replay(dt.datetime(2026, 3, 24, 18), dt.datetime(2026, 3, 25, 12), 120.0),
+        ),
+    ],
+)
+def test_a_replay_is_read(spec: str, expected: Replay) -> None:
+    assert Replay.parse(spec) == expected
+    assert Replay().speed == DEFAULT_SPEED
+
+
+@pytest.mark.parametrize(
+    "spec", ["0", "-5", "fast", "yesterday@60", "2026-03-25T12:00/2026-03-24T12:00", "@nan"]
+)
+def test_a_bad_replay_is_refused_naming_the_option(spec: str) -> None:
+    with pytest.raises(ValueError, match="--replay"):
+        Replay.parse(spec)
+
+
+# -- CZPREZ --------------------------------------------------------------------------------
+
+
+async def test_czprez_starts_with_every_batch(no_replay: None) -> None:
+    replica = await volby.demo_replica()
+    try:
+        assert not replica.clock.replaying
+        for round_ in ("1", "2"):
+            newest = max(_recorded_batches(round_))
+            assert await _newest_of(replica.url, round_) == _batch_file(round_, newest)
+    finally:
+        await replica.stop()
+
+
+async def test_czprez_replays_its_night_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DEMO_REPLAY_ENV, "120")
+    replica = await volby.demo_replica()
+    try:
+        assert replica.clock.replaying
+        assert replica.clock.speed == 120.0
+        for round_ in ("1", "2"):
+            first = min(_recorded_batches(round_))
+            assert await _newest_of(replica.url, round_) == _batch_file(round_, first)
+    finally:
+        await replica.stop()
+
+
+# -- VALG ----------------------------------------------------------------------------------
+
+
+def _election_day(root: str) -> dt.date:
+    day, month, year = root.rsplit("-", 3)[1:]
+    return dt.date(int(year), int(month), int(day))
+
+
+async def test_valg_starts_complete_and_replays_the_newest_night(
+    monkeypatch: pytest.MonkeyPatch, no_replay: None
+) -> None:
+    replica = await valg.demo_replica()
+    try:
+        assert replica.clock.now() == replica.archive.end
+        assert not replica.clock.replaying
+        newest = max(_election_day(root) for root in replica.archive.roots)
+    finally:
+        await replica.stop()
+    monkeypatch.setenv(DEMO_REPLAY_ENV, "")
+    replica = await valg.demo_replica()
+    try:
+        assert replica.clock.replaying
+        assert replica.clock.start == dt.datetime.combine(newest, dt.time(18, 0))
+        assert replica.clock.speed == DEFAULT_SPEED
+    finally:
+        await replica.stop()
+
+
+async def test_valg_takes_a_window_and_the_older_variable(
+    monkeypatch: pytest.MonkeyPatch, no_replay: None
+) -> None:
+    monkeypatch.setenv(DEMO_REPLAY_ENV, "2025-11-18T19:00Z/2025-11-19T06:00Z@600")
+    replica = await valg.demo_replica()
+    try:
+        assert replica.clock.start == dt.datetime(2025, 11, 18, 19)
+        assert replica.clock.speed == 600.0
+    finally:
+        await replica.stop()
+    monkeypatch.delenv(DEMO_REPLAY_ENV)
+    monkeypatch.setenv(valg.REPLAY_ENV, "2026-03-24T20:00Z@30")
+    replica = await valg.demo_replica()
+    try:
+        assert replica.clock.start == dt.datetime(2026, 3, 24, 20)
+        assert replica.clock.speed == 30.0
+    finally:
+        await replica.stop()
+    monkeypatch.setenv(DEMO_REPLAY_ENV, "2030-01-01T00:00Z@60")  # after the recording
+    with pytest.raises(ValueError, match="--replay"):
+        await valg.demo_replica()
+
+
+# -- the demo as people run it -------------------------------------------------------------
+
+
+def _demo(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {k: v for k, v in os.environ.items() if k not in (DEMO_REPLAY_ENV, valg.REPLAY_ENV)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "demo", "--port", "0", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if "Ctrl-C" in line:
+            return process, lines
+    process.kill()
+    process.communicate()
+    raise AssertionError("the demo did not start:\n" + "\n".join(lines))
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
+@pytest.mark.parametrize("replay", [False, True])
+def test_the_demo_starts_complete_or_replays(replay: bool, tmp_path: Path) -> None:
+    with register_subset("CZPREZ") as registers:
+        args = ["--registers", str(registers), *(["--replay", "90"] if replay else [])]
+        process, lines = _demo(*args)
+        try:
+            text = "\n".join(lines)
+            replica = re.search(r"replica\s+CZPREZ\s+(http://127\.0\.0\.1:\d+)", text)
+            gateway = re.search(r"(http://127\.0\.0\.1:\d+)/graphql", text)
+            assert replica is not None, text
+            assert gateway is not None, text
+            batches = _recorded_batches("1")
+            expected = min(batches) if replay else max(batches)
+            assert _newest(replica.group(1), "1") == _batch_file("1", expected)
+            assert ("replaying election night" in text) is replay
+            assert f"{DEMO_RATE} a minute, bursts of {DEMO_BURST}" in text
+            # A front-end dev server on this machine may call it.
+            answer = httpx.options(
+                gateway.group(1) + "/graphql",
+                headers={
+                    "origin": "http://localhost:5173",
+                    "access-control-request-method": "POST",
+                    "access-control-request-headers": "content-type, x-api-key",
+                },
+            )
+            assert answer.status_code == 200
+            assert answer.headers["access-control-allow-origin"] == "http://localhost:5173"
+        finally:
+            _stop(process)
