@@ -543,6 +543,25 @@ def _check_pairs(loading: _Loading) -> None:
             )
 
 
+def _check_join_scope(
+    rc_dir: Path, model: Datamodel, source: Mapping[str, Any] | None, report: Report
+) -> None:
+    """``joinScope`` names source fields: a name no entity has would scope nothing, silently."""
+    names = (source or {}).get("joinScope")
+    if not isinstance(names, list):
+        return
+    fields = {f.source for e in model.entities.values() for f in e.fields}
+    for name in names:
+        if str(name) not in fields:
+            report.error(
+                rc_dir / "Source.json",
+                "joinScope",
+                f"joinScope names {name!r}, which no entity of the datamodel has",
+                "name the source fields that every scoped entity carries (e.g. the election's "
+                "folder), spelled as in the datamodel",
+            )
+
+
 def _check_kind(
     path: Path, source: Mapping[str, Any], override: Mapping[str, Any], report: Report
 ) -> bool:
@@ -621,6 +640,7 @@ def _assemble(
         levels = _load_security(rc_dir, variant.model, report)
         _check_tabular(rc_dir, variant.model, report)
         _check_raster(rc_dir, report)
+        _check_join_scope(rc_dir, variant.model, variant.source, report)
         if levels is None:
             return
         default, entity_levels, field_levels = levels

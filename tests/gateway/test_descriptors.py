@@ -219,3 +219,18 @@ def test_relations_skeleton_from_edmx(capsys: pytest.CaptureFixture[str]) -> Non
     shipped = json.loads((REGISTERS / "FT" / RELATIONS).read_text(encoding="utf-8"))
     filled = {(r["SourceEntity"], r["Alias"]) for r in shipped["RelationVersions"][0]["Relations"]}
     assert filled == {(r["SourceEntity"], r["Alias"]) for r in relations}
+
+
+def test_a_join_scope_naming_no_field_is_an_error(ft: Path) -> None:
+    source = ft / "rc00001" / "Source.json"
+    document = json.loads(source.read_text(encoding="utf-8"))
+    document["joinScope"] = ["periodeid"]  # a field of several FT entities
+    source.write_text(json.dumps(document), encoding="utf-8")
+    assert load_registers(ft.parent, previous_relations={}).ok
+    document["joinScope"] = ["periodeid", "Valgmappe"]
+    source.write_text(json.dumps(document), encoding="utf-8")
+    rendered = load_registers(ft.parent, previous_relations={}).render()
+    assert "joinScope names 'Valgmappe', which no entity of the datamodel has" in rendered
+    document["joinScope"] = "periodeid"  # not a list: the annex schema refuses it
+    source.write_text(json.dumps(document), encoding="utf-8")
+    assert not load_registers(ft.parent, previous_relations={}).ok
