@@ -12,6 +12,13 @@ How a query is answered:
    ``ETag`` identify it).
 4. Rows are filtered, ordered and paged in memory; the data warnings of the files read (with
    file and line) come back in ``Page.notices`` and are logged once per file version.
+5. A large answer (its files hold at least :data:`OFFLOAD_ROWS` rows) is kept: the filtered,
+   ordered rows of one query shape (entity, filter, order) over one set of parsed files, as
+   tuples of field values with the warnings building them gave. A further page of the same
+   shape (the next window of an export, the next GraphQL page) is a slice of it, turned into
+   fresh dicts; the newest :data:`KEPT` selections are kept (together at most
+   :data:`KEPT_ROWS` rows), and a file read again (another version, or its TTL over) makes a
+   new one.
 
 Options (``Source.json`` merged with the configuration): ``url`` (a listing URL or a list of
 them) or ``directory`` (a local folder, searched recursively; relative to the working
@@ -32,6 +39,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +79,7 @@ from resolvers.wahldaten_csv.upstream import (
     Upstream,
 )
 
-__all__ = ["WahldatenSource", "answer"]
+__all__ = ["KEPT", "KEPT_ROWS", "WahldatenSource", "answer", "select"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +94,11 @@ OFFLOAD_BYTES = 64 * 1024
 # A query whose files hold at least this many rows (vote rows: rows times vote columns) is
 # answered in a worker thread.
 OFFLOAD_ROWS = 2_000
+# How many large answers (selections) are kept for their further pages, and how many rows
+# they may hold together (a whole Stimme set, 170,000 rows, takes about 30 MB); the newest
+# is kept whatever its size.
+KEPT = 4
+KEPT_ROWS = 400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +116,29 @@ class _Publication:
 
     election: Election
     files: Mapping[str, _Version]
+
+
+@dataclass(frozen=True, slots=True)
+class _Selection:
+    """The filtered, ordered rows of one query shape over one set of parsed files.
+
+    ``rows`` hold each row's values in the order of ``names``; ``sheets`` are the files they
+    were built from (held, so that the identities in the selection's key stay theirs).
+    """
+
+    sheets: tuple[Sheet, ...]
+    names: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    warnings: tuple[DataWarning, ...]
+
+    def page(self, query: Query) -> Page:
+        """``query``'s slice, as fresh dicts."""
+        total = len(self.rows)
+        end = None if query.limit is None else query.offset + query.limit
+        names = self.names
+        chosen = self.rows[query.offset : end]
+        rows: list[Row] = [dict(zip(names, values, strict=True)) for values in chosen]
+        return Page(rows=rows, has_more=end is not None and total > end, total=total)
 
 
 class WahldatenSource(Source):
@@ -125,6 +161,7 @@ class WahldatenSource(Source):
         self._stale: dict[str, Listing] = {}
         self._logged: set[tuple[str, str, str]] = set()
         self._validated: dict[str, tuple[str, Sheet]] = {}
+        self._kept: dict[tuple[Any, ...], _Selection] = {}
 
     async def start(self) -> None:
         """Open the HTTP client (for ``url``) and set up the folders to read."""
@@ -156,7 +193,7 @@ class WahldatenSource(Source):
         chosen = _select(publications, query.where, entity)
         sheets = await self._sheets(chosen, NEEDS[entity.name], memo)
         if _work(sheets.values()) >= OFFLOAD_ROWS:
-            page = await asyncio.to_thread(self._answer, query, chosen, sheets, notes)
+            page = await self._kept_page(query, chosen, sheets, notes)
         else:
             page = self._answer(query, chosen, sheets, notes)
         warnings = notes.freeze()
@@ -317,6 +354,60 @@ class WahldatenSource(Source):
         rows = self._rows(query.entity, query.where, publications, sheets, notes)
         return answer(rows, query)
 
+    async def _kept_page(
+        self,
+        query: Query,
+        publications: list[_Publication],
+        sheets: Mapping[tuple[str, str], Sheet],
+        notes: WarningLog,
+    ) -> Page:
+        """The page of a large answer: a slice of the kept selection, built (in a worker
+        thread) and kept when there is none for this query shape and these files.
+        """
+        used = tuple(sheets.values())
+        key = (
+            query.entity.name,
+            repr(query.where),
+            query.order,
+            tuple(p.election for p in publications),
+            tuple((wahl, dataset, id(sheet)) for (wahl, dataset), sheet in sheets.items()),
+        )
+        selection = self._kept.pop(key, None)
+        if selection is None:
+            built = await asyncio.to_thread(self._select, query, publications, sheets, used)
+            if isinstance(built, tuple):  # rows of different shapes: not kept
+                page, warnings = built
+                notes.extend(warnings)
+                return page
+            selection = built
+        self._kept[key] = selection  # the newest last
+        held = sum(len(kept.rows) for kept in self._kept.values())
+        while len(self._kept) > KEPT or (held > KEPT_ROWS and len(self._kept) > 1):
+            held -= len(self._kept.pop(next(iter(self._kept))).rows)
+        notes.extend(selection.warnings)
+        return selection.page(query)
+
+    def _select(
+        self,
+        query: Query,
+        publications: list[_Publication],
+        sheets: Mapping[tuple[str, str], Sheet],
+        used: tuple[Sheet, ...],
+    ) -> _Selection | tuple[Page, tuple[DataWarning, ...]]:
+        """All rows of ``query``'s shape, filtered and ordered (may run in a worker thread);
+        the page itself and the warnings when the rows do not all have the same fields.
+        """
+        built = WarningLog()
+        rows = self._rows(query.entity, query.where, publications, sheets, built)
+        selected = select(rows, query)
+        names = tuple(selected[0]) if selected else ()
+        values: list[tuple[Any, ...]] = []
+        for row in selected:
+            if tuple(row) != names:
+                return _slice(selected, query), built.freeze()
+            values.append(tuple(row.values()))
+        return _Selection(used, names, values, built.freeze())
+
     def _rows(
         self,
         entity: Entity,
@@ -351,16 +442,53 @@ class WahldatenSource(Source):
 
 
 def answer(rows: Iterable[Row], query: Query) -> Page:
-    """Filter, order and slice rows as :func:`gateway.model.filters.apply_in_memory` does.
+    """Filter, order and slice rows as :func:`gateway.model.filters.apply_in_memory` does."""
+    return _slice(select(rows, query), query)
+
+
+def select(rows: Iterable[Row], query: Query) -> list[Row]:
+    """The rows ``query``'s filter keeps, in its order.
 
     The rows' values are already typed (integers, ISO 8601 text, which sorts like the time it
     stands for), so they sort by plain keys, one stable pass per sort key from the last, instead
     of pairwise comparisons: a whole Stimme set (170,000 rows) in a fraction of the time.
     """
-    test = predicate(query.where, query.entity)
-    selected = [row for row in rows if test(row)]
-    for key in reversed(query.order):
-        selected.sort(key=_sort_key(key), reverse=key.descending)
+    if query.where is None:
+        selected = list(rows)
+    else:
+        test = predicate(query.where, query.entity)
+        selected = [row for row in rows if test(row)]
+    for keys in reversed(_runs(query.order)):
+        selected = _sorted(selected, keys)
+    return selected
+
+
+def _sorted(rows: list[Row], keys: tuple[SortKey, ...]) -> list[Row]:
+    """``rows`` stably sorted by ``keys`` (all of one direction), nulls first ascending."""
+    reverse = keys[0].descending
+    try:
+        # By the plain values: comparing a null with a value raises (as does a missing
+        # field), so a sort that finishes made only the comparisons the null-aware key makes,
+        # with the same outcomes, and gives the same order.
+        return sorted(rows, key=itemgetter(*(key.field for key in keys)), reverse=reverse)
+    except (TypeError, KeyError):
+        return sorted(rows, key=_sort_key(keys), reverse=reverse)
+
+
+def _runs(order: tuple[SortKey, ...]) -> list[tuple[SortKey, ...]]:
+    """``order`` cut into runs of keys of the same direction: a stable sort by a run's keys
+    together orders as stable sorts by each of them from the last would.
+    """
+    runs: list[list[SortKey]] = []
+    for key in order:
+        if runs and runs[-1][0].descending == key.descending:
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    return [tuple(run) for run in runs]
+
+
+def _slice(selected: list[Row], query: Query) -> Page:
     total = len(selected)
     end = None if query.limit is None else query.offset + query.limit
     return Page(
@@ -368,15 +496,27 @@ def answer(rows: Iterable[Row], query: Query) -> Page:
     )
 
 
-def _sort_key(key: SortKey) -> Callable[[Row], tuple[bool, Any]]:
-    # Nulls first ascending and, the pass being reversed, last descending.
-    name = key.field
+def _sort_key(keys: tuple[SortKey, ...]) -> Callable[[Row], tuple[Any, ...]]:
+    # Nulls first ascending and, the pass being reversed, last descending: each value comes
+    # after whether it is there, so a null never meets a value.
+    if len(keys) == 1:
+        name = keys[0].field
 
-    def value(row: Row) -> tuple[bool, Any]:
-        item = row.get(name)
-        return (item is not None, item)
+        def value(row: Row) -> tuple[Any, ...]:
+            item = row.get(name)
+            return (item is not None, item)
 
-    return value
+        return value
+    names = [key.field for key in keys]
+
+    def values(row: Row) -> tuple[Any, ...]:
+        out: list[Any] = []
+        for name in names:
+            item = row.get(name)
+            out += (item is not None, item)
+        return tuple(out)
+
+    return values
 
 
 def _work(sheets: Iterable[Sheet]) -> int:

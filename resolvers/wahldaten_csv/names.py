@@ -18,6 +18,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = [
     "DATASETS",
@@ -84,6 +85,7 @@ class FileName:
         return (self.stamp or dt.datetime.min, self.sequence, self.name)
 
 
+@lru_cache(maxsize=4096)  # every query reads the listing's names again
 def parse_file_name(name: str) -> FileName | None:
     """Parse a file name; None if it names none of the five datasets (not an OWD file)."""
     match = _NAME.fullmatch(name)

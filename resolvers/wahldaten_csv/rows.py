@@ -490,6 +490,24 @@ class StimmeFilter:
         )
 
 
+# The sources of a vote row, in the order its dict holds them.
+_STIMME_SOURCES = (
+    "wahl",
+    "datei",
+    "zeile",
+    "bezirk-nr",
+    "bezirk_id",
+    "spalte",
+    "kennung",
+    "position",
+    "kandidatnummer",
+    "anzahl",
+    "stimmzettel-gebiet-nr",
+    "stimmzettel_id",
+    "kandidat_id",
+)
+
+
 def stimme_rows(
     sheet: Sheet,
     entity: Entity,
@@ -504,8 +522,15 @@ def stimme_rows(
     Wahlgebietseinteilungen file), ``parties`` (ballot area, position) to the party's join text
     (from the Stimmzettel file), so each count joins the ballot position and candidate it counts.
     """
-    put = _setter(entity)
+    # Field names of the sources a vote row sets, in this order (None: the entity lacks it).
+    names = tuple(
+        None if entity.by_source.get(source) is None else entity.by_source[source].name
+        for source in _STIMME_SOURCES
+    )
+    every = None not in names
+    full = tuple(n for n in names if n is not None)  # ``names`` when the entity has them all
     wahl = election.wahl
+    file = sheet.file
     chosen = want.columns(sheet.letters)
     # The join keys of a column depend on the district's ballot area only: work them out once
     # per area, dropping the columns the filter excludes.
@@ -519,22 +544,24 @@ def stimme_rows(
         plan = plans.get(area)
         if plan is None:
             plan = plans[area] = _plan(wahl, area, sheet.letters, chosen, parties, want)
+        head = (wahl, file, line, district, bezirk_id)
+        ballot_area = area or None
         for index, letter, ballot, candidate in plan:
-            row: dict[str, Any] = {}
-            put(row, "wahl", wahl)
-            put(row, "datei", sheet.file)
-            put(row, "zeile", line)
-            put(row, "bezirk-nr", district)
-            put(row, "bezirk_id", bezirk_id)
-            put(row, "spalte", letter.column)
-            put(row, "kennung", letter.kennung)
-            put(row, "position", letter.position)
-            put(row, "kandidatnummer", letter.kandidatnummer)
-            put(row, "anzahl", counts[index])
-            put(row, "stimmzettel-gebiet-nr", area or None)
-            put(row, "stimmzettel_id", ballot)
-            put(row, "kandidat_id", candidate)
-            yield row
+            values = (
+                *head,
+                letter.column,
+                letter.kennung,
+                letter.position,
+                letter.kandidatnummer,
+                counts[index],
+                ballot_area,
+                ballot,
+                candidate,
+            )
+            if every:
+                yield dict(zip(full, values, strict=True))
+            else:
+                yield {n: v for n, v in zip(names, values, strict=True) if n is not None}
 
 
 def _plan(
