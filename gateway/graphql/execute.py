@@ -448,9 +448,19 @@ async def load_related(
                 len(page.rows),
                 selected,
             )
-        for row in page.rows:
+        if scope_targets:
             names = (target_field.name, *scope_targets)
-            grouped.setdefault(tuple(_group_key(row.get(n)) for n in names), []).append(row)
+            for row in page.rows:
+                grouped.setdefault(tuple(_group_key(row.get(n)) for n in names), []).append(row)
+        else:  # one column: no generator per row
+            name = target_field.name
+            for row in page.rows:
+                grouped.setdefault((_group_key(row.get(name)),), []).append(row)
+    if not scope:
+        return [
+            grouped.get((_group_key(p[0]),), []) if p is not None and p[0] is not None else []
+            for p in coerced
+        ]
     return [
         grouped.get(tuple(_group_key(v) for v in p), [])
         if p is not None and p[0] is not None

@@ -5,7 +5,9 @@ through a Python call, which costs far more than the copying. For a validated op
 module compiles, once per (document, operation, caller level), a plan that shapes each page
 of rows into the response directly: scalars are copied and serialised with the schema's own
 scalar functions, relations are loaded once per relation and level for all rows, and the
-keys come out in the order graphql-core would produce them.
+keys come out in the order graphql-core would produce them. Each object and connection of
+the plan is shaped by a Python function generated for it (:mod:`gateway.graphql.shaping`):
+a row costs a few bytecodes per field, its relations looked up by its join key.
 
 The plan covers documents made of our connection fields, scalars, relations, ``__typename``,
 fragments and inline fragments. Anything else — introspection, ``@skip``/``@include``, a
@@ -17,6 +19,8 @@ are those of the field-by-field path.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,16 +31,13 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLBoolean,
     GraphQLError,
     GraphQLField,
-    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
-    GraphQLString,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -52,7 +53,6 @@ from gateway.graphql.execute import (
     Binding,
     RequestContext,
     Window,
-    join_key,
     join_requirements,
     join_scope,
     load_related,
@@ -62,6 +62,20 @@ from gateway.graphql.execute import (
 )
 from gateway.graphql.limits import LimitSettings
 from gateway.graphql.selection import Selection
+from gateway.graphql.shaping import (
+    Constant,
+    Cursor,
+    Edges,
+    Info,
+    Joined,
+    Nodes,
+    ObjectField,
+    Scalar,
+    Total,
+    connection_shaper,
+    key_collector,
+    object_shaper,
+)
 from gateway.model.datamodel import Relation
 from gateway.model.query import Filter, Row, SortKey
 
@@ -89,44 +103,89 @@ class FieldPlan:
     kind: str  # scalar | typename | one | many
     nodes: list[FieldNode]
     definition: GraphQLField | None = None
-    serialize: Callable[[Any], Any] | None = None
+    scalar: GraphQLScalarType | None = None
     non_null: bool = False
     level: int = 0
     relation: Relation | None = None
     target: Binding | None = None
     child: ObjectPlan | ConnectionPlan | None = None
+    join: Join | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """What a relation's load needs, fixed by the document and the plan's caller level: the
+    join's scope, the distinct join keys of parent rows, the target fields to fetch and the
+    number of fields selected on them (what the meter charges per row)."""
+
+    scope: tuple[tuple[str, str], ...]
+    columns: tuple[str, ...]
+    keys: Callable[[Sequence[Row]], list[Any]]
+    fetched: frozenset[str]
+    selected: int
 
 
 @dataclass(slots=True)
 class ObjectPlan:
-    """The fields of one entity type, in response order."""
+    """The fields of one entity type, in response order, and the function that shapes rows
+    into them: ``shape(map, default, ..., rows)`` with a (map, default) per relation."""
 
     type_name: str
     binding: Binding
     fields: list[FieldPlan]
-    # Per field, what the row loop needs: (key, column, serialize, non_null, step).
-    steps: list[tuple[str, str, Callable[[Any], Any] | None, bool, int]] = field(
-        init=False, default_factory=list
-    )
+    joined: list[FieldPlan] = field(init=False, default_factory=list)
+    shape: Callable[..., list[dict[str, Any]]] = field(init=False)
 
     def __post_init__(self) -> None:
-        codes = {"scalar": _SCALAR, "typename": _TYPENAME}
-        self.steps = [
-            (f.key, f.name, f.serialize, f.non_null, codes.get(f.kind, _RELATED))
-            for f in self.fields
-        ]
+        self.joined = [f for f in self.fields if f.join is not None]
+        self.shape = object_shaper([self._shaped(f) for f in self.fields], StepAside)
 
-
-_SCALAR, _TYPENAME, _RELATED = 0, 1, 2
+    def _shaped(self, f: FieldPlan) -> ObjectField:
+        if f.join is not None:
+            return Joined(f.key, f.join.columns)
+        if f.scalar is not None:
+            return Scalar(f.key, f.name, f.scalar, f.non_null)
+        return Constant(f.key, self.type_name)
 
 
 @dataclass(slots=True)
 class ConnectionPlan:
-    """The fields of a connection: nodes, edges, pageInfo, totalCount, __typename."""
+    """The fields of a connection: nodes, edges, pageInfo, totalCount, __typename; and the
+    function that shapes one: ``shape(connection, *shapers)``, a shaper of rows per object
+    plan in ``objects``."""
 
     type_name: str
     binding: Binding
     fields: list[tuple[str, str, Any]]  # (key, name, sub-plan)
+    objects: list[ObjectPlan] = field(init=False, default_factory=list)
+    shape: Callable[..., dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        def nodes(key: str, plan: ObjectPlan) -> Nodes:
+            self.objects.append(plan)
+            return Nodes(key, len(self.objects) - 1)
+
+        edge = f"{self.binding.entity.graphql_name}Edge"
+        shaped: list[Nodes | Edges | Info | Total | Constant] = []
+        for key, name, sub in self.fields:
+            if name == "nodes":
+                shaped.append(nodes(key, sub))
+            elif name == "edges":
+                parts = [
+                    Cursor(k) if inner == "cursor"
+                    else Constant(k, edge) if inner == "__typename"
+                    else nodes(k, p)
+                    for k, inner, p in sub
+                ]  # fmt: skip
+                shaped.append(Edges(key, tuple(parts)))
+            elif name == "pageInfo":
+                info = [Constant(k, "PageInfo") if n == "__typename" else (k, n) for k, n in sub]
+                shaped.append(Info(key, tuple(info)))
+            elif name == "totalCount":
+                shaped.append(Total(key))
+            else:  # __typename
+                shaped.append(Constant(key, self.type_name))
+        self.shape = connection_shaper(shaped, StepAside)
 
 
 @dataclass(slots=True)
@@ -136,6 +195,7 @@ class RootPlan:
     nodes: list[FieldNode]
     definition: GraphQLField
     child: ConnectionPlan
+    selection: Selection
 
 
 @dataclass(slots=True)
@@ -163,6 +223,12 @@ class Plan:
         # The limits were checked before the plan was looked up (GatewaySchema.execute).
         run = _Run(self, ctx, variables)
         run.preflight()
+        if len(self.roots) == 1:  # no task to gather: one less turn of the event loop
+            (root,) = self.roots
+            try:
+                return {root.key: await run.root(root)}
+            except Exception as exc:
+                raise StepAside from exc
         values = await asyncio.gather(
             *(run.root(root) for root in self.roots), return_exceptions=True
         )
@@ -285,7 +351,8 @@ class _Compiler:
                 kind = "many" if relation.to_many else "one"
                 plans.append(
                     FieldPlan(key, name, kind, group, definition, relation=relation,
-                              target=target, child=child)
+                              target=target, child=child,
+                              join=self.join(binding, relation, target, group))
                 )  # fmt: skip
                 continue
             scalar = get_named_type(definition.type)
@@ -300,38 +367,33 @@ class _Compiler:
                     "scalar",
                     group,
                     definition,
-                    serialize=_serializer(scalar),
+                    scalar=scalar,
                     non_null=isinstance(definition.type, GraphQLNonNull),
                     level=binding.field_level(name),
                 )
             )
         return ObjectPlan(type_name, binding, plans)
 
+    def join(
+        self, binding: Binding, relation: Relation, target: Binding, nodes: Sequence[FieldNode]
+    ) -> Join:
+        """A relation's load, as far as the document and the caller level decide it.
 
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-
-
-def _serializer(scalar: GraphQLScalarType) -> Callable[[Any], Any]:
-    """The scalar's output coercion, with the common case of each built-in scalar first.
-
-    A value already of the scalar's own Python type (an int in range for ``Int``, a ``str``
-    for ``String`` and ``ID`` strings, a ``bool``) is its own result in graphql-core; any
-    other value takes graphql-core's way, with its conversions and errors.
-    """
-    serialize = scalar.serialize
-    if scalar is GraphQLInt:
-
-        def as_int(value: Any) -> Any:
-            if type(value) is int and _INT_MIN <= value <= _INT_MAX:
-                return value
-            return serialize(value)
-
-        return as_int
-    if scalar is GraphQLString:
-        return lambda value: value if type(value) is str else serialize(value)
-    if scalar is GraphQLBoolean:
-        return lambda value: value if type(value) is bool else serialize(value)
-    return serialize
+        The selection below it is the same for any variables: a plan has no ``@skip`` or
+        ``@include`` (collecting steps aside on every directive).
+        """
+        scope = join_scope(binding, relation, target)
+        column = binding.entity.by_source[relation.source_field].name
+        selection = Selection(nodes, self.fragments, {})
+        names = node_selection(selection) if relation.to_many else selection.names
+        columns = (column, *(name for name, _ in scope))
+        return Join(
+            scope,
+            columns,
+            key_collector(columns),
+            frozenset(target.source_fields(names, self.level)),
+            len(names),
+        )
 
 
 def _target_type(relation: Relation) -> str:
@@ -378,7 +440,8 @@ def compile_plan(
             if binding is None or definition is None:
                 return None  # introspection, __typename at the root, ...
             child = compiler.connection(get_named_type(definition.type).name, group)
-            plans.append(RootPlan(key, binding, group, definition, child))
+            selection = Selection(group, fragments, {})  # no directives: as for any variables
+            plans.append(RootPlan(key, binding, group, definition, child, selection))
     except (Unsupported, KeyError):
         return None
     return Plan(schema, operation, fragments, plans, where, order, limits, document, operation_name)
@@ -458,8 +521,9 @@ class _Run:
 
     async def root(self, root: RootPlan) -> dict[str, Any]:
         args, where, order = self.arguments(root.definition, root.nodes[0], root.binding)
-        selection = Selection(root.nodes, self.plan.fragments, self.variables)
-        connection = await resolve_connection(self.ctx, root.binding, args, selection, where, order)
+        connection = await resolve_connection(
+            self.ctx, root.binding, args, root.selection, where, order
+        )
         (shaped,) = await self.connections([connection], root.child)
         return shaped
 
@@ -467,98 +531,43 @@ class _Run:
         self, connections: list[dict[str, Any]], plan: ConnectionPlan
     ) -> list[dict[str, Any]]:
         """Shape several connections of one type at once (nested loads batched across them)."""
-        outs: list[dict[str, Any]] = [{} for _ in connections]
-        for key, name, sub in plan.fields:
-            if name == "nodes":
-                flat = [row for c in connections for row in c["nodes"]]
-                shaped = iter(await self.objects(flat, sub))
-                for out, c in zip(outs, connections, strict=True):
-                    out[key] = [next(shaped) for _ in c["nodes"]]
-            elif name == "edges":
-                flat = [edge["node"] for c in connections for edge in c["edges"]]
-                node_plans = [p for _, inner, p in sub if inner == "node"]
-                shaped_nodes: list[Any] = []
-                if node_plans:
-                    # Several node keys (aliases) shape the same rows.
-                    shaped_nodes = list(
-                        zip(*[await self.objects(flat, p) for p in node_plans], strict=True)
-                    )
-                position = 0
-                for out, c in zip(outs, connections, strict=True):
-                    edges = []
-                    for edge in c["edges"]:
-                        item: dict[str, Any] = {}
-                        which = 0
-                        for k, inner, _ in sub:
-                            if inner == "cursor":
-                                item[k] = edge["cursor"]
-                            elif inner == "__typename":
-                                item[k] = f"{plan.binding.entity.graphql_name}Edge"
-                            else:
-                                item[k] = shaped_nodes[position][which]
-                                which += 1
-                        position += 1
-                        edges.append(item)
-                    out[key] = edges
-            elif name == "pageInfo":
-                for out, c in zip(outs, connections, strict=True):
-                    info = c["pageInfo"]
-                    out[key] = {k: ("PageInfo" if n == "__typename" else info[n]) for k, n in sub}
-            elif name == "totalCount":
-                for out, c in zip(outs, connections, strict=True):
-                    if c["totalCount"] is None:
-                        raise StepAside
-                    out[key] = c["totalCount"]
-            else:  # __typename
-                for out in outs:
-                    out[key] = plan.type_name
-        return outs
+        if len(connections) == 1:
+            rows: list[Row] = connections[0]["nodes"]
+        else:
+            rows = [row for c in connections for row in c["nodes"]]
+        # In the order of the connection's fields: nodes and edges share the rows.
+        shapers = [await self.prepare(rows, p) for p in plan.objects]
+        shape = plan.shape
+        return [shape(c, *shapers) for c in connections]
 
-    async def objects(
-        self, rows: list[Row | None], plan: ObjectPlan
-    ) -> list[dict[str, Any] | None]:
-        """Shape rows of one entity type (None stays None), relations loaded once for all."""
-        present = [r for r in rows if r is not None]
-        related: dict[str, list[Any]] = {}
-        jobs = [f for f in plan.fields if f.kind in ("one", "many")]
-        if jobs and present:
-            loaded = await asyncio.gather(*(self.relation(present, plan, f) for f in jobs))
-            related = {f.key: values for f, values in zip(jobs, loaded, strict=True)}
-        out: list[dict[str, Any] | None] = []
-        steps, type_name = plan.steps, plan.type_name
-        index = 0
-        for row in rows:
-            if row is None:
-                out.append(None)
-                continue
-            item: dict[str, Any] = {}
-            for key, name, serialize, non_null, step in steps:
-                if step == _SCALAR:
-                    value = row.get(name)
-                    if value is None:
-                        if non_null:
-                            raise StepAside
-                        item[key] = None
-                    else:
-                        item[key] = serialize(value)  # type: ignore[misc]
-                elif step == _TYPENAME:
-                    item[key] = type_name
-                else:
-                    item[key] = related[key][index]
-            index += 1
-            out.append(item)
-        return out
+    async def objects(self, rows: list[Row], plan: ObjectPlan) -> list[dict[str, Any]]:
+        """Shape rows of one entity type, relations loaded once for all."""
+        return (await self.prepare(rows, plan))(rows)
 
-    async def relation(self, rows: list[Row], plan: ObjectPlan, f: FieldPlan) -> list[Any]:
+    async def prepare(
+        self, rows: list[Row], plan: ObjectPlan
+    ) -> Callable[[list[Row]], list[dict[str, Any]]]:
+        """The plan's shaper with the relations of ``rows`` loaded and bound (each relation
+        a map from join key to shaped value, and the value of a row that joins nothing)."""
+        jobs = plan.joined
+        if not jobs:
+            return plan.shape
+        if not rows:
+            return functools.partial(plan.shape, *(({}, None) * len(jobs)))
+        if len(jobs) == 1:
+            loaded = [await self.relation(rows, jobs[0])]
+        else:
+            loaded = await asyncio.gather(*(self.relation(rows, f) for f in jobs))
+        return functools.partial(plan.shape, *itertools.chain.from_iterable(loaded))
+
+    async def relation(self, rows: list[Row], f: FieldPlan) -> tuple[dict[Any, Any], Any]:
+        """A relation's targets for ``rows``, shaped once per distinct join key."""
         assert f.relation is not None
         assert f.target is not None
-        binding, relation, target = plan.binding, f.relation, f.target
-        scope = join_scope(binding, relation, target)
-        keys = [join_key(row, binding, relation, scope) for row in rows]
-        unique = list(dict.fromkeys(k for k in keys if k is not None))
-        selection = Selection(f.nodes, self.plan.fragments, self.variables)
+        assert f.join is not None
+        relation, target, join = f.relation, f.target, f.join
+        unique = join.keys(rows)
         if f.kind == "one":
-            fields = frozenset(target.source_fields(selection.names, self.ctx.level))
             found = (
                 await load_related(
                     self.ctx,
@@ -567,38 +576,44 @@ class _Run:
                     unique,
                     None,
                     (),
-                    fields,
-                    len(selection.names),
-                    scope,
+                    join.fetched,
+                    join.selected,
+                    join.scope,
                 )
                 if unique
                 else []
             )
             if any(len(r) > 1 for r in found):
                 raise StepAside  # the full path answers the ambiguous relation's error
-            by_key = {k: (r[0] if r else None) for k, r in zip(unique, found, strict=True)}
+            matched = [(k, r[0]) for k, r in zip(unique, found, strict=True) if r]
             assert isinstance(f.child, ObjectPlan)
-            return await self.objects(
-                [by_key.get(k) if k is not None else None for k in keys], f.child
-            )
+            shaped = await self.objects([row for _, row in matched], f.child)
+            return dict(zip([k for k, _ in matched], shaped, strict=True)), None
         assert f.definition is not None
         args, where, order = self.arguments(f.definition, f.nodes[0], target)
         window = Window.from_args(args, self.ctx.runtime)
-        names = node_selection(selection)
-        fields = frozenset(target.source_fields(names, self.ctx.level))
         groups = (
             await load_related(
-                self.ctx, target, relation, unique, where, order, fields, len(names), scope
+                self.ctx,
+                target,
+                relation,
+                unique,
+                where,
+                order,
+                join.fetched,
+                join.selected,
+                join.scope,
             )
             if unique
             else []
         )
-        grouped = dict(zip(unique, groups, strict=True))
-        connections = [
-            window_connection(grouped.get(k, []) if k is not None else [], window) for k in keys
-        ]
+        # One connection per distinct key, and last the one of a row that joins nothing.
+        connections = [window_connection(group, window) for group in groups]
+        connections.append(window_connection([], window))
         assert isinstance(f.child, ConnectionPlan)
-        return await self.connections(connections, f.child)
+        shaped_connections = await self.connections(connections, f.child)
+        empty = shaped_connections.pop()
+        return dict(zip(unique, shaped_connections, strict=True)), empty
 
 
 class FastPath:

@@ -13,6 +13,7 @@ import concurrent.futures
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,11 +25,26 @@ from graphql import (
     GraphQLFloat,
     GraphQLID,
     GraphQLInt,
+    GraphQLScalarType,
     GraphQLString,
 )
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from gateway.graphql.fastpath import _serializer
+from gateway.graphql.fastpath import StepAside
+from gateway.graphql.scalars import SCALAR_MAP, Date, DateTime, Long
+from gateway.graphql.shaping import (
+    Constant,
+    Cursor,
+    Edges,
+    Info,
+    Joined,
+    Nodes,
+    Scalar,
+    Total,
+    connection_shaper,
+    key_collector,
+    object_shaper,
+)
 from gateway.http.app import create_app
 from gateway.http.config import Settings
 from resolvers.odata.replica.server import ODataReplica
@@ -38,7 +54,8 @@ from tests.support import REGISTERS
 class Pair:
     """The replica and two gateways (one-pass on and off) on a loop in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
+        self.options = options  # more Source.json options of FT
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -52,8 +69,8 @@ class Pair:
     async def _serve(self) -> None:
         try:
             async with ODataReplica() as replica:
-                fast_app = create_app(self._settings(replica.url, True))
-                slow_app = create_app(self._settings(replica.url, False))
+                fast_app = create_app(self._settings(replica.url, True, self.options))
+                slow_app = create_app(self._settings(replica.url, False, self.options))
                 async with (
                     LifespanManager(fast_app) as fast,
                     LifespanManager(slow_app) as slow,
@@ -74,11 +91,11 @@ class Pair:
             raise
 
     @staticmethod
-    def _settings(url: str, fast: bool) -> Settings:
+    def _settings(url: str, fast: bool, options: dict[str, Any]) -> Settings:
         return Settings(
             registers_dir=REGISTERS,
             include=("FT",),
-            sources={"FT": {"url": url}},
+            sources={"FT": {"url": url, **options}},
             rate_limit=None,
             response_cache=False,
             fast_path=fast,
@@ -166,6 +183,69 @@ def test_variables_answer_the_same(pair: Pair) -> None:
     pair.both(query, {"n": -3})
 
 
+def test_relations_shape_once_per_join_key(pair: Pair) -> None:
+    # Rows sharing a join key (many votes of one member, members of one type) share their
+    # relation's shaped value; aliases of every shape, and aliases named like the generated
+    # code's own variables, come out as in graphql-core.
+    document = (
+        "{ FT_Stemme(first: 60, order: [{aktoerid: ASC}]) { row: nodes { get: id out: aktoerid "
+        "v0: Aktoer { _b0: navn append: typeid __typename Aktoertype { id type } } "
+        "_m0: Aktoer { id } Stemmetype { type } } pageInfo { e: endCursor hasNextPage } "
+        "edges { a: node { id } cursor b: node { typeid Aktoer { id } } __typename } "
+        "totalCount } }"
+    )
+    text, used = pair.both(document)
+    assert used
+    nodes = json.loads(text)["data"]["FT_Stemme"]["row"]
+    by_member: dict[int, list[Any]] = {}
+    for node in nodes:
+        by_member.setdefault(node["out"], []).append(node["v0"])
+    assert any(len(v) > 1 for v in by_member.values())  # keys repeat, so sharing happens
+    for values in by_member.values():
+        assert all(v == values[0] for v in values)
+    _, used = pair.both(
+        "{ FT_Afstemning(first: 6) { nodes { id x: Stemme(first: 3) { totalCount nodes { id } }"
+        " y: Stemme(last: 2) { pageInfo { hasPreviousPage } edges { cursor } } } } }"
+    )
+    assert used
+
+
+@pytest.fixture(scope="module")
+def scoped() -> Iterator[Pair]:
+    # FT's joins scoped by ``typeid``: a join then also needs equal typeids on both sides
+    # (meaningless for FT, but it makes every join key a tuple of two columns).
+    running = Pair(joinScope=["typeid"])
+    yield running
+    running.close()
+
+
+def test_scoped_joins_answer_the_same(pair: Pair, scoped: Pair) -> None:
+    document = (
+        "{ FT_Stemme(first: 80) { nodes { id typeid aktoerid Aktoer { id typeid navn } "
+        "Afstemning { id typeid } } } }"
+    )
+    text, used = scoped.both(document)
+    assert used
+    scoped_nodes = json.loads(text)["data"]["FT_Stemme"]["nodes"]
+    plain_nodes = json.loads(pair.both(document)[0])["data"]["FT_Stemme"]["nodes"]
+    kept = 0
+    for node, plain in zip(scoped_nodes, plain_nodes, strict=True):
+        for relation in ("Aktoer", "Afstemning"):
+            target = plain[relation]
+            matches = target is not None and target["typeid"] == node["typeid"]
+            assert node[relation] == (target if matches else None), (node, relation)
+            kept += matches
+    assert 0 < kept < 2 * len(scoped_nodes)  # the scope keeps some joins and drops others
+    for document in (
+        "{ FT_Afstemning(first: 8) { nodes { id typeid Stemme(first: 4) { totalCount "
+        "nodes { id typeid Aktoer { navn } } } } } }",
+        "{ FT_Aktoer(where: {id: {in: [13, 247, 12, 5]}}) { nodes { id typeid "
+        "Stemme(first: 2) { nodes { id } } } } }",
+    ):
+        _, used = scoped.both(document)
+        assert used
+
+
 # --- generated documents --------------------------------------------------------------
 
 SCALARS = {
@@ -228,9 +308,20 @@ def test_generated_documents_answer_the_same(pair: Pair, document: str) -> None:
 def _outcome(serialize: Any, value: Any) -> tuple[str, Any]:
     try:
         result = serialize(value)
+    except StepAside:
+        return ("step aside", None)
     except GraphQLError as exc:
         return ("error", exc.message)
+    except (TypeError, ValueError, OverflowError) as exc:  # Long's int()
+        return (type(exc).__name__, str(exc))
     return ("value", (type(result), result))
+
+
+def _scalar(definition: Any) -> GraphQLScalarType:
+    return GraphQLScalarType(definition.name, serialize=definition.serialize)
+
+
+GATEWAY_SCALARS = [_scalar(SCALAR_MAP[t]) for t in (DateTime, Date, Long)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -240,11 +331,100 @@ def _outcome(serialize: Any, value: Any) -> tuple[str, Any]:
         st.sampled_from([2**31 - 1, 2**31, -(2**31), -(2**31) - 1, True, False]),
         st.floats(allow_nan=True, allow_infinity=True),
         st.text(max_size=8),
+        st.dates(),
+        st.datetimes(),
         st.none(),
     )
 )
-def test_scalar_shortcuts_answer_as_graphql_core(value: Any) -> None:
-    # The one-pass path's quick output coercion for the built-in scalars: the same value,
-    # or the same error, as graphql-core's own for anything an upstream may send.
-    for scalar in (GraphQLInt, GraphQLString, GraphQLBoolean, GraphQLFloat, GraphQLID):
-        assert _outcome(_serializer(scalar), value) == _outcome(scalar.serialize, value)
+def test_generated_scalars_answer_as_graphql_core(value: Any) -> None:
+    # The generated shaping's inline output coercion (a value already of the scalar's own
+    # type is its own result): the same value, or the same error, as the scalar's own
+    # serialize for anything an upstream may send; None is null, or a step aside when the
+    # field is non-null.
+    for scalar in (GraphQLInt, GraphQLString, GraphQLBoolean, GraphQLFloat, GraphQLID,
+                   *GATEWAY_SCALARS):  # fmt: skip
+        for non_null in (False, True):
+            shape = object_shaper([Scalar("k", "c", scalar, non_null)], StepAside)
+            got = _outcome(lambda v: shape([{"c": v}])[0]["k"], value)  # noqa: B023
+            if value is None:
+                assert got == (("step aside", None) if non_null else ("value", (type(None), None)))
+            else:
+                assert got == _outcome(scalar.serialize, value), (scalar, non_null)
+
+
+HOSTILE = [
+    "a'); import os; os.system('touch /tmp/shaping-owned') #",
+    'b"}; raise SystemExit #',
+    "c\nd",
+    "line\nbreak: __import__('os')",
+    "\\",
+    "",
+    " x",
+]
+# GraphQL names that are also the generated code's own names, Python keywords and builtins.
+CLASHING = ["row", "rows", "get", "out", "append", "v0", "_b0", "_m0", "_d0", "c", "e",
+            "n1", "nodes", "total", "info", "shape", "_make", "for", "None", "__import__",
+            "type"]  # fmt: skip
+
+
+def test_hostile_keys_are_values_never_code() -> None:
+    # GraphQL names cannot hold quotes or newlines, but the generated source must not depend
+    # on that: every key and column is either the literal of a checked name or a bound value.
+    keys = HOSTILE + CLASHING
+    fields: list[Any] = []
+    for i, key in enumerate(keys):
+        if i % 3 == 0:
+            fields.append(Scalar(key, key, GraphQLInt, False))
+        elif i % 3 == 1:
+            fields.append(Constant(key, key))
+        else:
+            fields.append(Joined(key, (key, HOSTILE[0])))
+    shape = object_shaper(fields, StepAside)
+    source = shape.__doc__ or ""
+    for text in HOSTILE:
+        if text:
+            assert text not in source
+    row = {key: i for i, key in enumerate(keys)}
+    row[HOSTILE[0]] = 7
+    joined = [f for f in fields if isinstance(f, Joined)]
+    maps: list[Any] = []
+    for f in joined:
+        maps += [{(row[f.columns[0]], 7): f"joined {f.key}"}, "default"]
+    (shaped,) = shape(*maps, [row])
+    expected = {
+        f.key: (row[f.key] if isinstance(f, Scalar)
+                else f.value if isinstance(f, Constant) else f"joined {f.key}")
+        for f in fields
+    }  # fmt: skip
+    assert shaped == expected
+    assert list(shaped) == keys
+    (missing,) = shape(*maps, [{}])
+    assert missing == {k: None if isinstance(f, Scalar) else expected[k] if isinstance(
+        f, Constant) else "default" for k, f in zip(keys, fields, strict=True)}  # fmt: skip
+
+    collect = key_collector([HOSTILE[1], HOSTILE[2]])
+    rows = [{HOSTILE[1]: 1, HOSTILE[2]: 2}, {HOSTILE[1]: 1, HOSTILE[2]: 2}, {HOSTILE[1]: 3}]
+    assert collect(rows) == [(1, 2)]
+    assert key_collector([HOSTILE[3]])([{HOSTILE[3]: "x"}, {}, {HOSTILE[3]: "x"}]) == ["x"]
+
+    info = Info(HOSTILE[4], ((HOSTILE[5], "hasNextPage"), Constant(HOSTILE[6], HOSTILE[0])))
+    edges = Edges(HOSTILE[1], (Cursor(HOSTILE[2]), Nodes(HOSTILE[3], 0), Constant("e", "E")))
+    connection = connection_shaper(
+        [Nodes(HOSTILE[0], 0), edges, info, Total("total"), Constant(HOSTILE[5], "T")], StepAside
+    )
+    for text in HOSTILE:
+        if text:
+            assert text not in (connection.__doc__ or "")
+    c = {"nodes": [1, 2], "edges": [{"cursor": "x"}, {"cursor": "y"}], "totalCount": 2,
+         "pageInfo": {"hasNextPage": False}}  # fmt: skip
+    assert connection(c, lambda rows: [r * 10 for r in rows]) == {
+        HOSTILE[0]: [10, 20],
+        HOSTILE[1]: [{HOSTILE[2]: "x", HOSTILE[3]: 10, "e": "E"},
+                     {HOSTILE[2]: "y", HOSTILE[3]: 20, "e": "E"}],
+        HOSTILE[4]: {HOSTILE[5]: False, HOSTILE[6]: HOSTILE[0]},
+        "total": 2,
+        HOSTILE[5]: "T",
+    }  # fmt: skip
+    with pytest.raises(StepAside):
+        connection({**c, "totalCount": None}, list)
+    assert not Path("/tmp/shaping-owned").exists()
