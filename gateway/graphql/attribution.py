@@ -123,7 +123,7 @@ class _CreditedResult(CachedResult):
     """A cached answer's bytes with ``extensions`` after them."""
 
     def __init__(self, cached: CachedResult, extensions: dict[str, Any]) -> None:
-        super().__init__(cached.encoded, cached._data)
+        super().__init__(cached.encoded, cached._data, cached.key)
         self.extensions = extensions
 
     def body(self) -> bytes:

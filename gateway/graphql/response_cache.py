@@ -8,7 +8,8 @@ the shortest TTL of the registers it touched, capped by ``max_ttl``.
 Answers are kept as the JSON bytes of their data: a hit is sent without encoding, an entry
 is a few KiB rather than a tree of dicts several times that size, and the garbage collector
 has nothing in it to walk. ``data`` is decoded only if something other than the HTTP view
-reads it.
+reads it. Each answer carries its key, so the HTTP view can find it again from the raw request
+(:meth:`ResponseCache.lookup`) without parsing anything.
 """
 
 from __future__ import annotations
@@ -74,9 +75,12 @@ class CachedResult(ExecutionResult):
     the data it was encoded from, so it is encoded once for the cache and the response.
     """
 
-    def __init__(self, encoded: bytes, data: dict[str, object] | None = None) -> None:
+    def __init__(
+        self, encoded: bytes, data: dict[str, object] | None = None, key: str | None = None
+    ) -> None:
         self.encoded = encoded
         self._data = data
+        self.key = key
         self.errors = None
         self.extensions = None
 
@@ -134,7 +138,16 @@ class ResponseCache:
             self.misses += 1
             return None
         self.hits += 1
-        return CachedResult(found)
+        return CachedResult(found, key=key)
+
+    async def lookup(self, key: str) -> bytes | None:
+        """The cached bytes of ``key``'s answer (a hit), or None (not counted: the request
+        then goes through :meth:`get`)."""
+        found = await self.cache.get(key)
+        if not isinstance(found, bytes):
+            return None
+        self.hits += 1
+        return found
 
     async def store(self, key: str, result: Any, context: Any) -> CachedResult | None:
         """Keep ``result`` if it may be kept; then the same answer, already encoded."""
@@ -148,4 +161,4 @@ class ResponseCache:
             return None
         encoded = encode_json(result.data)
         await self.cache.set(key, encoded, ttl)
-        return CachedResult(encoded, result.data)
+        return CachedResult(encoded, result.data, key)

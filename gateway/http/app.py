@@ -12,7 +12,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -26,17 +25,11 @@ from gateway.exports.catalog import Served
 from gateway.graphql.execute import Runtime
 from gateway.graphql.response_cache import ResponseCache
 from gateway.graphql.schema import GatewaySchema, SchemaSpec, build_schema
-from gateway.http.auth import Authenticator, AuthMiddleware
+from gateway.http.auth import Authenticator
 from gateway.http.config import LOCALHOST_ORIGINS, Settings
-from gateway.http.observe import ObserveMiddleware
+from gateway.http.edge import Edge
 from gateway.http.protocol import CredentialsHandler, error_response
-from gateway.http.ratelimit import (
-    HeaderLimitMiddleware,
-    RateLimiter,
-    RateLimitMiddleware,
-    TrustedProxies,
-    TrustedProxyMiddleware,
-)
+from gateway.http.ratelimit import RateLimiter, TrustedProxies
 from gateway.http.view import GatewayView, view_routes
 from gateway.model.datamodel import Register
 from gateway.model.errors import DescriptorError
@@ -318,43 +311,40 @@ def create_app(settings: Settings) -> Starlette:
         ),
         *view_routes(gateway.settings),
     ]
-    # Outermost first: who the client is (behind trusted proxies only), request ids and
-    # logs, who is calling, then how often. Oversized headers are refused before all that.
-    middleware = [
-        Middleware(TrustedProxyMiddleware, proxies=TrustedProxies(settings.trusted_proxies)),
-        Middleware(ObserveMiddleware, metrics=metrics),
-        Middleware(AuthMiddleware, authenticator=Authenticator(settings.auth)),
-    ]
-    if limiter is not None:
-        middleware.append(Middleware(RateLimitMiddleware, limiter=limiter))
+    cors = None
     if settings.http.cors:
         localhost = LOCALHOST_ORIGINS.pattern if settings.http.cors_localhost else None
-        middleware.insert(
-            0,
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(settings.http.cors_origins),
-                allow_origin_regex=localhost,
-                allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=list(CORS_HEADERS),
-                expose_headers=[
-                    "etag",
-                    "retry-after",
-                    "x-request-id",
-                    "x-total-count",
-                    "content-disposition",
-                ],
-                max_age=600,
-            ),
-        )
-    middleware.insert(
-        0,
+        cors = {
+            "allow_origins": list(settings.http.cors_origins),
+            "allow_origin_regex": localhost,
+            "allow_methods": ["GET", "POST", "OPTIONS"],
+            "allow_headers": list(CORS_HEADERS),
+            "expose_headers": [
+                "etag",
+                "retry-after",
+                "x-request-id",
+                "x-total-count",
+                "content-disposition",
+            ],
+            "max_age": 600,
+        }
+    # One layer, in the order of its checks: oversized headers, CORS, who the client is
+    # (behind trusted proxies only), request ids and logs, who is calling, then how often;
+    # GraphQL requests then go straight to their endpoint (:mod:`gateway.http.edge`).
+    middleware = [
         Middleware(
-            HeaderLimitMiddleware,
-            max_bytes=settings.max_header_bytes,
-            max_count=settings.max_headers,
-        ),
-    )
+            Edge,
+            metrics=metrics,
+            authenticator=Authenticator(settings.auth),
+            proxies=TrustedProxies(settings.trusted_proxies),
+            max_header_bytes=settings.max_header_bytes,
+            max_headers=settings.max_headers,
+            limiter=limiter,
+            cors=cors,
+            graphql=graphql,
+            graphql_paths=graphql.paths,
+        )
+    ]
 
     async def unrouted(request: Request, exc: Exception) -> Response:
         # Starlette's own 404 and 405 (no route, or a route without that method), as JSON.

@@ -371,8 +371,17 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        caller = await self.authenticate(scope, send)
+        if caller is None:
+            return
+        if scope["type"] == "websocket":
+            address = _client(scope)
+            scope[INIT_AUTH] = ConnectionAuth(self.authenticator, self.failures, address, caller)
+        await self.app(scope, receive, send)
+
+    async def authenticate(self, scope: Scope, send: Send) -> Caller | None:
+        """Set and return ``scope["caller"]``; None once the request has been refused."""
+        headers, query = _credentials(scope)
         address = _client(scope)
         if _has_credentials(headers, query):
             retry = self.failures.blocked(address)
@@ -380,22 +389,43 @@ class AuthMiddleware:
                 log.info("authentication refused from %s: too many failures", address)
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 4429})
-                    return
+                    return None
                 await _too_many_failures(retry, self.failures.max_failures, send)
-                return
+                return None
         try:
-            caller = scope["caller"] = self.authenticator.caller(headers, query)
+            caller: Caller = self.authenticator.caller(headers, query)
         except AuthenticationError as exc:
             log.info("authentication failed from %s: %s", address, exc)
             self.failures.failed(address)
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401})
-                return
+                return None
             await _unauthenticated(str(exc), send)
-            return
-        if scope["type"] == "websocket":
-            scope[INIT_AUTH] = ConnectionAuth(self.authenticator, self.failures, address, caller)
-        await self.app(scope, receive, send)
+            return None
+        scope["caller"] = caller
+        return caller
+
+
+_CREDENTIAL_HEADERS: Final = (b"x-api-key", b"authorization")
+
+
+def _credentials(scope: Scope) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The credential headers of a request (the last of each name) and its query parameters
+    (parsed only when one of them may be an API key)."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        lowered = name.lower()
+        if lowered in _CREDENTIAL_HEADERS:
+            headers[lowered.decode("latin-1")] = value.decode("latin-1")
+    raw: bytes = scope.get("query_string", b"")
+    if not raw or (b"apikey" not in raw.lower() and not _escaped_names(raw)):
+        return headers, []
+    return headers, parse_qsl(raw.decode("latin-1"))
+
+
+def _escaped_names(query_string: bytes) -> bool:
+    """Whether a parameter name is percent-encoded (it could spell ``apiKey``)."""
+    return any(b"%" in part.partition(b"=")[0] for part in query_string.split(b"&"))
 
 
 def _has_credentials(headers: Mapping[str, str], query: Sequence[tuple[str, str]]) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -108,6 +109,35 @@ class RateLimiter:
         if redis is None and settings.redis_url:
             self._redis = RedisOwner(settings.redis_url)
 
+    def identity(self, scope: Scope) -> tuple[str, int]:
+        """Whose bucket a request counts in, and that identity's rate per minute."""
+        caller = scope.get("caller")
+        if caller is not None and caller.method != "anonymous":
+            return f"key:{caller.method}:{caller.name}", self.settings.per_key
+        client = scope.get("client")
+        return f"ip:{client[0] if client else '?'}", self.settings.per_ip
+
+    async def admit(self, scope: Scope, send: Send) -> bool:
+        """Count an HTTP request: True if it may go on, else False once answered 429."""
+        identity, limit = self.identity(scope)
+        retry = await self.hit(identity, limit)
+        if retry is None:
+            return True
+        body = json.dumps({"errors": [_limited(limit, retry, self.capacity(limit))]}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", str(retry).encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return False
+
     def capacity(self, limit: int) -> int:
         """The bucket of an identity whose rate is ``limit`` a minute."""
         return max(limit, self.settings.burst or 0)
@@ -171,37 +201,12 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope.get("path") == "/healthz":
             await self.app(scope, receive, send)
             return
-        identity, limit = self._identity(scope)
-        retry = await self.limiter.hit(identity, limit)
-        if retry is None:
+        if await self.limiter.admit(scope, send):
             await self.app(scope, receive, send)
-            return
-        burst = self.limiter.capacity(limit)
-        body = json.dumps({"errors": [_limited(limit, retry, burst)]}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"retry-after", str(retry).encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    def _identity(self, scope: Scope) -> tuple[str, int]:
-        caller = scope.get("caller")
-        settings = self.limiter.settings
-        if caller is not None and caller.method != "anonymous":
-            return f"key:{caller.method}:{caller.name}", settings.per_key
-        client = scope.get("client")
-        return f"ip:{client[0] if client else '?'}", settings.per_ip
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Count each ``subscribe`` message as a request; refuse, then close, beyond the limit."""
-        identity, limit = self._identity(scope)
+        identity, limit = self.limiter.identity(scope)
         flood = self.limiter.settings.websocket_flood
         refused = 0
         closed = False
@@ -286,6 +291,14 @@ class TrustedProxies:
             return False
         return any(ip in network for network in self.networks)
 
+    def rewrite(self, scope: Scope) -> None:
+        """Set ``scope["client"]`` to the address a trusted proxy forwarded for, if any."""
+        client = scope.get("client")
+        if client and self.networks:
+            address = self.client(str(client[0]), scope["headers"])
+            if address != client[0]:
+                scope["client"] = (address, 0)
+
     def client(self, peer: str, headers: Iterable[tuple[bytes, bytes]]) -> str:
         """The client's address: the nearest hop before the trusted proxies."""
         if not self.trusted(peer):
@@ -344,11 +357,8 @@ class TrustedProxyMiddleware:
         self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client")
-        if scope["type"] in ("http", "websocket") and client and self.proxies:
-            address = self.proxies.client(str(client[0]), scope["headers"])
-            if address != client[0]:
-                scope["client"] = (address, 0)
+        if scope["type"] in ("http", "websocket"):
+            self.proxies.rewrite(scope)
         await self.app(scope, receive, send)
 
 
@@ -371,15 +381,19 @@ class HeaderLimitMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        if await self.admit(scope, send):
+            await self.app(scope, receive, send)
+
+    async def admit(self, scope: Scope, send: Send) -> bool:
+        """True if the headers are within the limits, else False once refused."""
         headers = scope["headers"]
         problem = None
         if len(headers) > self.max_count:
             problem = f"too many request headers (more than {self.max_count})"
-        elif sum(len(k) + len(v) for k, v in headers) > self.max_bytes:
+        elif sum(map(len, itertools.chain.from_iterable(headers))) > self.max_bytes:
             problem = f"request headers larger than {self.max_bytes} bytes"
         if problem is None:
-            await self.app(scope, receive, send)
-            return
+            return True
         log.info("refused request from %s: %s", _peer(scope), problem)
         body = json.dumps(
             {"errors": [{"message": problem, "extensions": {"code": "HEADERS_TOO_LARGE"}}]}
@@ -400,6 +414,7 @@ class HeaderLimitMiddleware:
             await send({"type": "websocket.http.response.body", "body": body})
         else:
             await send({"type": "websocket.close", "code": 1008})
+        return False
 
 
 def _peer(scope: Scope) -> str:

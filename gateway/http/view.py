@@ -10,18 +10,27 @@ validate or coerce its variables) is 400 under ``application/graphql-response+js
 under ``application/json``, as the spec asks; its body has ``errors`` and no ``data``. A
 successful GET answer carries ``Cache-Control``, ``ETag`` and ``Vary``
 (:mod:`gateway.http.conditional`).
+
+A response-cache hit is answered from the raw request: the view remembers, per caller level
+and exact request (the POST body, or the GET query string), which response-cache entry
+answered it and the bytes that follow the data (``extensions.attribution``); the same request
+again is the lookup of that entry and the bytes sent, with no parsing, validation or JSON
+work. Authentication and rate limits have run before (:mod:`gateway.http.edge`); a document
+by APQ hash is answered so only while the hash is still known.
+
 WebSocket connections are left to strawberry.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -42,11 +51,13 @@ from gateway.http.conditional import (
     not_modified,
     register_ttls,
 )
-from gateway.http.persisted import PersistedQueries
+from gateway.http.persisted import APQ_PREFIX, PersistedQueries, Resolved
 from gateway.http.protocol import (
     GRAPHQL_RESPONSE_JSON,
     GraphQLParams,
     RequestError,
+    _check_content_type,
+    _read_body,
     error_response,
     negotiate,
     read_params,
@@ -66,6 +77,48 @@ _ALLOWED_OPERATIONS: Final = {
     "GET": frozenset({OperationType.QUERY}),
     "POST": frozenset({OperationType.QUERY, OperationType.MUTATION}),
 }
+
+# Requests remembered for answering again from the response cache, and the longest one.
+_ANSWERS: Final = 2048
+_ANSWER_BYTES: Final = 8192
+# Content-Type values of POST requests remembered as accepted (the exact header values).
+_CONTENT_TYPES: Final = 16
+
+_DATA: Final = b'{"data":'
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What answers one raw request again: its response-cache entry and the bytes after the
+    data; for a GET, its ``max-age`` and the ETags of the bytes last sent."""
+
+    key: str
+    tail: bytes
+    seconds: int
+    apq: str | None = None  # the APQ hash it was sent by, which must still be known
+    learn: tuple[str, str] | None = None  # (hash, document) to remember again
+    encoded: bytes = b""
+    etags: dict[str, str] = field(default_factory=dict)
+
+
+def _replay(body: bytes) -> Receive:
+    """A ``receive`` that gives ``body`` again (it was read already)."""
+    message: Message = {"type": "http.request", "body": body, "more_body": False}
+
+    async def receive() -> Message:
+        return message
+
+    return receive
+
+
+class _Prepared(Response):
+    """A 200 whose headers are ready (what :class:`Response` would have made of them)."""
+
+    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = raw_headers
 
 
 class GatewayView(GraphQL[RequestContext, None]):
@@ -91,6 +144,9 @@ class GatewayView(GraphQL[RequestContext, None]):
             settings.http.max_age,
         )
         self.max_body = settings.limits.max_document_bytes + _BODY_ALLOWANCE
+        self.responses = schema.response_cache
+        self.answers: dict[tuple[str, int, bytes], _Answer] = {}
+        self.json_types: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,7 +176,16 @@ class GatewayView(GraphQL[RequestContext, None]):
             media_type = negotiate(request.headers.get("accept"))
         except RequestError as exc:
             return exc.response()
+        raw = None
         try:
+            if self.responses is not None:
+                raw, sent = await self._raw(request)
+                if raw is not None:
+                    again = await self._again(request, media_type, raw)
+                    if again is not None:
+                        return again
+                if sent is not None:  # read here: given again to the parameters
+                    request = Request(request.scope, _replay(sent))
             params = await read_params(request, self.max_body)
             resolved = await self.persisted.resolve(params.query, params.extensions)
             result = await self._execute(request, params, resolved.document)
@@ -128,13 +193,103 @@ class GatewayView(GraphQL[RequestContext, None]):
             return exc.response(media_type)
         if resolved.learn is not None and result.data is not None:
             await self.persisted.learn(resolved.learn, resolved.document)
-        return self._answer(request, media_type, result, resolved.document)
+        body = None
+        if isinstance(result, CachedResult):
+            body = result.body()
+            if raw is not None and result.key is not None:
+                self._remember(request, raw, result, body, params, resolved)
+        return self._answer(request, media_type, result, resolved.document, body)
+
+    # -- answering a raw request again from the response cache ----------------------------
+
+    async def _raw(self, request: Request) -> tuple[tuple[str, int, bytes] | None, bytes | None]:
+        """The raw request as the memo of answers knows it (None if it cannot), and the
+        body if it was read here."""
+        level = _caller(request.scope, self.settings).level
+        if request.method == "GET":
+            query_string: bytes = request.scope.get("query_string", b"")
+            if len(query_string) > _ANSWER_BYTES:
+                return None, None
+            return ("GET", level, query_string), None
+        content_type = request.headers.get("content-type")
+        if content_type not in self.json_types:
+            _check_content_type(content_type)  # refused here as the parameters would be
+            if len(self.json_types) < _CONTENT_TYPES:
+                self.json_types.add(content_type)  # type: ignore[arg-type]
+        body = await _read_body(request, self.max_body)
+        if len(body) > _ANSWER_BYTES:
+            return None, body
+        return ("POST", level, body), body
+
+    async def _again(
+        self, request: Request, media_type: str, raw: tuple[str, int, bytes]
+    ) -> Response | None:
+        """The answer to ``raw`` from the response cache, if it is remembered and still there."""
+        answer = self.answers.get(raw)
+        if answer is None:
+            return None
+        if answer.apq is not None:
+            known = await self.persisted.cache.get(APQ_PREFIX + answer.apq)
+            if not isinstance(known, str):
+                return None  # the hash is forgotten: answered as PERSISTED_QUERY_NOT_FOUND
+        assert self.responses is not None
+        encoded = await self.responses.lookup(answer.key)
+        if encoded is None:
+            return None
+        if answer.learn is not None:
+            await self.persisted.learn(*answer.learn)
+        body = _DATA + encoded + answer.tail
+        if request.method != "GET":
+            return _Prepared(body, _content(body, media_type))
+        if encoded is not answer.encoded:
+            answer.encoded, answer.etags = encoded, {}
+        etag = answer.etags.get(media_type)
+        if etag is None:
+            etag = answer.etags[media_type] = entity_tag(media_type, body)
+        public = _caller(request.scope, self.settings).method == "anonymous"
+        control = cache_control(public, answer.seconds)
+        if not_modified(request.headers.get("if-none-match"), etag):
+            headers = {"vary": VARY, "cache-control": control, "etag": etag}
+            return Response(status_code=304, headers=headers)
+        raw_headers = [
+            (b"vary", VARY.encode("latin-1")),
+            (b"cache-control", control.encode("latin-1")),
+            (b"etag", etag.encode("latin-1")),
+            *_content(body, media_type),
+        ]
+        return _Prepared(body, raw_headers)
+
+    def _remember(
+        self,
+        request: Request,
+        raw: tuple[str, int, bytes],
+        result: CachedResult,
+        body: bytes,
+        params: GraphQLParams,
+        resolved: Resolved,
+    ) -> None:
+        """Remember which response-cache entry answers ``raw`` (it has just answered it)."""
+        assert result.key is not None
+        apq = None
+        if params.query is None:  # sent by its APQ hash alone (known, else it had not run)
+            digest = str((params.extensions or {})["persistedQuery"]["sha256Hash"]).lower()
+            apq = None if digest in self.persisted.allowed else digest
+        learn = (resolved.learn, resolved.document) if resolved.learn is not None else None
+        seconds = self.freshness.seconds(resolved.document) if request.method == "GET" else 0
+        tail = body[len(_DATA) + len(result.encoded) :]
+        if len(self.answers) >= _ANSWERS:
+            del self.answers[next(iter(self.answers))]
+        self.answers[raw] = _Answer(result.key, tail, seconds, apq, learn)
 
     def _wants_playground(self, request: Request) -> bool:
+        if not self.settings.graphiql or request.method != "GET":
+            return False
+        if self.answers:
+            level = _caller(request.scope, self.settings).level
+            if ("GET", level, request.scope.get("query_string", b"")) in self.answers:
+                return False  # it had a query (or a hash) when it was answered
         return (
-            self.settings.graphiql
-            and request.method == "GET"
-            and "query" not in request.query_params
+            "query" not in request.query_params
             and "extensions" not in request.query_params
             and "text/html" in request.headers.get("accept", "")
         )
@@ -171,11 +326,16 @@ class GatewayView(GraphQL[RequestContext, None]):
             raise RequestError(400, "the GraphQL document is empty") from None
 
     def _answer(
-        self, request: Request, media_type: str, result: ExecutionResult, document: str
+        self,
+        request: Request,
+        media_type: str,
+        result: ExecutionResult,
+        document: str,
+        cached: bytes | None = None,
     ) -> Response:
         if isinstance(result, CachedResult):
             # A response-cache hit: the answer's bytes as they were cached.
-            ran, body = True, result.body()
+            ran, body = True, cached if cached is not None else result.body()
         else:
             # No data: the document never ran (it did not parse, validate or coerce).
             ran, body = result.data is not None, encode_json(_payload(result))
@@ -193,6 +353,13 @@ class GatewayView(GraphQL[RequestContext, None]):
                 if not_modified(request.headers.get("if-none-match"), headers["etag"]):
                     return Response(status_code=304, headers=headers)
         return Response(body, status_code=status, headers=headers, media_type=media_type)
+
+
+def _content(body: bytes, media_type: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-length", str(len(body)).encode("latin-1")),
+        (b"content-type", media_type.encode("latin-1")),
+    ]
 
 
 def view_routes(settings: Settings) -> list[BaseRoute]:
