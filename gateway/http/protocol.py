@@ -35,8 +35,10 @@ __all__ = [
     "CredentialsHandler",
     "GraphQLParams",
     "RequestError",
+    "check_content_type",
     "error_response",
     "negotiate",
+    "read_body",
     "read_params",
 ]
 
@@ -185,8 +187,8 @@ def _query_string_params(request: Request) -> dict[str, Any]:
 
 
 async def _body_params(request: Request, max_body: int) -> dict[str, Any]:
-    _check_content_type(request.headers.get("content-type"))
-    body = await _read_body(request, max_body)
+    check_content_type(request.headers.get("content-type"))
+    body = await read_body(request, max_body)
     if not body.strip():
         raise RequestError(400, "the request body is empty; send a JSON object with 'query'")
     data = _json(body, "the request body")
@@ -197,7 +199,7 @@ async def _body_params(request: Request, max_body: int) -> dict[str, Any]:
     return data
 
 
-def _check_content_type(header: str | None) -> None:
+def check_content_type(header: str | None) -> None:
     if header is None:
         raise RequestError(
             415, f"a POST request needs the header 'Content-Type: {JSON}'", "UNSUPPORTED_MEDIA_TYPE"
@@ -218,7 +220,7 @@ def _check_content_type(header: str | None) -> None:
             )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:

@@ -56,10 +56,10 @@ from gateway.http.protocol import (
     GRAPHQL_RESPONSE_JSON,
     GraphQLParams,
     RequestError,
-    _check_content_type,
-    _read_body,
+    check_content_type,
     error_response,
     negotiate,
+    read_body,
     read_params,
 )
 
@@ -213,10 +213,10 @@ class GatewayView(GraphQL[RequestContext, None]):
             return ("GET", level, query_string), None
         content_type = request.headers.get("content-type")
         if content_type not in self.json_types:
-            _check_content_type(content_type)  # refused here as the parameters would be
+            check_content_type(content_type)  # refused here as the parameters would be
             if len(self.json_types) < _CONTENT_TYPES:
                 self.json_types.add(content_type)  # type: ignore[arg-type]
-        body = await _read_body(request, self.max_body)
+        body = await read_body(request, self.max_body)
         if len(body) > _ANSWER_BYTES:
             return None, body
         return ("POST", level, body), body
