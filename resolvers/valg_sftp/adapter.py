@@ -13,9 +13,12 @@ Each entity of the VALG datamodel lives in one dataset folder of every election 
    which file holds which entity is learned from content, with the geografi names as hints
    for which to download first;
 3. serving, per entity, the newest version that verifies (:mod:`resolvers.valg_sftp.store`);
+   the choice for a whole folder is kept with its listing, and the documents in key order
+   with it, so the next page does not choose again;
 4. turning the documents into rows in key order, one document at a time, filtering in
    memory and stopping once the page is full (unless a total count is asked for): paging
-   through a whole country holds one page plus the bounded content cache.
+   through a whole country holds one page plus the bounded content and row caches
+   (:mod:`resolvers.valg_sftp.paging`: the rows of a file version are built once).
 
 Notices (``VALG_FALLBACK``) tell the caller when an older version was served, and
 ``NOT_YET_AVAILABLE`` when no root asked publishes a dataset that says so in its ``absent``
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,13 +41,15 @@ from gateway.sources.port import Services, Source
 from resolvers.valg_sftp.client import SftpClient
 from resolvers.valg_sftp.codec import DocKey, FileProblem, decode_key, normalise_name
 from resolvers.valg_sftp.options import entity_paths, guarded, inherit_spec, parse as parse_options
-from resolvers.valg_sftp.paging import RowCounts, Selected, page_rows
+from resolvers.valg_sftp.paging import RowCache, RowCounts, Selection, page_rows
 from resolvers.valg_sftp.rows import DocContext, RowPlan
 from resolvers.valg_sftp.store import DocSpec, FileMeta, Hinter, ValgStore
 
 __all__ = ["ValgSource"]
 
 _ROOT = re.compile(r"^(?P<kind>.+)-(?P<id>\d+)-(?P<day>\d{2})-(?P<month>\d{2})-(?P<year>\d{4})$")
+# Selections kept (one per distinct set of chosen folders a query reads).
+_KEPT_SELECTIONS = 64
 _VALGARTER = {
     v.casefold(): v
     for v in (
@@ -83,6 +88,15 @@ class ValgSource(Source):
         )
         self._plans: dict[str, list[tuple[DocSpec, RowPlan]]] = {}
         self._counts = RowCounts()
+        # Rows kept in proportion to the content kept (a kept row holds about 1 KiB).
+        self._rows = RowCache(max(10_000, settings.content_cache_bytes // 1024))
+        self._context_lists: dict[
+            tuple[str, bool, str], tuple[list[FileMeta], bool, list[tuple[FileMeta, DocContext]]]
+        ] = {}
+        self._selections: OrderedDict[
+            tuple[tuple[int, int], ...],
+            tuple[list[tuple[list[tuple[FileMeta, DocContext]], RowPlan]], Selection],
+        ] = OrderedDict()
         self.store.on_fallback = self._fallback
         self.store.cache_windows = self.cache_windows()
 
@@ -178,16 +192,67 @@ class ValgSource(Source):
 
     async def _fetch(self, query: Query) -> Page:
         notices: list[dict[str, Any]] = []
-        selected: list[Selected] = []
+        pieces: list[tuple[list[tuple[FileMeta, DocContext]], RowPlan]] = []
         for spec, plan in self._plan(query.entity):
-            for meta, ctx in await self._select(query.entity, spec, query.where, notices):
-                selected.append((meta, ctx, plan))
+            for piece in await self._select(query.entity, spec, query.where, notices):
+                pieces.append((piece, plan))
+        selection = self._selection(pieces)
+        return await page_rows(self.store, query, selection, notices, self._counts, self._rows)
+
+    def _selection(
+        self, pieces: list[tuple[list[tuple[FileMeta, DocContext]], RowPlan]]
+    ) -> Selection:
+        """The selected documents in key order, kept while every folder's choice is."""
+        key = tuple((id(piece), id(plan)) for piece, plan in pieces)
+        kept = self._selections.get(key)
+        if kept is not None and all(
+            a is b and p is q for (a, p), (b, q) in zip(kept[0], pieces, strict=True)
+        ):
+            self._selections.move_to_end(key)
+            return kept[1]
+        selected = [(meta, ctx, plan) for piece, plan in pieces for meta, ctx in piece]
         selected.sort(key=lambda item: item[1].key)
-        return await page_rows(self.store, query, selected, notices, self._counts)
+        selection = Selection(selected)
+        kept_pieces = [kept[2] for kept in self._context_lists.values()]
+        if all(any(piece is k for k in kept_pieces) for piece, _ in pieces):
+            # Only a choice the store keeps (every file of a folder) is worth keeping here.
+            self._selections[key] = (pieces, selection)
+            while len(self._selections) > _KEPT_SELECTIONS:
+                self._selections.popitem(last=False)
+        return selection
+
+    def _contexts(
+        self,
+        root: str,
+        verification: bool,
+        spec: DocSpec,
+        metas: list[FileMeta],
+        *,
+        keep: bool,
+    ) -> list[tuple[FileMeta, DocContext]]:
+        """Each chosen file with where it comes from (``keep``: kept while the choice is)."""
+        archived = self.store.archived(root)
+        key = (root, verification, spec.name)
+        kept = self._context_lists.get(key) if keep else None
+        if kept is not None and kept[0] is metas and kept[1] == archived:
+            return kept[2]
+        out = [
+            (
+                m,
+                DocContext(
+                    root, verification, spec.folder, m.name, spec.file, m.identity, archived
+                ),
+            )
+            for m in metas
+        ]
+        if keep:
+            self._context_lists[key] = (metas, archived, out)
+        return out
 
     async def _select(
         self, entity: Entity, spec: DocSpec, where: Filter | None, notices: list[dict[str, Any]]
-    ) -> list[tuple[FileMeta, DocContext]]:
+    ) -> list[list[tuple[FileMeta, DocContext]]]:
+        """The chosen files of ``spec`` for ``where``: one list per root and folder."""
         keys = _keys(entity, spec, where)
         roots = await self.store.roots()
         allowed = equal_values(where, "Valgmappe") if "Valgmappe" in entity.by_name else None
@@ -199,7 +264,7 @@ class ValgSource(Source):
             roots = [r for r in roots if r in {k.root for k in keys}]
             flags &= {k.verification for k in keys}
             key_ids = {k.identity for k in keys}
-        out: list[tuple[FileMeta, DocContext]] = []
+        out: list[list[tuple[FileMeta, DocContext]]] = []
         for root in roots:
             wanted = await self._wanted(entity, spec, where, root, key_ids, notices)
             if wanted is not None and not wanted:
@@ -208,21 +273,9 @@ class ValgSource(Source):
             for verification in sorted(flags):
                 area = f"verifikation/{spec.folder}" if verification else spec.folder
                 metas = await self.store.select(root, area, spec, wanted, hinter, notices)
-                out += [
-                    (
-                        m,
-                        DocContext(
-                            root,
-                            verification,
-                            spec.folder,
-                            m.name,
-                            spec.file,
-                            m.identity,
-                            self.store.archived(root),
-                        ),
-                    )
-                    for m in metas
-                ]
+                if metas:
+                    keep = wanted is None or spec.file is not None
+                    out.append(self._contexts(root, verification, spec, metas, keep=keep))
         if spec.absent and not out:
             notices.append(
                 {"code": "NOT_YET_AVAILABLE", "dataset": spec.folder, "message": spec.absent}
@@ -411,7 +464,10 @@ class ValgSource(Source):
                 meta.identity,
                 self.store.archived(root),
             )
-            page = await page_rows(self.store, Query(entity), [(meta, ctx, plan)], [], self._counts)
+            selection = Selection([(meta, ctx, plan)])
+            page = await page_rows(
+                self.store, Query(entity), selection, [], self._counts, self._rows
+            )
             out.append((meta.path, page.rows))
         return out
 

@@ -15,7 +15,9 @@ Besides ``kind``, ``datamodel`` and the options every kind has (``staleIfError``
 ``ttl``               seconds a folder listing is kept (15)
 ``connectTimeout``    seconds to open the SFTP session (15)
 ``readTimeout``       seconds one listing or download may take (60)
-``contentCacheBytes`` bytes of verified file content kept in memory (128 MiB)
+``contentCacheBytes`` bytes of verified file content kept in memory (128 MiB); the rows
+                      built from it are kept too, about as many bytes again (a row for
+                      every KiB)
 ``maxFileBytes``      the largest file downloaded (64 MiB)
 ``encryptionAlgs``    SSH ciphers, in order of preference (AES-GCM first)
 

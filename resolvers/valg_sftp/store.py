@@ -17,6 +17,12 @@ the archive folder (``archive``, ``/arkiv``: "Når valg kasseres, vil valg rodma
 overført til en arkiv folder"); :meth:`ValgStore.path` puts a root's files below the folder
 it was listed in.
 
+The choice of every file of a folder (a query not narrowed to some entities) is kept with
+the listing it was made from, notices included: while the folder lists the same entries (the
+same listing, or one listed again alike), :meth:`ValgStore.select` answers it without
+choosing again and repeats its notices; a listing that changes (a new version released, a
+file gone) is chosen from afresh. The grouping of a listing into series is kept the same way.
+
 Content is kept in a least-recently-used cache bounded by the files' byte size, so paging
 through a whole country holds a bounded amount; evicted content is downloaded (and verified)
 again when needed.
@@ -113,6 +119,24 @@ class FileMeta:
         return f"{self.root}/{self.area}/{self.name}"
 
 
+# A folder's data files by series, each newest stamp first: (stamp, name).
+_Series = dict[str, list[tuple[dt.datetime | None, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """The files chosen from one listing of a folder, and the notices choosing them gave."""
+
+    entries: dict[str, RemoteEntry]
+    served: list[FileMeta]
+    notices: list[dict[str, Any]]
+
+
+def _same(kept: dict[str, RemoteEntry], entries: dict[str, RemoteEntry]) -> bool:
+    """Whether a listing is the one a result was kept for (the same, or listed again alike)."""
+    return kept is entries or kept == entries
+
+
 @dataclass(frozen=True, slots=True)
 class _Choice:
     """The version chosen in one series, and why its newest was not (if it was not)."""
@@ -184,6 +208,9 @@ class ValgStore:
         self._last_good: dict[tuple[str, str], FileMeta] = {}
         self._keys: dict[tuple[str, int], rsa.RSAPublicKey] = {}
         self._logged: set[str] = set()
+        # Per folder: the listing a kept result was computed from, and the result.
+        self._grouped: dict[tuple[str, str | None], tuple[dict[str, RemoteEntry], _Series]] = {}
+        self._kept: dict[tuple[str, str], _Kept] = {}
 
     # -- listings ----------------------------------------------------------------------
 
@@ -295,12 +322,26 @@ class ValgStore:
             entries = await self.listing(directory)
         except FileProblem:
             return []  # the dataset has not been published in this root (yet)
-        if len(entries) >= OFFLOAD_ENTRIES:
-            series = await asyncio.to_thread(_series, entries, spec.file)
-        else:
-            series = _series(entries, spec.file)
         if spec.file is not None:
             wanted = None  # a geografi file holds every element; rows are filtered later
+        kept = self._kept.get((directory, spec.name)) if wanted is None else None
+        if kept is not None and _same(kept.entries, entries):
+            # The folder lists what it listed when every file was chosen: so is the choice.
+            if kept.entries is not entries:
+                self._kept[(directory, spec.name)] = _Kept(entries, kept.served, kept.notices)
+            for notice in kept.notices:
+                if notice not in notices:
+                    notices.append(notice)
+            return kept.served
+        series = await self._grouped_series(directory, entries, spec.file)
+        if wanted is None:
+            mine: list[dict[str, Any]] = []
+            served = await self._choose_every(root, area, spec, entries, series, mine)
+            self._kept[(directory, spec.name)] = _Kept(entries, served, mine)
+            for notice in mine:
+                if notice not in notices:
+                    notices.append(notice)
+            return served
         chosen, absent, claims = await self._candidates(directory, series, wanted, hinter)
         choices = await self._choose_all(root, area, spec, entries, series, chosen)
         if wanted is not None:
@@ -317,7 +358,49 @@ class ValgStore:
                 # The name hints did not find everything: read the unidentified rest once.
                 choices += await self._choose_all(root, area, spec, entries, series, rest)
         served = _newest_per_identity([c.meta for c in choices if c.meta is not None], wanted)
-        first = set(chosen)
+        self._report_choices(directory, choices, served, wanted, set(chosen), notices)
+        return served
+
+    async def _choose_every(
+        self,
+        root: str,
+        area: str,
+        spec: DocSpec,
+        entries: dict[str, RemoteEntry],
+        series: _Series,
+        notices: list[dict[str, Any]],
+    ) -> list[FileMeta]:
+        """The file to serve for every entity of ``root/area``."""
+        directory = f"{root}/{area}"
+        choices = await self._choose_all(root, area, spec, entries, series, series)
+        served = _newest_per_identity([c.meta for c in choices if c.meta is not None], None)
+        self._report_choices(directory, choices, served, None, set(series), notices)
+        return served
+
+    async def _grouped_series(
+        self, directory: str, entries: dict[str, RemoteEntry], file: str | None
+    ) -> _Series:
+        """The listing's data files grouped into series (kept while the listing is)."""
+        kept = self._grouped.get((directory, file))
+        if kept is not None and _same(kept[0], entries):
+            self._grouped[(directory, file)] = (entries, kept[1])
+            return kept[1]
+        if len(entries) >= OFFLOAD_ENTRIES:
+            series = await asyncio.to_thread(_series, entries, file)
+        else:
+            series = _series(entries, file)
+        self._grouped[(directory, file)] = (entries, series)
+        return series
+
+    def _report_choices(
+        self,
+        directory: str,
+        choices: list[_Choice],
+        served: list[FileMeta],
+        wanted: set[str] | None,
+        first: set[str],
+        notices: list[dict[str, Any]],
+    ) -> None:
         for choice in choices:
             if wanted is None:
                 relevant = True
@@ -328,7 +411,6 @@ class ValgStore:
                 relevant = choice.series in first
             if choice.problem is not None and relevant:
                 self._report(directory, choice.problem, choice.meta, notices)
-        return served
 
     async def _candidates(
         self,
@@ -556,11 +638,9 @@ def _safe_name(name: str) -> bool:
     return name not in ("", ".", "..") and not any(c in name for c in "/\\\x00")
 
 
-def _series(
-    entries: dict[str, RemoteEntry], file: str | None
-) -> dict[str, list[tuple[dt.datetime | None, str]]]:
+def _series(entries: dict[str, RemoteEntry], file: str | None) -> _Series:
     """Data files grouped into series, each newest stamp first."""
-    out: dict[str, list[tuple[dt.datetime | None, str]]] = {}
+    out: _Series = {}
     for name, entry in entries.items():
         if entry.is_dir or not name.endswith(".json"):
             continue
