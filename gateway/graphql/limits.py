@@ -11,7 +11,8 @@ page size only for root fields (see docs/cost.md). The real cost is metered whil
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import weakref
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
@@ -227,6 +228,74 @@ class Sizes(Protocol):
 
 _NESTING_CAP = 64
 
+
+@dataclass(frozen=True, slots=True)
+class _Site:
+    """A connection field (or ``_entities``) whose size the request decides."""
+
+    node: FieldNode
+    parent: GraphQLObjectType | GraphQLUnionType
+    connection: str  # the connection type's name (``_entities``: ENTITIES)
+    root: bool  # a field of the operation's root type
+
+    def rows(
+        self, variables: Mapping[str, Any], default_first: int, knowledge: Sizes | None
+    ) -> int:
+        """The rows the connection is expected to yield per parent."""
+        size: int | None = None
+        where: Any = None
+        for argument in self.node.arguments or ():
+            name = argument.name.value
+            if name in ("first", "last"):
+                number = _number(argument.value, variables)
+                if isinstance(number, int) and not isinstance(number, bool):
+                    size = number if size is None else min(size, number)
+            elif name == "where":
+                try:
+                    where = value_from_ast_untyped(argument.value, dict(variables))
+                except Exception:
+                    where = None
+        page = max(size if size is not None else default_first, 0)
+        if knowledge is None:
+            return page
+        target = self.connection.removesuffix("Connection")
+        known = knowledge.rows(
+            self.parent.name, self.node.name.value, target, where, page, self.root
+        )
+        return max(0, min(page, known))
+
+    def representations(self, variables: Mapping[str, Any]) -> dict[str, int]:
+        """``_entities``: how many representations of each ``__typename`` it names."""
+        counts: dict[str, int] = {}
+        for argument in self.node.arguments or ():
+            if argument.name.value != "representations":
+                continue
+            try:
+                value = value_from_ast_untyped(argument.value, dict(variables))
+            except Exception:
+                value = None
+            for item in value if isinstance(value, list) else ():
+                name = item.get("__typename") if isinstance(item, dict) else None
+                counts[str(name)] = counts.get(str(name), 0) + 1
+        return counts
+
+    def input(
+        self, variables: Mapping[str, Any], default_first: int, knowledge: Sizes | None
+    ) -> Hashable:
+        """What the walk takes from the request here (as :class:`_Walker` records it)."""
+        if self.connection == ENTITIES:
+            return tuple(self.representations(variables).items())
+        return self.rows(variables, default_first, knowledge)
+
+
+def _number(value: Any, variables: Mapping[str, Any]) -> Any:
+    if isinstance(value, IntValueNode):
+        return int(value.value)
+    if isinstance(value, VariableNode):
+        return variables.get(value.name.value)
+    return None
+
+
 # The federation field whose list of representations multiplies what is selected below it.
 ENTITIES = "_entities"
 
@@ -258,35 +327,17 @@ class _Walker:
         self.active: set[str] = set()
         self.root_type: GraphQLObjectType | None = None
         self.representations = 0
-
-    def _number(self, value: Any) -> Any:
-        if isinstance(value, IntValueNode):
-            return int(value.value)
-        if isinstance(value, VariableNode):
-            return self.variables.get(value.name.value)
-        return None
+        # Where the measure depends on the request (variables, what is known of sizes), in
+        # the order the walk meets them, and what each gave: the rest is the document's.
+        self.sites: list[_Site] = []
+        self.inputs: list[Hashable] = []
 
     def _size(self, node: FieldNode, parent: GraphQLObjectType, connection: str) -> int:
-        size: int | None = None
-        where: Any = None
-        for argument in node.arguments or ():
-            name = argument.name.value
-            if name in ("first", "last"):
-                number = self._number(argument.value)
-                if isinstance(number, int) and not isinstance(number, bool):
-                    size = number if size is None else min(size, number)
-            elif name == "where":
-                try:
-                    where = value_from_ast_untyped(argument.value, dict(self.variables))
-                except Exception:
-                    where = None
-        page = max(size if size is not None else self.default_first, 0)
-        if self.knowledge is None:
-            return page
-        root = parent is self.root_type
-        target = connection.removesuffix("Connection")
-        known = self.knowledge.rows(parent.name, node.name.value, target, where, page, root)
-        return max(0, min(page, known))
+        site = _Site(node, parent, connection, parent is self.root_type)
+        size = site.rows(self.variables, self.default_first, self.knowledge)
+        self.sites.append(site)
+        self.inputs.append(size)
+        return size
 
     def _fragment(self, name: str, parent: GraphQLObjectType) -> _Summary | None:
         found = self.memo.get(name)
@@ -373,17 +424,10 @@ class _Walker:
 
     def _entities(self, node: FieldNode, union: GraphQLUnionType) -> _Summary:
         """``_entities``: what is selected on each type, times its representations."""
-        counts: dict[str, int] = {}
-        for argument in node.arguments or ():
-            if argument.name.value != "representations":
-                continue
-            try:
-                value = value_from_ast_untyped(argument.value, dict(self.variables))
-            except Exception:
-                value = None
-            for item in value if isinstance(value, list) else ():
-                name = item.get("__typename") if isinstance(item, dict) else None
-                counts[str(name)] = counts.get(str(name), 0) + 1
+        site = _Site(node, union, ENTITIES, False)
+        counts = site.representations(self.variables)
+        self.sites.append(site)
+        self.inputs.append(tuple(counts.items()))
         total = sum(counts.values())
         self.representations = max(self.representations, total)
         out = _Summary()
@@ -515,6 +559,25 @@ class _Walker:
         return plain, rows
 
 
+@dataclass(slots=True)
+class _Measured:
+    """One operation of one document: where its measure depends on the request, and the
+    measures seen for each set of what the request gave there."""
+
+    document: Any
+    sites: tuple[_Site, ...]
+    results: dict[tuple[Hashable, ...], QueryMeasure]
+
+
+# Operations remembered per schema, and measures per operation (each bounded, oldest out
+# first); a schema no longer used takes its operations with it.
+_OPERATIONS_KEPT = 256
+_RESULTS_KEPT = 64
+_measured: weakref.WeakKeyDictionary[
+    GraphQLSchema, dict[tuple[int, str | None, int], _Measured]
+] = weakref.WeakKeyDictionary()
+
+
 def measure(
     schema: GraphQLSchema,
     document: Any,
@@ -523,7 +586,61 @@ def measure(
     default_first: int,
     knowledge: Sizes | None = None,
 ) -> QueryMeasure:
-    """Measure the operation that will run (linear in the document's size)."""
+    """Measure the operation that will run (linear in the document's size).
+
+    The walk over the document is done once per operation and set of request-decided sizes
+    (a connection's ``first``, ``where`` and what is known of its rows; the representations
+    of ``_entities``): a document sent again with other variables costs only those.
+    """
+    values = variables or {}
+    operations = _measured.get(schema)
+    if operations is None:
+        operations = _measured.setdefault(schema, {})
+    key = (id(document), operation_name, default_first)
+    known = operations.get(key)
+    if known is not None and known.document is document:
+        inputs = tuple(site.input(values, default_first, knowledge) for site in known.sites)
+        found = known.results.get(inputs)
+        if found is not None:
+            return _copy(found)
+    else:
+        known = None
+    result, walker = _walk(schema, document, operation_name, values, default_first, knowledge)
+    if known is None:
+        known = _Measured(document, tuple(walker.sites), {})
+        _keep(operations, key, known, _OPERATIONS_KEPT)
+    _keep(known.results, tuple(walker.inputs), result, _RESULTS_KEPT)
+    return _copy(result)
+
+
+def _keep(memo: dict[Any, Any], key: Any, value: Any, most: int) -> None:
+    if key not in memo and len(memo) >= most:
+        memo.pop(next(iter(memo)), None)
+    memo[key] = value
+
+
+def _copy(measured: QueryMeasure) -> QueryMeasure:
+    """A remembered measure for one caller (``by_field`` is its own)."""
+    return QueryMeasure(
+        measured.depth,
+        measured.aliases,
+        measured.cost,
+        measured.fields,
+        dict(measured.by_field),
+        measured.steps,
+        measured.nesting_exceeded,
+        measured.representations,
+    )
+
+
+def _walk(
+    schema: GraphQLSchema,
+    document: Any,
+    operation_name: str | None,
+    variables: Mapping[str, Any],
+    default_first: int,
+    knowledge: Sizes | None,
+) -> tuple[QueryMeasure, _Walker]:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -533,7 +650,7 @@ def measure(
         for o in operations
         if operation_name is None or (o.name and o.name.value == operation_name)
     ]
-    walker = _Walker(schema, fragments, variables or {}, default_first, knowledge)
+    walker = _Walker(schema, fragments, variables, default_first, knowledge)
     result = QueryMeasure()
     for operation in chosen[:1]:
         root = schema.get_root_type(operation.operation)
@@ -550,7 +667,7 @@ def measure(
                 walker.truncated,
                 walker.representations,
             )
-    return result
+    return result, walker
 
 
 def verdict(measured: QueryMeasure, settings: LimitSettings, level: int) -> GraphQLError | None:

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
@@ -208,6 +208,10 @@ class ODataSource(Source):
             max_connections=16,
             max_keepalive=8,
         )
+        # The request URL (and row bound) of each recent query the upstream answers whole,
+        # by the query's canonical form: a repeated query builds no URL (least recently
+        # planned first out).
+        self._windows: dict[Hashable, tuple[str, int | None, Entity]] = {}
 
     async def start(self) -> None:
         await self.transport.start()
@@ -379,11 +383,19 @@ class ODataSource(Source):
     # -- fetching ---------------------------------------------------------------------
 
     async def fetch(self, query: Query) -> Page:
+        keep = query.options.get("cache", True) is not False
+        key = _canonical(query)
+        known = self._windows.get(key) if key is not None else None
+        if known is not None and known[2] is query.entity:
+            # A query seen before that the upstream answers whole: its request URL is known.
+            return await self._pages(query, known[0], keep, rows_at_most=known[1])
         plan = self._plan(query)
         if not plan.residual and plan.split is None:
-            return await self._window(
-                query, self._params(query, plan.pushed), _row_bound(query.where, query.entity)
-            )
+            bound = _row_bound(query.where, query.entity)
+            url = self._url(query, self._params(query, plan.pushed))
+            if key is not None:
+                self._remember(key, (url, bound, query.entity))
+            return await self._pages(query, url, keep, rows_at_most=bound)
         # The gateway finishes the work: fetch every row the upstream can narrow down to.
         needed = query.fields
         if needed:
@@ -425,9 +437,12 @@ class ODataSource(Source):
             *(
                 self._pages(
                     query,
-                    self._params(
+                    self._url(
                         query,
-                        [*plan.pushed, self._in_filter(query.entity, field, chunk)],
+                        self._params(
+                            query,
+                            [*plan.pushed, self._in_filter(query.entity, field, chunk)],
+                        ),
                     ),
                     query.options.get("cache", True) is not False,
                     prepaid=paid,
@@ -457,7 +472,25 @@ class ODataSource(Source):
     ) -> Page:
         """Rows [offset, offset+limit), following ``odata.nextLink`` across the page cap."""
         keep = query.options.get("cache", True) is not False
-        return await self._pages(query, params, keep, rows_at_most=rows_at_most)
+        return await self._pages(query, self._url(query, params), keep, rows_at_most=rows_at_most)
+
+    def _url(self, query: Query, params: dict[str, str]) -> str:
+        """The first request of ``query``'s window: ``params`` with the window's options."""
+        if query.offset:
+            params["$skip"] = str(query.offset)
+        if query.limit is not None:
+            # One row more than asked tells whether a next page exists.
+            params["$top"] = str(query.limit + 1 if query.limit else 0)
+        if query.count:
+            params["$inlinecount"] = "allpages"
+        return build_url(self.root, query.entity, params)
+
+    def _remember(self, key: Hashable, window: tuple[str, int | None, Entity]) -> None:
+        """Keep ``window`` (a request URL and row bound) for ``key``; the oldest goes first."""
+        windows = self._windows
+        if len(windows) >= _WINDOWS_KEPT:
+            del windows[next(iter(windows))]
+        windows[key] = window
 
     def _foreseen(self, limit: int | None, rows_at_most: int | None) -> int:
         """The requests a window will take if the upstream has the rows (at least one).
@@ -476,7 +509,7 @@ class ODataSource(Source):
     async def _pages(
         self,
         query: Query,
-        params: dict[str, str],
+        first_url: str,
         keep: bool,
         *,
         prepaid: int = 0,
@@ -489,14 +522,7 @@ class ODataSource(Source):
             size = f"first: {query.limit}" if query.limit is not None else "every row"
             upstream_budget.spend(foreseen - prepaid, f"{what}, {size}")
             prepaid = foreseen
-        if query.offset:
-            params["$skip"] = str(query.offset)
-        if query.limit is not None:
-            # One row more than asked tells whether a next page exists.
-            params["$top"] = str(query.limit + 1 if query.limit else 0)
-        if query.count:
-            params["$inlinecount"] = "allpages"
-        url: str | None = build_url(self.root, query.entity, params)
+        url: str | None = first_url
         rows: list[Row] = []
         total: int | None = None
         has_more = False
@@ -592,6 +618,63 @@ class ODataSource(Source):
         if not isinstance(document, dict):
             raise UpstreamInvalidError(f"{name}: the answer is not a JSON object")
         return document
+
+
+# Distinct queries whose request URL is kept per source.
+_WINDOWS_KEPT = 1024
+# Values a canonical form carries as they are (their type is part of the form).
+_PLAIN = (str, int, float, bool, type(None), dt.datetime, dt.date, dt.time)
+
+
+def _canonical(query: Query) -> Hashable | None:
+    """What decides ``query``'s request URLs, as a hashable value; None if a value is of a
+    type with no canonical form here (the URL is then built every time).
+
+    Every part of the query but its options is in it, and each value with its type (``1``,
+    ``1.0`` and ``True`` are equal in Python but are different literals).
+    """
+    where = _canonical_filter(query.where) if query.where is not None else None
+    if where is _UNKNOWN:
+        return None
+    return (
+        query.entity.register,
+        query.entity.name,
+        where,
+        query.order,
+        (type(query.offset), query.offset),
+        (type(query.limit), query.limit),
+        query.fields,
+        query.count,
+    )
+
+
+_UNKNOWN: Any = object()
+
+
+def _canonical_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is float:
+        # -0.0 == 0.0, but they are written differently.
+        return (kind, repr(value))
+    if kind in _PLAIN:
+        if isinstance(value, dt.datetime | dt.time):
+            # Equal instants on different clocks are different literals.
+            return (kind, value, value.tzinfo, value.utcoffset())
+        return (kind, value)
+    if kind is tuple or kind is list:
+        items = tuple(_canonical_value(v) for v in value)
+        return _UNKNOWN if any(item is _UNKNOWN for item in items) else (kind, items)
+    return _UNKNOWN
+
+
+def _canonical_filter(where: Filter) -> Any:
+    if isinstance(where, Condition):
+        value = _canonical_value(where.value)
+        return _UNKNOWN if value is _UNKNOWN else ("c", where.field, where.op, value)
+    items = tuple(_canonical_filter(item) for item in where.items)
+    if any(item is _UNKNOWN for item in items):
+        return _UNKNOWN
+    return ("and" if isinstance(where, And) else "or", items)
 
 
 class _Answer(NamedTuple):

@@ -5,23 +5,27 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import gc
 import json
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from graphql import parse
+from graphql import build_schema, parse
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
+from gateway.graphql import limits
+from gateway.graphql.demand import Knowledge, Observed
 from gateway.graphql.limits import measure
 from gateway.http.app import create_app
 from gateway.http.auth import ApiKey, AuthSettings, hash_key
 from gateway.http.config import Settings
 from resolvers.odata.replica.server import ODataReplica
-from tests.gateway.test_measure import schema as harness_schema
+from tests.gateway.test_measure import bindings as harness_bindings, schema as harness_schema
 from tests.resolvers.odata import raw
 from tests.support import REGISTERS
 
@@ -423,3 +427,86 @@ def test_generated_documents_never_make_a_500_and_refusals_come_first(
     nodes = document.count("{") + document.count("...") + len(document.split())
     measured = measure(harness_schema(), parsed, None, variables, 100)
     assert measured.steps <= 2 * nodes, (document, measured.steps)
+
+
+# -- the measure remembered per operation ------------------------------------------------
+
+
+_VARIABLE_SETS = [{"b": b, "n": n} for b in (True, False) for n in (0, 1, 5, 1000, None)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(_documents())
+def test_a_remembered_measure_is_the_fresh_walk_for_every_variable_set(
+    case: tuple[str, dict[str, Any]],
+) -> None:
+    document, _ = case
+    parsed = parse(document)
+    schema = harness_schema()
+    # Each variable set twice, interleaved: the second time is answered from the memo.
+    for variables in _VARIABLE_SETS + _VARIABLE_SETS:
+        fresh, _walker = limits._walk(schema, parsed, None, variables, 100, None)
+        assert measure(schema, parsed, None, variables, 100) == fresh, (document, variables)
+
+
+def test_what_is_known_of_sizes_is_not_remembered_away() -> None:
+    observed = Observed()
+    knowledge = Knowledge(harness_bindings(), observed)
+    document = parse(
+        "query($n: Int, $w: FT_StemmeFilter) { FT_Afstemning(first: 1000) { nodes { "
+        "Stemme(first: $n, where: $w) { nodes { id typeid } } } } }"
+    )
+    schema = harness_schema()
+    unknown = measure(schema, document, None, {"n": 1000}, 100, knowledge)
+    assert measure(schema, document, None, {"n": 1000}, 100, knowledge) == unknown
+    relation = harness_bindings()["FT_Afstemning"].relations["Stemme"]
+    observed.saw_fanout(relation, 10, 1_000)  # a hundred votes per vote seen so far
+    known = measure(schema, document, None, {"n": 1000}, 100, knowledge)
+    assert known.cost > unknown.cost
+    # Variables that change the estimate change it from the memo too.
+    fewer = measure(schema, document, None, {"n": 3}, 100, knowledge)
+    assert fewer.cost < known.cost
+    pinned = measure(schema, document, None, {"n": 1000, "w": {"id": {"eq": 7}}}, 100, knowledge)
+    assert pinned.cost < known.cost
+    for variables in ({"n": 1000}, {"n": 3}, {"n": 1000, "w": {"id": {"eq": 7}}}):
+        fresh, _walker = limits._walk(schema, document, None, variables, 100, knowledge)
+        assert measure(schema, document, None, variables, 100, knowledge) == fresh
+    # Other operations of the same document, and another default page size, are their own.
+    two = parse(
+        "query A { FT_Stemme(first: 5) { nodes { id } } } "
+        "query B { FT_Stemme(first: 50) { nodes { id typeid } } }"
+    )
+    a, b = (measure(schema, two, name, None, 100) for name in ("A", "B"))
+    assert (a.cost, b.cost) == (1 + 1 + 5, 1 + 1 + 50 * 2)
+    assert measure(schema, two, "A", None, 100) == a
+    bare = parse("{ FT_Stemme { nodes { id } } }")
+    assert measure(schema, bare, None, None, 100).cost == 102
+    assert measure(schema, bare, None, None, 10).cost == 12
+
+
+def test_a_remembered_measure_is_the_callers_own_and_the_memo_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    schema = harness_schema()
+    document = parse("query($n: Int) { FT_Stemme(first: $n) { nodes { Aktoer { navn } } } }")
+    first = measure(schema, document, None, {"n": 4}, 100)
+    first.by_field.clear()
+    assert measure(schema, document, None, {"n": 4}, 100).by_field == {"Query.FT_Stemme": 1 + 4 * 2}
+    monkeypatch.setattr(limits, "_OPERATIONS_KEPT", 3)
+    monkeypatch.setattr(limits, "_RESULTS_KEPT", 2)
+    monkeypatch.setattr(limits, "_measured", weakref.WeakKeyDictionary())
+    documents = [parse(f"{{ FT_Stemme(first: {n}) {{ nodes {{ id }} }} }}") for n in range(6)]
+    for n, each in enumerate(documents):
+        assert measure(schema, each, None, None, 100).cost == 2 + n
+        assert len(limits._measured[schema]) <= 3
+    for n in range(6):
+        assert measure(schema, document, None, {"n": n}, 100).cost == 2 + n * 2
+        assert all(len(m.results) <= 2 for m in limits._measured[schema].values())
+    assert len(limits._measured[schema]) == 3
+    # A schema no longer referenced takes its operations with it.
+    other = build_schema("type Query { a: Int }")
+    assert measure(other, parse("{ a }"), None, None, 100).cost == 1
+    assert len(limits._measured) == 2
+    del other
+    gc.collect()
+    assert list(limits._measured.keys()) == [schema]
