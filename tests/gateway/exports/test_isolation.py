@@ -98,12 +98,12 @@ async def test_small_requests_keep_their_latency_during_a_large_export(
             busy_query: list[float] = []
             busy_health: list[float] = []
             deadline = time.monotonic() + SAMPLING_SECONDS
-            while time.monotonic() < deadline:
+            # Sampled while the export streams (it may finish within the window: stop there).
+            while time.monotonic() < deadline and not reader.done():
                 busy_query.append(await _trivial(http))
                 busy_health.append(await _healthz(http))
                 await asyncio.sleep(0.01)
             during = received - at_start
-            finished = reader.done()
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
@@ -118,8 +118,8 @@ async def test_small_requests_keep_their_latency_during_a_large_export(
         f"{len(busy_query)} samples, {during} bytes exported while sampling"
     )
     log.info("%s", report)
-    # The export was working while the samples were taken, and had not finished.
-    assert not finished, report
+    # The export was working while the samples were taken (all but the last were taken before
+    # it finished).
     assert during > 0, report
     # Small requests: within a few times their idle latency (plus slack for the GIL, which
     # the worker thread holds for up to a switch interval at a time) ...
