@@ -8,23 +8,36 @@ and p99 latency, CPU per request (utime + stime of the pinned process, from ``/p
 upstream requests per query (the gateway's ``/metrics``, the reference's own counter) and
 peak resident memory (``VmHWM``, reset per scenario).
 
+The previous gateway (``--baseline REV``, by default the commit before the current
+performance work; ``none`` leaves it out) runs from a git worktree of that commit
+(``baseline.py``), started like the current one with its working directory and
+``PYTHONPATH`` the worktree, and takes part in every scenario below as one more server,
+interleaved with the others run by run.
+
 Scenarios (the performance targets' rows):
 
-- ``hit``: a response-cache hit, against a plain Starlette JSON route of the same bytes;
+- ``hit``: a response-cache hit, against a plain Starlette route encoding the same answer
+  on every request (``JSONResponse``) and one sending it as precomputed bytes;
 - ``cached``: 100 ``FT_Stemme`` with ``Aktoer { navn }``, upstream responses cached, new
   variables every request (a nonce variable: the whole-response cache never hits), against
-  the hand-written strawberry + DataLoader server with its upstream cache and document caches;
+  the hand-written strawberry + DataLoader server with its upstream cache and document caches
+  and against the Starlette route encoding an answer of the same size;
 - ``deep``: ``FT_Stemme → Afstemning → Stemme → Aktoer``, cached like ``cached``;
 - ``cold``: ``cached`` with the upstream cache off (``ttl`` 0), against the hand-written
   server without an upstream cache;
-- ``valg``: ``VALG_Valgresultat`` paged with cursors through the whole set (walks and wrk);
-- ``export``: ``GET /FT/v1/download/Stemme.csv``, every row.
+- ``valg``: ``VALG_Valgresultat`` paged with cursors through the whole set: the first walk
+  (files downloaded and verified), warm walks by one client (milliseconds and CPU a page)
+  and every page from 50 connections (wrk);
+- ``export``: ``GET /FT/v1/download/Stemme.csv``, every row;
+- ``de``: the CSV export of ``DE_Stimme`` (rows per second) and paging ``DE_Stimme`` by
+  1,000 (milliseconds and CPU a page), each capped in time so that a slow gateway finishes.
 
 Then the start-up (schema build), the "cheap wins" one by one (each a separate server
 process, ``serve_variant.py``), and a py-spy profile of the hottest scenario. Writes
 ``REPORT.md``, ``results.json`` and the profile beside this file.
 
-    uv run python bench/perf/run.py [--quick] [--py-spy PATH] [--budget 840]
+    uv run python bench/perf/run.py [--quick] [--py-spy PATH] [--budget 870]
+        [--baseline REV|none]
 """
 
 from __future__ import annotations
@@ -51,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from baseline import DEFAULT_REVISION, Tree, checkout  # bench/perf/baseline.py
 
 PERF = Path(__file__).resolve().parent
 ROOT = PERF.parents[1]
@@ -71,6 +85,12 @@ VALG_QUERY = (
     "Afstemningsomraade Resultatart GyldigeStemmer } } }"
 )
 EXPORT_PATH = "/FT/v1/download/Stemme.csv"
+DE_PAGE_QUERY = (
+    "query($after: String) { DE_Stimme(first: 1000, after: $after) { nodes { wahl datei zeile "
+    "bezirk_nr spalte kennung position kandidatnummer anzahl stimmzettel_gebiet_nr bezirk_id "
+    "stimmzettel_id kandidat_id } pageInfo { hasNextPage endCursor } } }"
+)
+DE_FIRST_QUERY = "{ DE_Stimme(first: 1) { nodes { anzahl } } }"
 NONCE = "@NONCE@"
 
 # --- processes ---------------------------------------------------------------------------
@@ -115,7 +135,7 @@ def reset_peak(pid: int) -> None:
         Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-@dataclass
+@dataclass(eq=False)  # one per process: compared (and hashed) by identity
 class Server:
     """One server process under test."""
 
@@ -164,7 +184,12 @@ class Fleet:
         self.servers: list[Server] = []
 
     def start(
-        self, name: str, kind: str, command: Sequence[str], env: dict[str, str] | None = None
+        self,
+        name: str,
+        kind: str,
+        command: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
     ) -> Server:
         """Start ``command`` (which must listen on the port it is given via ``{port}``)."""
         port = _free_port()
@@ -173,7 +198,7 @@ class Fleet:
         with log.open("wb") as out:
             process = subprocess.Popen(
                 _pinned(self.core, argv),
-                cwd=ROOT,
+                cwd=cwd,
                 env=_env(env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -213,7 +238,7 @@ def upstreams(workdir: Path, core: int | None) -> Iterator[dict[str, Any]]:
     """The replicas in their own process; yields their Source.json overrides."""
     log = (workdir / "upstreams.log").open("wb")
     process = subprocess.Popen(
-        _pinned(core, [sys.executable, str(PERF / "upstreams.py"), "--valg"]),
+        _pinned(core, [sys.executable, str(PERF / "upstreams.py"), "--valg", "--de"]),
         cwd=ROOT,
         env=_env(),
         stdin=subprocess.PIPE,
@@ -237,11 +262,17 @@ def upstreams(workdir: Path, core: int | None) -> Iterator[dict[str, Any]]:
 
 
 def gateway_config(
-    path: Path, overrides: dict[str, Any], *, cold: bool = False, fast_path: bool = True
+    path: Path,
+    overrides: dict[str, Any],
+    *,
+    cold: bool = False,
+    fast_path: bool = True,
+    root: Path = ROOT,
 ) -> Path:
-    """A TOML configuration: every register, rate limits off, sources on the replicas."""
+    """A TOML configuration: every register (of the tree at ``root``), rate limits off,
+    sources on the replicas."""
     lines = [
-        f"registers = {json.dumps(str(ROOT / 'registers'))}",
+        f"registers = {json.dumps(str(root / 'registers'))}",
         "",
         "[server]",
         "graphiql = false",
@@ -249,6 +280,10 @@ def gateway_config(
         "",
         "[rate_limit]",
         "enabled = false  # one load generator sending as fast as it can",
+        "",
+        "# The cold first VALG page downloads every file of the listing it selects from.",
+        "[limits.upstream_requests]",
+        '"0" = 100000',
         "",
     ]
     if cold:
@@ -351,23 +386,29 @@ def settle(pid: int, limit: float = 60) -> None:
 
 
 def sample(load: Load, subject: Subject, seconds: float) -> Sample:
+    """One wrk run. CPU and upstream requests are counted until the server is idle again
+    and divided by the requests answered plus the ones in flight when wrk stopped (one per
+    connection, which the server still works through): on a slow server, where a run
+    answers few requests, the work on the last ones is not charged to the others."""
     server = subject.server
     settle(server.pid)
     upstream_before = server.upstream_requests()
     cpu_before = cpu_seconds(server.pid)
     out = load.run(server.url + subject.path, subject.lines, seconds, subject.flags)
+    settle(server.pid, 180)
     cpu = cpu_seconds(server.pid) - cpu_before
     upstream_after = server.upstream_requests()
     requests = max(int(out["requests"]), 1)
+    served = requests + load.connections
     per_query = None
     if upstream_before is not None and upstream_after is not None:
-        per_query = (upstream_after - upstream_before) / requests
+        per_query = (upstream_after - upstream_before) / served
     errors = sum(int(out[k]) for k in ("connect", "read", "write", "timeout"))
     return Sample(
         rps=requests / (out["duration_us"] / 1e6),
         p50_ms=out["p50_us"] / 1000,
         p99_ms=out["p99_us"] / 1000,
-        cpu_us=cpu / requests * 1e6,
+        cpu_us=cpu / served * 1e6,
         upstream_per_query=per_query,
         requests=requests,
         bad=int(out["bad"]) + int(out["status"]),
@@ -462,7 +503,7 @@ def valg_walk(url: str, nonce: int) -> tuple[list[str | None], int, float]:
             variables = {"after": after, "nonce": nonce}
             answer = client.post(url, json={"query": VALG_QUERY, "variables": variables}).json()
             if "errors" in answer:
-                raise RuntimeError(f"VALG paging failed: {answer['errors']}")
+                raise RuntimeError(f"VALG paging of {url} failed: {answer['errors']}")
             connection = answer["data"]["VALG_Valgresultat"]
             rows += len(connection["nodes"])
             if not connection["pageInfo"]["hasNextPage"]:
@@ -535,24 +576,124 @@ def export_once(server: Server) -> dict[str, Any]:
     }
 
 
+def graphql(server: Server, query: str, variables: dict[str, Any] | None = None) -> Any:
+    """One GraphQL request; its ``data``. Fails on any error."""
+    body = {"query": query, "variables": variables or {}}
+    response = httpx.post(server.url + "/graphql", json=body, timeout=300)
+    answer = response.json()
+    if response.status_code != 200 or "errors" in answer:
+        raise RuntimeError(f"{server.name}: {response.status_code} {response.text[:500]}")
+    return answer["data"]
+
+
+def valg_warm_walk(server: Server, nonce: int) -> dict[str, Any]:
+    """One warm walk by one client: wall and the gateway's CPU per page."""
+    settle(server.pid)
+    cpu = cpu_seconds(server.pid)
+    _, rows, seconds = valg_walk(server.url + "/graphql", nonce)
+    cpu = cpu_seconds(server.pid) - cpu
+    pages = -(-rows // 100)
+    return {
+        "seconds": seconds,
+        "page_ms": 1000 * seconds / pages,
+        "page_cpu_ms": 1000 * cpu / pages,
+    }
+
+
+def de_export_path(server: Server) -> str:
+    """The CSV download of ``DE_Stimme``, as the catalogue lists it."""
+    catalogue = httpx.get(server.url + "/catalog.json", timeout=120).json()
+    for register in catalogue["registers"]:
+        for entity in register["entities"]:
+            if entity["graphqlName"] == "DE_Stimme" and entity["downloads"]:
+                path: str = entity["downloads"][-1]["csv"]  # the newest relation version
+                return path
+    raise RuntimeError(f"{server.name}: no CSV download of DE_Stimme in /catalog.json")
+
+
+def de_export(server: Server, path: str, limit: float) -> dict[str, Any]:
+    """Stream the ``DE_Stimme`` CSV export for at most ``limit`` seconds, discarding it."""
+    settle(server.pid)
+    cpu_before = cpu_seconds(server.pid)
+    size = lines = 0
+    complete = False
+    started = time.perf_counter()
+    with httpx.stream("GET", server.url + path, timeout=300) as response:
+        response.raise_for_status()
+        total = response.headers.get("x-total-count")
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+            if time.perf_counter() - started > limit:
+                break
+        else:
+            complete = True
+    seconds = time.perf_counter() - started
+    rows = max(lines - 1, 0)  # the header
+    if complete and total is not None and rows != int(total):
+        raise RuntimeError(f"the DE export has {rows} rows; x-total-count says {total}")
+    cpu = cpu_seconds(server.pid) - cpu_before
+    return {
+        "rows": rows,
+        "total": None if total is None else int(total),
+        "complete": complete,
+        "bytes": size,
+        "seconds": seconds,
+        "rows_per_s": rows / seconds,
+        "cpu_us_per_row": cpu / max(rows, 1) * 1e6,
+    }
+
+
+def de_walk(server: Server, pages: int, limit: float) -> dict[str, Any]:
+    """Page ``DE_Stimme`` by 1,000 from the start (at most ``pages`` pages or ``limit``
+    seconds): milliseconds and the gateway's CPU per page."""
+    settle(server.pid)
+    times: list[float] = []
+    cpu_before = cpu_seconds(server.pid)
+    started = time.perf_counter()
+    after: str | None = None
+    with httpx.Client(timeout=300) as client:
+        while len(times) < pages and time.perf_counter() - started < limit:
+            began = time.perf_counter()
+            body = {"query": DE_PAGE_QUERY, "variables": {"after": after}}
+            answer = client.post(server.url + "/graphql", json=body).json()
+            times.append(time.perf_counter() - began)
+            if "errors" in answer:
+                raise RuntimeError(f"DE paging failed: {answer['errors']}")
+            connection = answer["data"]["DE_Stimme"]
+            if not connection["pageInfo"]["hasNextPage"]:
+                break
+            if len(connection["nodes"]) != 1000:
+                raise RuntimeError(f"a DE page of {len(connection['nodes'])} rows, not 1,000")
+            after = connection["pageInfo"]["endCursor"]
+    cpu = cpu_seconds(server.pid) - cpu_before
+    return {
+        "pages": len(times),
+        "page_ms": 1000 * statistics.median(times),
+        "mean_page_ms": 1000 * sum(times) / len(times),
+        "page_cpu_ms": 1000 * cpu / len(times),
+    }
+
+
 # --- start-up and profile --------------------------------------------------------------------
 
 
-def schema_builds(core: int | None, runs: int, *flags: str) -> list[dict[str, Any]]:
-    """``schema_build.py`` in fresh processes (the first also compiles the bytecode cache)."""
-    out = []
-    for _ in range(runs + 1):
-        done = subprocess.run(
-            _pinned(core, [sys.executable, str(PERF / "schema_build.py"), *flags]),
-            cwd=ROOT,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        out.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return out[1:]
+def schema_build(
+    core: int | None, tree: Path = ROOT, env: dict[str, str] | None = None, *flags: str
+) -> dict[str, Any]:
+    """The tree's own ``schema_build.py`` in a fresh process."""
+    script = tree / "bench" / "perf" / "schema_build.py"
+    done = subprocess.run(
+        _pinned(core, [sys.executable, str(script), *flags]),
+        cwd=tree,
+        env=_env(env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
 
 
 def profile(
@@ -627,6 +768,13 @@ class Settings:
     win_runs: int
     win_seconds: float
     budget: float
+    valg_walks: int = 3  # warm walks per gateway
+    # wrk runs on VALG pages: the previous gateway answers a page in seconds under 50
+    # connections, so a run must be long enough for it to answer each of them a few times.
+    valg_seconds: float = 10
+    de_runs: int = 2  # DE exports and walks per gateway
+    de_seconds: float = 15  # the longest a DE export or walk is measured
+    de_pages: int = 20  # the most pages of a DE walk
     started: float = field(default_factory=time.monotonic)
 
     def left(self) -> float:
@@ -636,13 +784,19 @@ class Settings:
 class Suite:
     """Runs every phase and collects what the report needs."""
 
-    def __init__(self, settings: Settings, workdir: Path, py_spy: str | None) -> None:
+    def __init__(
+        self, settings: Settings, workdir: Path, py_spy: str | None, baseline: Tree | None
+    ) -> None:
         self.settings = settings
         self.workdir = workdir
         self.py_spy = py_spy
+        self.baseline = baseline
         cores = sorted(os.sched_getaffinity(0))
         self.server_core = cores[0] if len(cores) >= 2 else None
         self.load_core = cores[1] if len(cores) >= 2 else None
+        if self.load_core is not None:
+            # The suite's own clients (walks, exports) run beside wrk and the replicas.
+            os.sched_setaffinity(0, {self.load_core})
         self.fleet = Fleet(workdir, self.server_core)
         self.load = Load(self.load_core, settings.connections)
         self.results: dict[str, Any] = {
@@ -651,6 +805,7 @@ class Suite:
             "settings": asdict(settings),
             "pinning": {"server_core": self.server_core, "load_core": self.load_core},
             "load_average": {"start": os.getloadavg()},
+            "baseline": baseline.describe() if baseline is not None else None,
             "scenarios": {},
             "wins": {},
             "notes": [],
@@ -659,8 +814,20 @@ class Suite:
     # -- helpers ----------------------------------------------------------------------
 
     def gateway(
-        self, name: str, config: Path, variants: str = "", plain_stack: bool = False
+        self,
+        name: str,
+        config: Path,
+        variants: str = "",
+        plain_stack: bool = False,
+        tree: Path | None = None,
     ) -> Server:
+        if tree is not None:  # the previous gateway, from its worktree
+            command = [
+                sys.executable, "-m", "gateway", "serve", "--config", str(config),
+                "--port", "{port}", "--log-level", "warning",
+            ]  # fmt: skip
+            env = {"PYTHONPATH": str(tree)}
+            return self.fleet.start(name, "gateway", command, env, cwd=tree)
         if variants:
             command = [
                 sys.executable, str(PERF / "serve_variant.py"), "--variants", variants, "--",
@@ -698,6 +865,13 @@ class Suite:
             ft_url = overrides["FT"]["url"]
             base = gateway_config(work / "gateway.toml", overrides)
             cold = gateway_config(work / "gateway-cold.toml", overrides, cold=True)
+            configs = {"base": base, "cold": cold}
+            if self.baseline is not None:
+                tree = self.baseline.path
+                configs["baseline"] = gateway_config(work / "baseline.toml", overrides, root=tree)
+                configs["baseline-cold"] = gateway_config(
+                    work / "baseline-cold.toml", overrides, cold=True, root=tree
+                )
             numbers = ballots()
             hit = write_lines(
                 work / "hit.txt", [{"query": PAGE_QUERY, "variables": {"a": numbers[0]}}]
@@ -717,11 +891,15 @@ class Suite:
                 ],
             )
             try:
-                self.phase_main(base, ft_url, hit, cached, deep)
-                self.phase_cold(cold, ft_url, cached, deep)
-                self.phase_startup()
+                with self.timed("main"):
+                    self.phase_main(configs, ft_url, hit, cached, deep)
+                with self.timed("cold"):
+                    self.phase_cold(configs, ft_url, cached, deep)
+                with self.timed("startup"):
+                    self.phase_startup()
                 if s.left() > 200:
-                    self.phase_wins(base, cold, ft_url, hit, cached)
+                    with self.timed("wins"):
+                        self.phase_wins(base, cold, ft_url, hit, cached)
                 else:
                     self.note("the cheap wins were skipped: the time budget ran out")
             finally:
@@ -730,44 +908,101 @@ class Suite:
         self.results["seconds"] = round(time.monotonic() - s.started)
         return self.results
 
-    def phase_main(self, config: Path, ft_url: str, hit: Path, cached: Path, deep: Path) -> None:
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Seconds a phase took, in ``results["phases"]``."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            seconds = round(time.monotonic() - started)
+            self.results.setdefault("phases", {})[phase] = seconds
+            sys.stderr.write(f"  ({phase}: {seconds} s)\n")
+
+    def gateways(self, name: str, configs: dict[str, Path], which: str) -> dict[str, Server]:
+        """The gateway and, with a baseline, the previous gateway, on configuration ``which``."""
+        servers = {"gateway": self.gateway(name, configs[which])}
+        if self.baseline is not None:
+            servers["baseline"] = self.gateway(
+                f"baseline-{name}", configs["baseline" if which == "base" else "baseline-cold"],
+                tree=self.baseline.path,
+            )  # fmt: skip
+        return servers
+
+    def check_baseline(self, server: Server) -> None:
+        """The running previous gateway works in its worktree, with its packages first."""
+        assert self.baseline is not None
+        cwd = Path(os.readlink(f"/proc/{server.pid}/cwd")).resolve()
+        environ = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+        path = f"PYTHONPATH={self.baseline.path}".encode()
+        if cwd != self.baseline.path or path not in environ:
+            raise RuntimeError(f"{server.name} does not run from {self.baseline.path}")
+        self.results["baseline"].setdefault("servers_checked", []).append(server.name)
+
+    def phase_main(
+        self, configs: dict[str, Path], ft_url: str, hit: Path, cached: Path, deep: Path
+    ) -> None:
         s = self.settings
         sys.stderr.write("phase: response-cache hit, cached upstream, deep\n")
-        gateway = self.gateway("gateway", config)
+        gateways = self.gateways("gateway", configs, "base")
+        gateway = gateways["gateway"]
         reference = self.reference("strawberry", ft_url, "--cache", "--document-caches")
-        self.fleet.wait_ready([gateway, reference])
-        # The Starlette route answers the gateway's own bytes for the hit query.
-        payload = httpx.post(
-            gateway.url + "/graphql", content=hit.read_text("utf-8").splitlines()[0],
-            headers={"content-type": "application/json"}, timeout=120,
-        ).content  # fmt: skip
+        self.fleet.wait_ready([*gateways.values(), reference])
+        if "baseline" in gateways:
+            self.check_baseline(gateways["baseline"])
+        # The Starlette routes answer the gateway's own bytes for the hit query.
+        answers = {
+            name: httpx.post(
+                server.url + "/graphql", content=hit.read_text("utf-8").splitlines()[0],
+                headers={"content-type": "application/json"}, timeout=120,
+            ).content
+            for name, server in gateways.items()
+        }  # fmt: skip
+        payload = answers["gateway"]
         (self.workdir / "payload.json").write_bytes(payload)
-        starlette = self.fleet.start(
-            "starlette",
-            "starlette",
-            [sys.executable, str(PERF / "ref_starlette.py"), str(self.workdir / "payload.json"),
-             "--port", "{port}"],
-        )  # fmt: skip
+        starlette = self._starlette("starlette")
         self.fleet.wait_ready([starlette])
-        same_bytes = httpx.post(starlette.url + "/graphql", content=b"{}").content == payload
-        results = compare(
-            self.load,
-            [Subject(gateway, hit, ()), Subject(starlette, hit, ())],
-            s.runs, s.seconds, s.warm,
-        )  # fmt: skip
-        self.record("hit", results, response_bytes=len(payload), same_bytes=same_bytes)
+        same_bytes = httpx.post(starlette.url + "/bytes", content=b"{}").content == payload
+        encoded = httpx.post(starlette.url + "/graphql", content=b"{}").content
+        same_json = json.loads(encoded) == json.loads(payload)
+        subjects = [Subject(server, hit, (), label=name) for name, server in gateways.items()]
+        subjects += [
+            Subject(starlette, hit, (), label="starlette json"),
+            Subject(starlette, hit, (), path="/bytes", label="starlette bytes"),
+        ]
+        results = compare(self.load, subjects, s.runs, s.seconds, s.warm)
+        self.record(
+            "hit",
+            results,
+            response_bytes=len(payload),
+            same_bytes=same_bytes,
+            same_json=same_json,
+            baseline_same_bytes=answers.get("baseline", payload) == payload,
+        )
 
         for name, lines in (("cached", cached), ("deep", deep)):
-            answers = send_each(gateway.url + "/graphql", lines)  # fills the upstream cache
+            # Fills every upstream cache; the answers are compared.
+            got = {k: send_each(v.url + "/graphql", lines) for k, v in gateways.items()}
             reference_answers = send_each(reference.url + "/graphql", lines)
-            same = sum(a == b for a, b in zip(answers, reference_answers, strict=True))
-            size = len(json.dumps(answers[0], ensure_ascii=False, separators=(",", ":")))
-            results = compare(
-                self.load,
-                [Subject(gateway, lines), Subject(reference, lines)],
-                s.runs, s.seconds, s.warm,
-            )  # fmt: skip
-            self.record(name, results, same_answers=f"{same}/{len(answers)}", response_bytes=size)
+            answers_now = got["gateway"]
+            # The data: the gateway's answers also carry extensions (attribution).
+            same = sum(
+                a["data"] == b["data"] for a, b in zip(answers_now, reference_answers, strict=True)
+            )
+            extra: dict[str, Any] = {"same_answers": f"{same}/{len(answers_now)}"}
+            if "baseline" in got:
+                alike = sum(a == b for a, b in zip(answers_now, got["baseline"], strict=True))
+                extra["baseline_same_answers"] = f"{alike}/{len(answers_now)}"
+            extra["response_bytes"] = len(
+                json.dumps(answers_now[0], ensure_ascii=False, separators=(",", ":"))
+            )
+            subjects = [Subject(server, lines, label=k) for k, server in gateways.items()]
+            subjects.append(Subject(reference, lines, label="strawberry"))
+            if name == "cached":
+                # The same answer as the hit scenario's (the first variables), encoded anew.
+                subjects.append(Subject(starlette, lines, label="starlette json"))
+            results = compare(self.load, subjects, s.runs, s.seconds, s.warm)
+            self.record(name, results, **extra)
             if name == "cached" and self.py_spy is not None:
                 profile(
                     self.py_spy,
@@ -782,64 +1017,157 @@ class Suite:
                 self.results["profile"] = speedscope_top(
                     PERF / "profile-cached-upstream.speedscope.json"
                 )
-        for server in (gateway, reference, starlette):
+        for server in (*gateways.values(), reference, starlette):
             self.fleet.stop(server)
 
-    def phase_cold(self, config: Path, ft_url: str, cached: Path, deep: Path) -> None:
+    def phase_cold(self, configs: dict[str, Path], ft_url: str, cached: Path, deep: Path) -> None:
         s = self.settings
-        sys.stderr.write("phase: cold, VALG paging, export\n")
-        gateway = self.gateway("gateway-cold", config)
+        sys.stderr.write("phase: cold, VALG paging, exports, DE\n")
+        gateways = self.gateways("cold", configs, "cold")
         reference = self.reference("strawberry-cold", ft_url, "--document-caches")
-        self.fleet.wait_ready([gateway, reference])
-        results = compare(
-            self.load,
-            [Subject(gateway, cached), Subject(reference, cached)],
-            s.runs, s.seconds, s.warm,
-        )  # fmt: skip
+        self.fleet.wait_ready([*gateways.values(), reference])
+        if "baseline" in gateways:
+            self.check_baseline(gateways["baseline"])
+        subjects = [Subject(server, cached, label=k) for k, server in gateways.items()]
+        subjects.append(Subject(reference, cached, label="strawberry"))
+        results = compare(self.load, subjects, s.runs, s.seconds, s.warm)
         self.record("cold", results)
         self.fleet.stop(reference)
         # The deep query cold, one at a time: upstream requests per query against the bound.
         some = self.workdir / "deep-some.txt"
         some.write_text("\n".join(deep.read_text("utf-8").splitlines()[:20]) + "\n", "utf-8")
-        before = gateway.upstream_requests() or 0
-        send_each(gateway.url + "/graphql", some, concurrency=1)
-        after = gateway.upstream_requests() or 0
-        self.results["scenarios"]["cold"]["deep_upstream_per_query"] = (after - before) / 20
+        per_query = {}
+        for name, server in gateways.items():
+            before = server.upstream_requests() or 0
+            send_each(server.url + "/graphql", some, concurrency=1)
+            per_query[name] = ((server.upstream_requests() or 0) - before) / 20
+        self.results["scenarios"]["cold"]["deep_upstream_per_query"] = per_query["gateway"]
+        self.results["scenarios"]["cold"]["deep_upstream_per_query_by"] = per_query
+        with self.timed("cold: VALG"):
+            self.phase_valg(gateways)
+        self.results["scenarios"]["export"] = {
+            "runs": [export_once(gateways["gateway"])],
+            "by": {name: [export_once(server)] for name, server in gateways.items()},
+        }
+        with self.timed("cold: DE"):
+            self.phase_de(gateways)
+        for server in gateways.values():
+            self.fleet.stop(server)
 
-        # VALG: the first walk downloads and verifies the files; later ones are the gateway's.
-        url = gateway.url + "/graphql"
-        baseline = status_kib(gateway.pid, "VmRSS") / 1024
-        cursors, rows, first = valg_walk(url, 1)
-        after_first = status_kib(gateway.pid, "VmRSS") / 1024
-        walks = [valg_walk(url, n)[2] for n in range(2, 5)]
-        after_walks = status_kib(gateway.pid, "VmRSS") / 1024
+    def phase_valg(self, gateways: dict[str, Server]) -> None:
+        """VALG: the first walk downloads and verifies the files; later ones are warm."""
+        s = self.settings
+        rss: dict[str, dict[str, float]] = {}
+        first: dict[str, float] = {}
+        walked: dict[str, tuple[list[str | None], int]] = {}
+        for name, server in gateways.items():
+            rss[name] = {"before": status_kib(server.pid, "VmRSS") / 1024}
+            settle(server.pid)
+            cursors, rows, first[name] = valg_walk(server.url + "/graphql", 1)
+            walked[name] = (cursors, rows)
+            rss[name]["after_first_walk"] = status_kib(server.pid, "VmRSS") / 1024
+        cursors, rows = walked["gateway"]
+        for name, (_, found) in walked.items():
+            if found != rows:
+                self.note(f"VALG: {name} walked {found:,} rows, the gateway {rows:,}")
+        walks: dict[str, list[dict[str, Any]]] = {name: [] for name in gateways}
+        for n in range(2, 2 + s.valg_walks):
+            for name, server in gateways.items():
+                walks[name].append(valg_warm_walk(server, n))
+        for name, server in gateways.items():
+            rss[name]["after_walks"] = status_kib(server.pid, "VmRSS") / 1024
         pages = write_lines(
             self.workdir / "valg.txt",
             [{"query": VALG_QUERY, "variables": {"after": c, "nonce": NONCE}} for c in cursors],
         )
-        results = compare(self.load, [Subject(gateway, pages)], s.runs, s.seconds, s.warm)
+        subjects = [Subject(server, pages, label=k) for k, server in gateways.items()]
+        results = compare(self.load, subjects, s.runs, max(s.seconds, s.valg_seconds), s.warm)
+        for name, server in gateways.items():
+            rss[name]["after_load"] = status_kib(server.pid, "VmRSS") / 1024
+        by = {
+            name: {
+                "first_walk_s": first[name],
+                "walk_s": statistics.median(w["seconds"] for w in walks[name]),
+                "page_ms": statistics.median(w["page_ms"] for w in walks[name]),
+                "page_cpu_ms": statistics.median(w["page_cpu_ms"] for w in walks[name]),
+                "walks": walks[name],
+                "rss_mib": rss[name],
+            }
+            for name in gateways
+        }
         self.record(
             "valg",
             results,
             rows=rows,
             pages=len(cursors),
-            first_walk_s=first,
-            walk_s=statistics.median(walks),
-            rss_mib={
-                "before": baseline,
-                "after_first_walk": after_first,
-                "after_walks": after_walks,
-                "after_load": status_kib(gateway.pid, "VmRSS") / 1024,
-            },
+            first_walk_s=first["gateway"],
+            walk_s=by["gateway"]["walk_s"],
+            rss_mib=rss["gateway"],
+            by=by,
         )
-        exports = [export_once(gateway)]
-        self.results["scenarios"]["export"] = {"runs": exports}
-        self.fleet.stop(gateway)
+
+    def phase_de(self, gateways: dict[str, Server]) -> None:
+        """DE_Stimme: the CSV export and paging by 1,000, interleaved, each capped in time."""
+        s = self.settings
+        first: dict[str, float] = {}
+        paths: dict[str, str] = {}
+        for name, server in gateways.items():
+            # The listing and the files read and parsed (the first answer), not measured below.
+            started = time.perf_counter()
+            graphql(server, DE_FIRST_QUERY)
+            first[name] = time.perf_counter() - started
+            paths[name] = de_export_path(server)
+        exports: dict[str, list[dict[str, Any]]] = {name: [] for name in gateways}
+        walks: dict[str, list[dict[str, Any]]] = {name: [] for name in gateways}
+        for _ in range(s.de_runs):
+            for name, server in gateways.items():
+                exports[name].append(de_export(server, paths[name], s.de_seconds))
+        for _ in range(s.de_runs):
+            for name, server in gateways.items():
+                walks[name].append(de_walk(server, s.de_pages, s.de_seconds))
+        self.results["scenarios"]["de"] = {
+            "export_seconds_cap": s.de_seconds,
+            "pages_cap": s.de_pages,
+            "by": {
+                name: {
+                    "first_answer_s": first[name],
+                    "export_rows_per_s": statistics.median(r["rows_per_s"] for r in exports[name]),
+                    "export_cpu_us_per_row": statistics.median(
+                        r["cpu_us_per_row"] for r in exports[name]
+                    ),
+                    "page_ms": statistics.median(w["page_ms"] for w in walks[name]),
+                    "page_cpu_ms": statistics.median(w["page_cpu_ms"] for w in walks[name]),
+                    "exports": exports[name],
+                    "walks": walks[name],
+                }
+                for name in gateways
+            },
+        }
+        for name, entry in self.results["scenarios"]["de"]["by"].items():
+            sys.stderr.write(
+                f"  DE {name}: export {entry['export_rows_per_s']:,.0f} rows/s, "
+                f"page {entry['page_ms']:,.1f} ms\n"
+            )
 
     def phase_startup(self) -> None:
         sys.stderr.write("phase: schema build\n")
-        self.results["startup"] = schema_builds(self.server_core, 3)
-        self.results["startup_decorated"] = schema_builds(self.server_core, 3, "--via-decorator")
+        trees: dict[str, tuple[Path, dict[str, str] | None]] = {"gateway": (ROOT, None)}
+        if self.baseline is not None:
+            trees["baseline"] = (self.baseline.path, self.baseline.env)
+        builds: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+        decorated: list[dict[str, Any]] = []
+        # The first of each also compiles the bytecode cache: not counted.
+        for run in range(4):
+            for name, (tree, env) in trees.items():
+                found = schema_build(self.server_core, tree, env)
+                if run:
+                    builds[name].append(found)
+            found = schema_build(self.server_core, ROOT, None, "--via-decorator")
+            if run:
+                decorated.append(found)
+        self.results["startup"] = builds["gateway"]
+        self.results["startup_decorated"] = decorated
+        self.results["startup_baseline"] = builds.get("baseline", [])
 
     def phase_wins(self, base: Path, cold: Path, ft_url: str, hit: Path, cached: Path) -> None:
         s = self.settings
@@ -864,7 +1192,7 @@ class Suite:
             "scalars through graphql-core's coercion": "core-scalars",
         }
         variants = {v for v in [*hit_table.values(), *cached_table.values()]}
-        gateways = {v: self.gateway(f"win{i}", base, v) for i, v in enumerate(sorted(variants))}
+        gateways = {v: self.gateway(f"win-{v or 'as-is'}", base, v) for v in sorted(variants)}
         plain = self.gateway("win-plain", base, plain_stack=True)
         starlette = self._starlette("win-starlette")
         starlette_plain = self._starlette("win-starlette-plain", plain_stack=True)
@@ -888,7 +1216,9 @@ class Suite:
             ),
         }
         warmed = [*gateways.values(), plain, *strawberry_path.values()]
-        self.fleet.wait_ready([*warmed, starlette, starlette_plain, *cold_table.values()])
+        # A variant whose target is gone from the code refuses to start: its row is left out.
+        gone = self._not_started([*warmed, starlette, starlette_plain, *cold_table.values()])
+        warmed = [server for server in warmed if server not in gone]
         # Half the variables of the main phase: every server fills its upstream cache first.
         lines = self.workdir / "cached-wins.txt"
         lines.write_text("\n".join(cached.read_text("utf-8").splitlines()[::2]) + "\n", "utf-8")
@@ -903,6 +1233,10 @@ class Suite:
         ]
         cached_subjects = [Subject(gateways[v], lines, label=n) for n, v in cached_table.items()]
         cached_subjects.append(Subject(plain, lines, label="on asyncio's loop and h11"))
+        hit_subjects = [x for x in hit_subjects if x.server not in gone]
+        cached_subjects = [x for x in cached_subjects if x.server not in gone]
+        strawberry_path = {n: x for n, x in strawberry_path.items() if x not in gone}
+        cold_table = {n: x for n, x in cold_table.items() if x not in gone}
         groups = {
             "response-cache hit": hit_subjects,
             "cached upstream, new variables": cached_subjects,
@@ -928,6 +1262,8 @@ class Suite:
         if runs != s.win_runs:
             self.note(f"cheap wins measured with {runs} run(s) each to fit the time budget")
         for group, subjects in groups.items():
+            if not subjects:
+                continue
             if len(subjects) * (runs * (lengths[group] + 1.5) + warm) > s.left() - 20:
                 self.note(f"cheap wins: '{group}' skipped, the time budget ran out")
                 continue
@@ -936,6 +1272,22 @@ class Suite:
             )
         for server in list(self.fleet.servers):
             self.fleet.stop(server)
+
+    def _not_started(self, servers: Sequence[Server]) -> set[Server]:
+        """Wait for ``servers``; those that exit instead (a variant that cannot apply) are
+        noted with the reason they gave, and returned."""
+        gone: set[Server] = set()
+        for server in servers:
+            try:
+                self.fleet.wait_ready([server])
+            except RuntimeError:
+                if server.process.poll() is None:
+                    raise
+                reason = server.log.read_text(errors="replace").strip().splitlines()
+                self.note(f"{server.name} did not start: {reason[-1] if reason else '?'}")
+                self.fleet.stop(server)
+                gone.add(server)
+        return gone
 
     def _starlette(self, name: str, plain_stack: bool = False) -> Server:
         command = [
@@ -1032,16 +1384,24 @@ def _versions(names: Sequence[str]) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--warm", type=float, default=2)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--win-runs", type=int, default=2)
     parser.add_argument("--win-seconds", type=float, default=3)
-    parser.add_argument("--budget", type=float, default=850, help="seconds for the whole suite")
+    parser.add_argument("--budget", type=float, default=870, help="seconds for the whole suite")
+    parser.add_argument(
+        "--baseline",
+        default=DEFAULT_REVISION,
+        help="the previous gateway's commit, measured beside the current one ('none': not)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 run of 3 s: to try the suite")
     parser.add_argument("--py-spy", help="the py-spy executable (no profile without it)")
     parser.add_argument("--output", type=Path, default=PERF / "REPORT.md")
     args = parser.parse_args(argv)
+    quick: dict[str, Any] = {
+        "valg_walks": 1, "valg_seconds": 3.0, "de_runs": 1, "de_seconds": 5.0, "de_pages": 5,
+    }  # fmt: skip
     if args.quick:
         args.runs, args.seconds, args.warm, args.win_runs, args.win_seconds = 1, 3, 1, 1, 2
     for tool in ("wrk", "taskset"):
@@ -1050,11 +1410,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     settings = Settings(
         args.runs, args.seconds, args.warm, args.connections,
-        args.win_runs, args.win_seconds, args.budget,
+        args.win_runs, args.win_seconds, args.budget, **(quick if args.quick else {}),
     )  # fmt: skip
     PYCACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dls-bench-") as tmp:
-        suite = Suite(settings, Path(tmp), args.py_spy)
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dls-bench-"))
+        baseline = None
+        if args.baseline.lower() != "none":
+            baseline = stack.enter_context(checkout(args.baseline, Path(tmp) / "baseline"))
+            sys.stderr.write(f"previous gateway: {baseline.commit} ({baseline.subject})\n")
+        suite = Suite(settings, Path(tmp), args.py_spy, baseline)
         try:
             results = suite.run()
         except BaseException:

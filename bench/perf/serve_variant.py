@@ -24,6 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
+class NotApplicable(SystemExit):
+    """A variant whose target is gone from the code: the process ends before it serves."""
+
+
+def _replace(owner: Any, name: str, value: Any) -> None:
+    """``owner.name = value``, refused when ``owner`` has no ``name`` (the code moved on, and
+    the variant would silently measure the gateway as it is)."""
+    if not hasattr(owner, name):
+        raise NotApplicable(f"variant not applicable: {owner.__name__}.{name} does not exist")
+    setattr(owner, name, value)
+
+
 def no_gc_freeze() -> None:
     """Leave start-up's objects in the collected generations (``gateway serve`` freezes them).
 
@@ -46,8 +58,9 @@ def no_memo_lex() -> None:
     import gateway.graphql.limits
     import gateway.graphql.response_cache
 
-    gateway.graphql.limits._count_tokens_memo = gateway.graphql.limits._count_tokens
-    gateway.graphql.response_cache._normalise_memo = gateway.graphql.response_cache._normalise
+    limits, response_cache = gateway.graphql.limits, gateway.graphql.response_cache
+    _replace(limits, "_count_tokens_memo", limits._count_tokens)
+    _replace(response_cache, "_normalise_memo", response_cache._normalise)
 
 
 def data_cache() -> None:
@@ -74,13 +87,13 @@ def data_cache() -> None:
             return
         if getattr(context, "notices", None):
             return
-        touched = getattr(context, "touched", set())
+        touched: set[str] = getattr(context, "touched", set())
         ttl = min([self.max_ttl, *(self.ttls.get(name, 0.0) for name in touched)])
         if ttl > 0:
             await self.cache.set("data:" + key, result.data, ttl)
 
-    cls.get = get  # type: ignore[method-assign]
-    cls.store = store  # type: ignore[method-assign]
+    _replace(cls, "get", get)
+    _replace(cls, "store", store)
 
 
 def eager_edges() -> None:
@@ -106,7 +119,7 @@ def eager_edges() -> None:
             },
         }
 
-    gateway.graphql.execute._connection = connection
+    _replace(gateway.graphql.execute, "_connection", connection)
 
 
 def core_scalars() -> None:
@@ -116,7 +129,7 @@ def core_scalars() -> None:
     """
     import gateway.graphql.fastpath
 
-    gateway.graphql.fastpath._serializer = lambda scalar: scalar.serialize
+    _replace(gateway.graphql.fastpath, "_serializer", lambda scalar: scalar.serialize)
 
 
 def no_doc_caches() -> None:
@@ -129,8 +142,8 @@ def no_doc_caches() -> None:
         def __init__(self, maxsize: int | None = None) -> None:
             super().__init__()
 
-    gateway.graphql.schema.ParsedOnce = Uncached  # type: ignore[misc]
-    gateway.graphql.schema.ValidationCache = Uncached  # type: ignore[misc]
+    _replace(gateway.graphql.schema, "ParsedOnce", Uncached)
+    _replace(gateway.graphql.schema, "ValidationCache", Uncached)
 
 
 class _HideSniffio(importlib.abc.MetaPathFinder):
@@ -157,25 +170,47 @@ def no_sniffio() -> None:
 
 
 def client_per_request() -> None:
-    """A new HTTP client (no pooled keep-alive connection) for every upstream request."""
+    """A new HTTP client (no pooled keep-alive connection) for every upstream request.
+
+    Each request's own client is held in a context variable, so concurrent requests never
+    see one another's (or the pool, which stays open for anything else)."""
+    import contextvars
+
     import httpx
 
-    import resolvers.odata.adapter
+    import resolvers.transport
 
-    original = resolvers.odata.adapter.ODataSource._get
+    transport = resolvers.transport.Transport
+    own: contextvars.ContextVar[httpx.AsyncClient | None] = contextvars.ContextVar(
+        "own_client", default=None
+    )
+    pooled: property = transport.__dict__["client"]
+    original = transport.attempt
 
-    async def get(self: Any, url: str, entity: Any, keep: bool = True) -> Any:
-        pooled = self._client
-        self._client = httpx.AsyncClient(
-            timeout=pooled.timeout, headers={"Accept": "application/json"}
+    def client(self: Any) -> httpx.AsyncClient:
+        found = own.get()
+        if found is not None:
+            return found
+        assert pooled.fget is not None
+        made: httpx.AsyncClient = pooled.fget(self)
+        return made
+
+    async def attempt(self: Any, url: str, **kwargs: Any) -> Any:
+        fresh = httpx.AsyncClient(
+            timeout=self.timeout,
+            headers=self.headers,
+            limits=self.limits,
+            follow_redirects=self.follow_redirects,
         )
+        token = own.set(fresh)
         try:
-            return await original(self, url, entity, keep)
+            return await original(self, url, **kwargs)
         finally:
-            await self._client.aclose()
-            self._client = pooled
+            own.reset(token)
+            await fresh.aclose()
 
-    resolvers.odata.adapter.ODataSource._get = get  # type: ignore[method-assign]
+    _replace(transport, "client", property(client))
+    _replace(transport, "attempt", attempt)
 
 
 VARIANTS: dict[str, Callable[[], None]] = {
