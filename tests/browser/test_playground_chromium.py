@@ -73,9 +73,9 @@ async def test_playground_runs_a_typed_query_in_chromium(served: Served, tmp_pat
     assert before["data"]["FT_Aktoer"]["nodes"] == [{"navn": actor["navn"], "biografi": None}]
     assert before["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     after = json.loads(seen["keyedAfter"]["value"])
-    assert after == {
-        "data": {"FT_Aktoer": {"nodes": [{"navn": actor["navn"], "biografi": actor["biografi"]}]}}
-    }
+    assert after == ft_credited(
+        {"FT_Aktoer": {"nodes": [{"navn": actor["navn"], "biografi": actor["biografi"]}]}}
+    )
     assert seen["storedKey"] == KEY_1
     posts = [r for r in seen["requests"] if r["method"] == "POST"]
     keyed_from = next(i for i, r in enumerate(posts) if r["apiKey"])
