@@ -24,6 +24,7 @@ from gateway.http.auth import DEMO_KEYS, AuthSettings
 from gateway.http.config import HttpSettings, Settings
 from gateway.http.observe import JsonFormatter
 from gateway.http.ratelimit import RateLimitSettings
+from gateway.model.datamodel import Register
 from gateway.model.errors import DescriptorError, GatewayError
 from gateway.sources.kinds import DEMO_REPLAY_ENV, Kind, kinds
 
@@ -111,15 +112,23 @@ def cmd_skeleton(args: argparse.Namespace) -> int:
     return _write_document(document, args.output, f"{len(model.navigation)} relations")
 
 
+def _loaded(registers_dir: Path, name: str) -> dict[str, Register] | None:
+    """The registers of a folder by name, if ``name`` is among them (else the report, on stderr)."""
+    report = load_registers(registers_dir)
+    by_name = {r.name: r for r in report.registers}
+    if name not in by_name:
+        _err(report.render())
+        _err(f"register {name!r} is not loaded; loaded: {', '.join(sorted(by_name))}")
+        return None
+    return by_name
+
+
 def cmd_dls_export(args: argparse.Namespace) -> int:
     """Write a register's datamodel as a DLS pair (XSD in the DLS style + EA XMI 2.1)."""
     from gateway.dls.dls_export import export_register, write_pair
 
-    report = load_registers(Path(args.registers))
-    by_name = {r.name: r for r in report.registers}
-    if args.register not in by_name:
-        _err(report.render())
-        _err(f"register {args.register!r} is not loaded; loaded: {', '.join(sorted(by_name))}")
+    by_name = _loaded(Path(args.registers), args.register)
+    if by_name is None:
         return 1
     register = by_name[args.register]
     pair = export_register(register, by_name)
@@ -196,11 +205,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_pin_host_key(args: argparse.Namespace) -> int:
     """Fetch and show an SSH upstream's host key; pin it once the operator accepts it."""
-    report = load_registers(Path(args.registers))
-    by_name = {r.name: r for r in report.registers}
-    if args.register not in by_name:
-        _err(report.render())
-        _err(f"register {args.register!r} is not loaded; loaded: {', '.join(sorted(by_name))}")
+    by_name = _loaded(Path(args.registers), args.register)
+    if by_name is None:
         return 2
     register = by_name[args.register]
     found = kinds().get(str(register.source.get("kind", "")))

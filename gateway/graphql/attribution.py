@@ -15,55 +15,20 @@ cached answer is credited like a fresh one; the cache keeps answers without it.
 
 from __future__ import annotations
 
-import functools
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from graphql import (
-    FieldNode,
-    GraphQLError,
-    GraphQLSchema,
-    InlineFragmentNode,
-    TypeInfo,
-    TypeInfoVisitor,
-    Visitor,
-    get_named_type,
-    parse,
-    visit,
-)
+from graphql import GraphQLSchema
 from strawberry.types.execution import ExecutionResult
 
 from gateway.dls.attribution import attribution
 from gateway.graphql.execute import Binding
 from gateway.graphql.response_cache import CachedResult
+from gateway.graphql.selection import selected_types
 
 __all__ = ["credited", "credits"]
-
-_DOCUMENTS = 512
-
-
-class _Selected(Visitor):
-    """Collects the named types of every field, parent type and fragment condition."""
-
-    def __init__(self, info: TypeInfo) -> None:
-        super().__init__()
-        self.info = info
-        self.types: set[str] = set()
-
-    def enter_field(self, node: FieldNode, *_: Any) -> None:
-        parent = self.info.get_parent_type()
-        if parent is not None:
-            self.types.add(parent.name)
-        found = self.info.get_type()
-        if found is not None:
-            self.types.add(get_named_type(found).name)
-
-    def enter_inline_fragment(self, node: InlineFragmentNode, *_: Any) -> None:
-        found = self.info.get_type()
-        if found is not None:
-            self.types.add(get_named_type(found).name)
 
 
 _Table = Mapping[str, tuple[str, dict[str, Any]]]
@@ -98,21 +63,9 @@ def credits(
     return list(_credits(schema, query, table))
 
 
-@functools.lru_cache(maxsize=_DOCUMENTS)
-def _selected_types(schema: GraphQLSchema, query: str) -> frozenset[str]:
-    try:
-        document = parse(query)
-    except GraphQLError:
-        return frozenset()
-    info = TypeInfo(schema)
-    selected = _Selected(info)
-    visit(document, TypeInfoVisitor(info, selected))
-    return frozenset(selected.types)
-
-
 def _credits(schema: GraphQLSchema, query: str, table: _Table) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    for name in sorted(_selected_types(schema, query)):
+    for name in sorted(selected_types(schema, query)):
         if name in table:
             register, credit = table[name]
             found.setdefault(register, credit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,12 +12,58 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     SelectionSetNode,
+    TypeInfo,
+    TypeInfoVisitor,
     VariableNode,
+    Visitor,
+    get_named_type,
+    parse,
+    visit,
 )
 
-__all__ = ["Selection", "subselection"]
+__all__ = ["Selection", "selected_types", "subselection"]
+
+_DOCUMENTS = 512
+
+
+class _Types(Visitor):
+    """Collects the named types of every field, parent type and inline fragment condition."""
+
+    def __init__(self, info: TypeInfo) -> None:
+        super().__init__()
+        self.info = info
+        self.types: set[str] = set()
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        parent = self.info.get_parent_type()
+        if parent is not None:
+            self.types.add(parent.name)
+        found = self.info.get_type()
+        if found is not None:
+            self.types.add(get_named_type(found).name)
+
+    def enter_inline_fragment(self, node: InlineFragmentNode, *_: Any) -> None:
+        found = self.info.get_type()
+        if found is not None:
+            self.types.add(get_named_type(found).name)
+
+
+@functools.lru_cache(maxsize=_DOCUMENTS)
+def selected_types(schema: GraphQLSchema, document: str) -> frozenset[str]:
+    """Every type a document's selections touch, at any depth (empty if it does not parse);
+    kept for the last documents seen."""
+    try:
+        tree = parse(document)
+    except GraphQLError:
+        return frozenset()
+    info = TypeInfo(schema)
+    collector = _Types(info)
+    visit(tree, TypeInfoVisitor(info, collector))
+    return frozenset(collector.types)
 
 
 class Selection:

@@ -46,6 +46,7 @@ __all__ = [
     "ConnectionRefused",
     "hash_key",
     "init_credentials",
+    "send_error",
 ]
 
 log = logging.getLogger("gateway.http.auth")
@@ -443,14 +444,25 @@ def _is_key_param(name: str) -> bool:
 async def _too_many_failures(retry: int, limit: int, send: Send) -> None:
     message = f"too many failed authentications from this address; retry in {retry} s"
     extensions = {"code": "RATE_LIMITED", "retryAfter": retry, "limit": limit}
-    body = json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
+    error = {"message": message, "extensions": extensions}
+    await send_error(send, 429, error, [(b"retry-after", str(retry).encode())])
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    error: Mapping[str, Any],
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer an HTTP request with one GraphQL-shaped error, straight over ASGI."""
+    body = json.dumps({"errors": [error]}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 429,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"retry-after", str(retry).encode()),
+                *headers,
                 (b"content-length", str(len(body)).encode()),
             ],
         }
@@ -464,18 +476,9 @@ def _client(scope: Scope) -> str:
 
 
 async def _unauthenticated(message: str, send: Send) -> None:
-    body = json.dumps(
-        {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"www-authenticate", b'Bearer realm="dls-gateway"'),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+    await send_error(
+        send,
+        401,
+        {"message": message, "extensions": {"code": "UNAUTHENTICATED"}},
+        [(b"www-authenticate", b'Bearer realm="dls-gateway"')],
     )
-    await send({"type": "http.response.body", "body": body})

@@ -15,18 +15,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from graphql import (
-    DocumentNode,
-    FieldNode,
-    GraphQLError,
-    GraphQLSchema,
-    TypeInfo,
-    TypeInfoVisitor,
-    Visitor,
-    get_named_type,
-    parse,
-    visit,
-)
+from graphql import GraphQLSchema
+
+from gateway.graphql.selection import selected_types
 
 __all__ = ["VARY", "Freshness", "cache_control", "entity_tag", "not_modified", "register_ttls"]
 
@@ -80,11 +71,7 @@ class Freshness:
 
     def registers(self, document: str) -> set[str]:
         """The registers whose types a document selects."""
-        try:
-            tree = parse(document)
-        except GraphQLError:
-            return set()
-        return {r for r in map(self._register, _selected_types(self.schema, tree)) if r}
+        return {r for r in map(self._register, selected_types(self.schema, document)) if r}
 
     def _register(self, type_name: str) -> str | None:
         return next((r for r in self._prefixes if type_name.startswith(r + "_")), None)
@@ -98,25 +85,6 @@ def register_ttls(registers: Iterable[Any]) -> dict[str, int]:
         valid = isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0
         out[register.name] = int(ttl) if valid else 0
     return out
-
-
-class _TypeCollector(Visitor):
-    def __init__(self, type_info: TypeInfo) -> None:
-        super().__init__()
-        self.type_info = type_info
-        self.names: set[str] = set()
-
-    def enter_field(self, node: FieldNode, *_: Any) -> None:
-        field_type = self.type_info.get_type()
-        if field_type is not None:
-            self.names.add(get_named_type(field_type).name)
-
-
-def _selected_types(schema: GraphQLSchema, document: DocumentNode) -> set[str]:
-    type_info = TypeInfo(schema)
-    collector = _TypeCollector(type_info)
-    visit(document, TypeInfoVisitor(type_info, collector))
-    return collector.names
 
 
 def cache_control(public: bool, max_age: int) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.http.auth import send_error
 from gateway.sources.redis import RedisOwner, RedisUnavailable
 
 __all__ = [
@@ -123,19 +124,8 @@ class RateLimiter:
         retry = await self.hit(identity, limit)
         if retry is None:
             return True
-        body = json.dumps({"errors": [_limited(limit, retry, self.capacity(limit))]}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"retry-after", str(retry).encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        error = _limited(limit, retry, self.capacity(limit))
+        await send_error(send, 429, error, [(b"retry-after", str(retry).encode())])
         return False
 
     def capacity(self, limit: int) -> int:
