@@ -35,6 +35,12 @@ _Table = Mapping[str, tuple[str, dict[str, Any]]]
 
 # Per schema: type name → (register, attribution) for the types of registers requiring it.
 _TABLES: weakref.WeakKeyDictionary[GraphQLSchema, _Table] = weakref.WeakKeyDictionary()
+# Per schema: what each recent document owes (bounded, the oldest out first).
+_OWED: weakref.WeakKeyDictionary[GraphQLSchema, dict[str, list[dict[str, Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
+_OWED_KEPT = 1024
+_OWED_TEXT = 8192
 
 
 def _credit_table(schema: GraphQLSchema, bindings: Mapping[str, Binding]) -> _Table:
@@ -60,7 +66,18 @@ def credits(
     table = _credit_table(schema, bindings_by_type)
     if not table:
         return []
-    return list(_credits(schema, query, table))
+    if len(query) > _OWED_TEXT:
+        return _credits(schema, query, table)
+    owed = _OWED.get(schema)
+    if owed is None:
+        owed = _OWED[schema] = {}
+    found = owed.get(query)
+    if found is None:
+        found = _credits(schema, query, table)
+        if len(owed) >= _OWED_KEPT:
+            del owed[next(iter(owed))]
+        owed[query] = found
+    return list(found)
 
 
 def _credits(schema: GraphQLSchema, query: str, table: _Table) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +133,9 @@ class RequestContext:
         return found
 
 
+_FIELDS_KEPT = 256
+
+
 @dataclass(frozen=True, slots=True)
 class Binding:
     """An entity as served in one schema: its relations (by alias) and its source."""
@@ -140,6 +143,10 @@ class Binding:
     register: Register
     entity: Entity
     relations: Mapping[str, Relation]
+    # What source_fields worked out per (selection, level): selections repeat per document.
+    _fields: dict[tuple[frozenset[str], int], frozenset[str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def level(self) -> int:
@@ -162,16 +169,38 @@ class Binding:
         for key in order:
             yield self.field_level(key.field), f"ordering by {name}.{key.field}"
 
+    def required_level(self, where: Filter | None, order: Sequence[SortKey]) -> int:
+        """The highest of :meth:`requirements`' levels (without describing them)."""
+        level = self.level
+        register, entity = self.register, self.entity
+        for name in filter_fields(where):
+            level = max(level, register.field_level(entity.name, entity.field(name).source))
+        for key in order:
+            level = max(level, register.field_level(entity.name, entity.field(key.field).source))
+        return level
+
     def check(self, ctx: RequestContext, where: Filter | None, order: Sequence[SortKey]) -> None:
         """Before any upstream call: deny unless the caller meets every requirement."""
+        if ctx.level >= self.required_level(where, order):
+            return
         for level, what in self.requirements(where, order):
             ctx.require(level, what)
 
-    def source_fields(self, selected: set[str], level: int) -> set[str]:
+    def source_fields(self, selected: Set[str], level: int) -> frozenset[str]:
         """The fields a selection needs from the upstream: scalars, keys, join columns.
 
         Fields above the caller's ``level`` are not even fetched: they will answer FORBIDDEN.
         """
+        memo = (frozenset(selected), level)
+        found = self._fields.get(memo)
+        if found is None:
+            found = frozenset(self._source_fields(selected, level))
+            if len(self._fields) >= _FIELDS_KEPT:
+                self._fields.clear()
+            self._fields[memo] = found
+        return found
+
+    def _source_fields(self, selected: Set[str], level: int) -> set[str]:
         needed = set(self.entity.key)
         for name in selected:
             relation = self.relations.get(name)
@@ -284,8 +313,8 @@ def _connection(rows: list[Row], start: int, has_next: bool, total: int | None) 
     }
 
 
-def node_selection(selection: Selection) -> set[str]:
-    return selection.child("nodes").names | selection.child("edges").child("node").names
+def node_selection(selection: Selection) -> frozenset[str]:
+    return selection.node_names()
 
 
 def _order(binding: Binding, order: Sequence[SortKey]) -> tuple[SortKey, ...]:

@@ -47,7 +47,7 @@ from graphql import (
     parse,
     validate,
 )
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import get_argument_values
 
 from gateway.graphql.execute import (
     Binding,
@@ -60,6 +60,7 @@ from gateway.graphql.execute import (
     resolve_connection,
     window_connection,
 )
+from gateway.graphql.inputs import Arguments, Variables
 from gateway.graphql.limits import LimitSettings
 from gateway.graphql.selection import Selection
 from gateway.graphql.shaping import (
@@ -211,13 +212,19 @@ class Plan:
     limits: LimitSettings | None
     document: DocumentNode
     operation_name: str | None
-    _arguments: dict[int, Any] = field(default_factory=dict)
+    variables: Variables
+    _arguments: dict[int, Arguments] = field(default_factory=dict)
+
+    def arguments(self, node: FieldNode) -> Arguments:
+        """The kept arguments of one of the plan's field nodes."""
+        found = self._arguments.get(id(node))
+        if found is None:
+            found = self._arguments[id(node)] = Arguments(node.arguments or ())
+        return found
 
     async def run(self, ctx: RequestContext, raw_variables: Mapping[str, Any] | None) -> Any:
         """The response data, or :class:`StepAside`."""
-        variables = get_variable_values(
-            self.schema, self.operation.variable_definitions or (), dict(raw_variables or {})
-        )
+        variables = self.variables.coerce(raw_variables)
         if isinstance(variables, list):
             raise StepAside  # variable errors are reported by the full path
         # The limits were checked before the plan was looked up (GatewaySchema.execute).
@@ -444,7 +451,18 @@ def compile_plan(
             plans.append(RootPlan(key, binding, group, definition, child, selection))
     except (Unsupported, KeyError):
         return None
-    return Plan(schema, operation, fragments, plans, where, order, limits, document, operation_name)
+    return Plan(
+        schema,
+        operation,
+        fragments,
+        plans,
+        where,
+        order,
+        limits,
+        document,
+        operation_name,
+        Variables(schema, operation),
+    )
 
 
 # --- running ------------------------------------------------------------------------------
@@ -462,11 +480,17 @@ class _Run:
     ) -> tuple[dict[str, Any], Filter | None, list[SortKey]]:
         cached = self.args.get(id(node))
         if cached is None:
-            args = get_argument_values(definition, node, self.variables)
-            where = self.plan.where(binding.entity, args.get("where"))
-            order = self.plan.order(binding.entity, args.get("order"))
-            Window.from_args(args, self.ctx.runtime)  # raises for bad paging arguments
-            cached = self.args[id(node)] = (args, where, order)
+            kept = self.plan.arguments(node)
+            key = kept.key(self.variables)
+            cached = kept.get(key)
+            if cached is None:
+                args = get_argument_values(definition, node, self.variables)
+                where = self.plan.where(binding.entity, args.get("where"))
+                order = self.plan.order(binding.entity, args.get("order"))
+                Window.from_args(args, self.ctx.runtime)  # raises for bad paging arguments
+                cached = (args, where, order)
+                kept.keep(key, cached)
+            self.args[id(node)] = cached
         return cached
 
     def _allowed(self, level: int) -> None:
@@ -474,8 +498,7 @@ class _Run:
             raise StepAside  # the full path reports (and logs) the denial
 
     def _check_filters(self, binding: Binding, where: Filter | None, order: list[SortKey]) -> None:
-        for level, _ in binding.requirements(where, order):
-            self._allowed(level)
+        self._allowed(binding.required_level(where, order))
 
     def preflight(self) -> None:
         """Every level check and argument, before any upstream request."""

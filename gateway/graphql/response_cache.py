@@ -125,12 +125,14 @@ class ResponseCache:
         operation: str | None,
         level: int,
     ) -> str:
-        body = json.dumps(
-            [normalise(document), variables or {}, operation, self.endpoint, level, self.version()],
-            sort_keys=True,
-            default=str,
-        )
-        return "response-json:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+        parts = [normalise(document), variables or {}, operation, self.endpoint, level]
+        parts.append(self.version())
+        try:
+            body = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)
+        except (TypeError, orjson.JSONEncodeError):
+            # integers beyond 64 bits, keys that are not strings: the standard library's way
+            body = b"~" + json.dumps(parts, sort_keys=True, default=str).encode("utf-8")
+        return "response-json:" + hashlib.sha256(body).hexdigest()
 
     async def get(self, key: str) -> CachedResult | None:
         found = await self.cache.get(key)

@@ -69,7 +69,7 @@ def selected_types(schema: GraphQLSchema, document: str) -> frozenset[str]:
 class Selection:
     """The fields selected below a set of field nodes, merged by field name (not alias)."""
 
-    __slots__ = ("_children", "_fragments", "_variables")
+    __slots__ = ("_children", "_fragments", "_node_names", "_variables")
 
     def __init__(
         self,
@@ -80,6 +80,7 @@ class Selection:
         self._fragments = fragments
         self._variables = variables
         self._children: dict[str, list[FieldNode]] = {}
+        self._node_names: frozenset[str] | None = None
         for node in nodes:
             if node.selection_set is not None:
                 self._collect(node.selection_set, set())
@@ -119,6 +120,15 @@ class Selection:
 
     def __contains__(self, name: str) -> bool:
         return name in self._children
+
+    def node_names(self) -> frozenset[str]:
+        """The names selected on a connection's rows (under ``nodes`` and ``edges { node }``),
+        kept: a one-pass plan's selections serve every request of the plan."""
+        found = self._node_names
+        if found is None:
+            nodes = self.child("nodes").names | self.child("edges").child("node").names
+            found = self._node_names = frozenset(nodes)
+        return found
 
     def child(self, name: str) -> Selection:
         """The selection below field ``name`` (empty if not selected)."""

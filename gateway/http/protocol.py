@@ -14,10 +14,12 @@ refused credentials close it with the refusal's code and reason, never at a lowe
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -236,7 +238,19 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def _json(text: str | bytes, what: str) -> Any:
+    """``json.loads``' answer, by orjson where it gives the same (no integer beyond 64 bits;
+    what orjson refuses — NaN, lone surrogates, ``1e400`` — is the standard library's)."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _LONG_DIGITS.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):

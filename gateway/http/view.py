@@ -340,6 +340,8 @@ class GatewayView(GraphQL[RequestContext, None]):
             # No data: the document never ran (it did not parse, validate or coerce).
             ran, body = result.data is not None, encode_json(_payload(result))
         status = 200 if ran or media_type != GRAPHQL_RESPONSE_JSON else 400
+        if status == 200 and request.method != "GET":
+            return _Prepared(body, _content(body, media_type))
         headers: dict[str, str] = {}
         if request.method == "GET":
             headers["vary"] = VARY

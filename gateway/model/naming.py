@@ -7,6 +7,7 @@ where GraphQL allows it (:func:`graphql_name`), and clashes get a numbered suffi
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -19,6 +20,7 @@ _SPECIAL = str.maketrans(
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
 
 
+@functools.lru_cache(maxsize=8192)
 def graphql_name(source: str) -> str:
     """Transliterate a source name to a valid GraphQL name.
 
@@ -37,6 +39,7 @@ def graphql_name(source: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
 def type_name(register: str, entity: str) -> str:
     """The GraphQL type and root-field name ``{REG}_{Entity}``."""
     return f"{register}_{graphql_name(entity)}"

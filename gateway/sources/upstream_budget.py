@@ -189,22 +189,33 @@ def draw(what: str) -> None:
     budget._made()
 
 
-@contextlib.contextmanager
-def account() -> Iterator[None]:
+def account() -> contextlib.AbstractContextManager[None]:
     """Give back, on leaving, what was reserved inside and not used (cache hits, coalesced)."""
-    budget = _BUDGET.get()
-    if budget is None:
-        yield
-        return
-    outer = _CREDIT.get()
-    credit = _Credit(budget, outer if outer is not None and outer.budget is budget else None)
-    token = _CREDIT.set(credit)
-    try:
-        yield
-    finally:
-        _CREDIT.reset(token)
-        budget._refund(credit.remaining)
-        credit.remaining = 0
+    return _Account()
+
+
+class _Account:
+    """:func:`account` as a plain context manager (entered twice per upstream query)."""
+
+    __slots__ = ("budget", "credit", "token")
+
+    def __enter__(self) -> None:
+        budget = self.budget = _BUDGET.get()
+        if budget is None:
+            return
+        outer = _CREDIT.get()
+        credit = self.credit = _Credit(
+            budget, outer if outer is not None and outer.budget is budget else None
+        )
+        self.token = _CREDIT.set(credit)
+
+    def __exit__(self, *exc: object) -> None:
+        budget = self.budget
+        if budget is None:
+            return
+        _CREDIT.reset(self.token)
+        budget._refund(self.credit.remaining)
+        self.credit.remaining = 0
 
 
 @contextlib.contextmanager
