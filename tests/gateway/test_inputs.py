@@ -83,11 +83,12 @@ def test_an_operation_without_variables() -> None:
     op = operation("{ f }")
     coerced = Variables(SCHEMA, op).coerce({"extra": 1})
     assert not isinstance(coerced, list)
-    assert coerced.coerced == {} and coerced.sources == {}
+    assert coerced.coerced == {}
+    assert coerced.sources == {}
 
 
 def test_arguments_read_the_variables_they_name() -> None:
-    op = operation("query($a: Int, $b: Range, $c: Int) { f(i: $a, r: $b, s: \"$c\") }")
+    op = operation('query($a: Int, $b: Range, $c: Int) { f(i: $a, r: $b, s: "$c") }')
     (field,) = op.selection_set.selections
     assert [variables_named(a) for a in field.arguments] == [["a"], ["b"], []]  # type: ignore[attr-defined]
     kept = Arguments(field.arguments)  # type: ignore[attr-defined]
@@ -116,7 +117,8 @@ def test_arguments_keep_by_value_and_type_and_are_bounded() -> None:
     k = kept.key(coerced)
     kept.keep(k, args)
     assert kept.get(k) is args
-    assert kept.get(("not", "seen")) is None and kept.get(None) is None
+    assert kept.get(("not", "seen")) is None
+    assert kept.get(None) is None
     for n in range(KEPT + 5):
         kept.keep(((float, float(n + 10)),), {})
     assert kept.get(k) is None  # the oldest went first

@@ -26,13 +26,21 @@ BODIES: list[bytes] = [
     b'{"s": "\\u00e6\\u00f8\\u00e5", "t": "\xc3\xa6"}',
     b'{"a": 1, "a": 2}',
     b'{"n": 0.1, "m": 1.0, "k": -0, "e": 5e-324}',
-    b"\xef\xbb\xbf{\"bom\": true}",
+    b'\xef\xbb\xbf{"bom": true}',
     '{"utf16": 1}'.encode("utf-16"),
     b'{"n": 0.000000000000000000001}',
     b"[" * 200 + b"]" * 200,
 ]
 
-REFUSED: list[bytes] = [b"[" * 2000 + b"]" * 2000, b"{", b'{"a": }', b"\xff\xfe\x00", b"[" * 100_000, b'{"a": 1} x', b""]
+REFUSED: list[bytes] = [
+    b"[" * 2000 + b"]" * 2000,
+    b"{",
+    b'{"a": }',
+    b"\xff\xfe\x00",
+    b"[" * 100_000,
+    b'{"a": 1} x',
+    b"",
+]
 
 
 def equal(a: Any, b: Any) -> bool:

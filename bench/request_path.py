@@ -1,0 +1,172 @@
+"""Micro-benchmark: the whole in-process request of the 100-row query with a relation
+(upstream cached, new variables every request), the working tree against a previous commit.
+
+Each measurement is a fresh process running the FT replica and the gateway's ASGI app (no
+sockets: the app is called directly, as ``bench/shaping.py`` does); the previous commit runs
+from a git worktree made for the run (``--before REV``) and removed after it. The two trees
+alternate, ``--rounds`` times each; each process warms the upstream cache with every
+variable set, then times ``--requests`` requests five times in CPU time
+(``time.process_time``) and reports its median. Every request carries a ``nonce`` variable
+that no other request uses, so the whole-response cache never hits while the upstream cache
+does; the declared variable ``$a`` takes 20 values in turn. The figures are medians over the
+rounds, the ratio is taken within each round.
+
+    uv run python bench/request_path.py [--before 6f4a11b~1] [--rounds 4] [--requests 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BEFORE = "c657527"  # the gateway before the per-request work of inputs.py and its commit
+
+QUERY = (
+    "query($a: Int!) { FT_Stemme(first: 100, where: {afstemningid: {gte: $a}}) "
+    "{ nodes { id typeid Aktoer { navn } } } }"
+)
+VALUES = list(range(1, 600, 30))
+
+
+async def _call(app: Any, raw: bytes) -> bytes:
+    out: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            out.append(message.get("body", b""))
+
+    headers = [
+        (b"host", b"bench"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(raw)).encode()),
+    ]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    await app(scope, receive, send)
+    return b"".join(out)
+
+
+async def _measure(tree: Path, requests: int) -> None:
+    """In a child process: CPU µs per request in ``tree`` (printed), and the answer's hash."""
+    import hashlib
+
+    import orjson
+    from asgi_lifespan import LifespanManager
+
+    from gateway.http.app import create_app
+    from gateway.http.config import Settings
+    from resolvers.odata.replica.server import ODataReplica
+
+    async with ODataReplica() as replica:
+        replica.log.keeping = False
+        settings = Settings(
+            registers_dir=tree / "registers",
+            include=("FT",),
+            sources={"FT": {"url": replica.url}},
+            rate_limit=None,
+        )
+        app = create_app(settings)
+        async with LifespanManager(app) as manager:
+            nonce = 0
+            digest = hashlib.sha256()
+            for value in VALUES:
+                nonce += 1
+                variables = {"a": value, "nonce": nonce}
+                body = await _call(
+                    manager.app, orjson.dumps({"query": QUERY, "variables": variables})
+                )
+                assert b'"errors"' not in body, body[:300]
+                digest.update(body)
+            times = []
+            for _ in range(5):
+                raws = []
+                for i in range(requests):
+                    nonce += 1
+                    variables = {"a": VALUES[i % len(VALUES)], "nonce": nonce}
+                    raws.append(orjson.dumps({"query": QUERY, "variables": variables}))
+                start = time.process_time()
+                for raw in raws:
+                    await _call(manager.app, raw)
+                times.append((time.process_time() - start) / requests * 1e6)
+            sys.stdout.write(f"{statistics.median(times):.1f} {digest.hexdigest()}\n")
+
+
+def _child(tree: Path, requests: int) -> tuple[float, str]:
+    """One measurement in a fresh process importing the gateway from ``tree``."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = [sys.executable, __file__, "--child", str(tree), "--requests", str(requests)]
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{tree}: {done.stderr[-2000:]}")
+    figure, digest = done.stdout.split()[-2:]
+    return float(figure), digest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default=BEFORE, help="git revision of the previous gateway")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        sys.path.insert(0, str(args.child))
+        asyncio.run(_measure(args.child, args.requests))
+        return
+    with tempfile.TemporaryDirectory(prefix="dls-request-path-") as tmp:
+        base = Path(tmp) / "before"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base), args.before],
+            check=True,
+        )
+        try:
+            before: list[float] = []
+            after: list[float] = []
+            ratios: list[float] = []
+            digests: set[str] = set()
+            for round_ in range(args.rounds):
+                order = [("before", base), ("after", ROOT)]
+                if round_ % 2:
+                    order.reverse()
+                got: dict[str, float] = {}
+                for which, tree in order:
+                    got[which], digest = _child(tree, args.requests)
+                    digests.add(digest)
+                before.append(got["before"])
+                after.append(got["after"])
+                ratios.append(got["after"] / got["before"])
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False
+            )
+    if len(digests) != 1:
+        raise SystemExit("the two gateways answered differently")
+    b, a, r = statistics.median(before), statistics.median(after), statistics.median(ratios)
+    sys.stdout.write(
+        f"{args.rounds} rounds × 5 × {args.requests} requests; CPU µs per request, medians "
+        f"(the same answers: {len(digests) == 1})\n\n"
+        "| tree | µs per request | rounds |\n|---|---|---|\n"
+        f"| before ({args.before}) | {b:,.0f} | {' '.join(f'{x:.0f}' for x in before)} |\n"
+        f"| after (working tree) | {a:,.0f} | {' '.join(f'{x:.0f}' for x in after)} |\n\n"
+        f"after/before {r:.2f} (before/after {1 / r:.2f}×)\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
