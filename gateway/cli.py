@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,13 @@ DEFAULT_SCHEMA = ROOT / "schema.graphql"
 DEMO_RATE = 600
 DEMO_BURST = 3000
 DEFAULT_REPLAY = 60.0
+# The demo's history: kept across its restarts (the recordings are imported once).
+DEMO_HISTORY = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "dls-gateway"
+    / "demo-history.sqlite"
+)
+log = logging.getLogger("gateway.cli")
 
 
 def _out(text: str) -> None:
@@ -234,6 +242,53 @@ def cmd_pin_host_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history_import(args: argparse.Namespace) -> int:
+    """Load an archive of a register's upstream into the history store."""
+    by_name = _loaded(Path(args.registers), args.register)
+    if by_name is None:
+        return 2
+    register = by_name[args.register]
+    found = kinds().get(str(register.source.get("kind", "")))
+    if found is None or found.history_import is None:
+        _err(f"register {register.name}: its kind cannot import an archive into the history")
+        return 2
+    target = args.history
+    if target is None and args.config is not None:
+        settings = Settings.load(Path(args.config))
+        target = settings.history_path
+    if target is None:
+        _err("name the history database: --history PATH, or [history] path in --config")
+        return 2
+    source = Path(args.path)
+    if not source.exists():
+        _err(f"{source}: no such folder or file")
+        return 2
+
+    def progress(count: int) -> None:
+        _out(f"{register.name}: {count} versions read")
+
+    async def run() -> tuple[int, int]:
+        from gateway.history.store import HistoryStore
+
+        store = HistoryStore(Path(target))
+        await store.start()
+        try:
+            assert found is not None
+            assert found.history_import is not None
+            read = await found.history_import(store, register.name, source, progress)
+            return read, await store.count(register.name)
+        finally:
+            await store.aclose()
+
+    try:
+        read, kept = asyncio.run(run())
+    except GatewayError as exc:
+        _err(exc.message)
+        return 1
+    _out(f"{register.name}: {read} versions read from {source}; {kept} kept in {target}")
+    return 0
+
+
 def _by_kind(registers_dir: Path) -> dict[Kind, dict[str, Mapping[str, Any]]]:
     """The registers of a folder grouped by their kind (name → ``Source.json``)."""
     report = load_registers(registers_dir)
@@ -274,10 +329,13 @@ async def _demo(args: argparse.Namespace) -> int:
             overrides.update({k: {**dict(v), "rate": 0} for k, v in handle.overrides.items()})
             served.extend(registers)
             _out(f"replica  {', '.join(registers):12} {handle.address}")
+        history = None if args.history in ("", "none") else Path(args.history)
         settings = Settings(
             registers_dir=Path(args.registers),
             sources=overrides,
             include=tuple(served),
+            history=history is not None,
+            history_path=history,
             auth=AuthSettings.demo(),
             rate_limit=demo_rate_limit(args.rate_limit, args.burst),
             # Front-end dev servers on this machine (any port) may call the demo.
@@ -300,8 +358,16 @@ async def _demo(args: argparse.Namespace) -> int:
             )
         if args.replay is not None:
             _out(f"replaying election night (--replay {args.replay or DEFAULT_REPLAY})")
+        importing = None
+        if history is not None:
+            _out(f"history  {history}")
+            importing = asyncio.create_task(_demo_history(history, handles, args.registers))
         _out("Ctrl-C stops the demo.")
         await stop.wait()
+        if importing is not None:
+            importing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await importing
         _out("stopping")
         await server.stop()
     finally:
@@ -309,6 +375,40 @@ async def _demo(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 await handle.stop()
     return 0
+
+
+async def _demo_history(path: Path, handles: list[Any], registers_dir: str) -> None:
+    """On first start, the shipped recordings into the demo's history: every replica that
+    can write a mirror of its upstream (the VALG night, every version signed), imported by
+    its kind, in the background while the demo serves."""
+    from gateway.history.store import HistoryStore
+
+    store = HistoryStore(path)
+    await store.start()
+    try:
+        kinds_by_name = {n: k for k, rs in _by_kind(Path(registers_dir)).items() for n in rs}
+        for handle in handles:
+            mirror = getattr(handle, "mirror", None)
+            for register in getattr(handle, "registers", ()):
+                kind = kinds_by_name.get(register)
+                if mirror is None or kind is None or kind.history_import is None:
+                    continue
+                if await store.count(register) > 0:
+                    continue  # imported on an earlier start
+                _out(f"history  {register}: importing the recording (first start)")
+                with tempfile.TemporaryDirectory(prefix="dls-demo-mirror-") as folder:
+                    await asyncio.to_thread(mirror, Path(folder))
+
+                    def progress(count: int, register: str = register) -> None:
+                        if count % 5000 == 0:
+                            _out(f"history  {register}: {count} versions")
+
+                    count = await kind.history_import(store, register, Path(folder), progress)
+                _out(f"history  {register}: {count} versions kept")
+    except Exception:  # the demo serves on without a history
+        log.exception("demo: the recordings could not be imported into the history")
+    finally:
+        await store.aclose()
 
 
 def demo_rate_limit(per_minute: int, burst: int) -> RateLimitSettings | None:
@@ -362,6 +462,12 @@ def _parser() -> argparse.ArgumentParser:
         f"{DEFAULT_REPLAY:g}x, SPEED times real time, or a window of ISO 8601 UTC instants "
         "(VALG; CZPREZ replays its batches from the first at SPEED)",
     )
+    demo.add_argument(
+        "--history",
+        default=str(DEMO_HISTORY),
+        help="the demo's history database, where the shipped recordings are imported on "
+        "first start ('none': no history)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     validate = sub.add_parser("validate", help="validate register descriptors")
@@ -412,6 +518,18 @@ def _parser() -> argparse.ArgumentParser:
         "knownHosts names, else knownHosts itself)",
     )
     pin.set_defaults(func=cmd_pin_host_key)
+
+    history = sub.add_parser("history", help="the history store: what each register said when")
+    history_sub = history.add_subparsers(dest="history_command", required=True)
+    load = history_sub.add_parser(
+        "import", help="load an archive of a register's upstream (a mirror folder or a tarball)"
+    )
+    load.add_argument("register", help="the register's name (VALG)")
+    load.add_argument("path", help="the archive: a folder laid out as the upstream, or a tar file")
+    load.add_argument("--registers", default=str(DEFAULT_REGISTERS))
+    load.add_argument("--config", help="the gateway's TOML configuration ([history] path)")
+    load.add_argument("--history", help="the history database (default: [history] path)")
+    load.set_defaults(func=cmd_history_import)
     return parser
 
 

@@ -20,7 +20,18 @@ PACKAGES = ("gateway", "resolvers")
 
 # The service side, in the order data flows through it: a stage imports only from itself and
 # the stages before it.
-STAGES = ("model", "sources", "dls", "events", "graphql", "exports", "http", "cli", "__main__")
+STAGES = (
+    "model",
+    "history",
+    "sources",
+    "dls",
+    "events",
+    "graphql",
+    "exports",
+    "http",
+    "cli",
+    "__main__",
+)
 # Shared by every kind; everything else under resolvers/ is one package per kind.
 KIND_SHARED = ("replica_kit", "transport")
 

@@ -25,7 +25,7 @@ from gateway.model.naming import type_name
 from gateway.model.query import And, Condition, Filter, Page, Query, Row, SortKey, filter_fields
 from gateway.sources.cache import NOTICES, Cache
 from gateway.sources.metrics import Metrics
-from gateway.sources.port import Source
+from gateway.sources.port import REGISTRATION, Source
 
 __all__ = [
     "Binding",
@@ -80,6 +80,8 @@ class RequestContext:
     meter: Meter | None = None
     denied: dict[str, tuple[int, int]] = field(default_factory=dict)
     defer_denial_log: bool = False
+    # Per root field (response key): the registreringstid it was asked at.
+    instants: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Share the request's notice list with the cache (stale answers), if one is set.
@@ -341,11 +343,12 @@ async def resolve_connection(
     selected = len(names)
     want_count = "totalCount" in selection
     full_order = _order(binding, order)
+    options = at_instant(args.get(REGISTRATION))
 
     ctx.touched.add(binding.register.name)
 
     async def fetch(offset: int, limit: int | None, count: bool) -> Page:
-        query = Query(binding.entity, where, full_order, offset, limit, fields, count)
+        query = Query(binding.entity, where, full_order, offset, limit, fields, count, options)
         if ctx.meter is not None:
             ctx.meter.check()
         page = await source.fetch(query)
@@ -376,6 +379,11 @@ async def resolve_connection(
 
 
 # --- relations -------------------------------------------------------------------------
+
+
+def at_instant(instant: Any) -> Mapping[str, Any]:
+    """A query's options for ``registreringstid`` (none when it is now)."""
+    return {} if instant is None else {REGISTRATION: instant}
 
 
 def _coerce_key(value: Any, kind: ScalarType) -> Any | None:
@@ -435,6 +443,7 @@ async def load_related(
     fields: frozenset[str],
     selected: int,
     scope: Sequence[tuple[str, str]] = (),
+    instant: Any = None,
 ) -> list[list[Row]]:
     """The target rows of every key (one upstream query for all), charged to the meter as
     rows × ``selected`` (the fields the query selects on them). With a ``scope``, each key
@@ -466,6 +475,7 @@ async def load_related(
             _order(target, order),
             limit=limit,
             fields=fields | {target_field.name, *scope_targets},
+            options=at_instant(instant),
         )
         page = await ctx.runtime.sources[target.register.source_key].fetch(query)
         ctx.notices.extend(page.notices)
@@ -535,6 +545,7 @@ async def resolve_one(
     relation: Relation,
     target: Binding,
     selection: Selection,
+    instant: Any = None,
 ) -> Row | None:
     """A to-one relation: the target row whose TargetField equals the parent's SourceField."""
     check_join(ctx, binding, relation, target)
@@ -545,8 +556,10 @@ async def resolve_one(
     fields = frozenset(target.source_fields(selection.names, ctx.level))
     selected = len(selection.names)
     loader = ctx.loader(
-        ("one", relation, fields),
-        lambda keys: load_related(ctx, target, relation, keys, None, (), fields, selected, scope),
+        ("one", relation, fields, instant),
+        lambda keys: load_related(
+            ctx, target, relation, keys, None, (), fields, selected, scope, instant
+        ),
     )
     rows: list[Row] = await loader.load(value)
     if len(rows) > 1:
@@ -564,6 +577,7 @@ async def resolve_many(
     selection: Selection,
     where: Filter | None,
     order: Sequence[SortKey],
+    instant: Any = None,
 ) -> dict[str, Any]:
     """A to-many relation: a connection over the target rows that point at the parent."""
     check_join(ctx, binding, relation, target)
@@ -576,9 +590,9 @@ async def resolve_many(
     rows: list[Row] = []
     if value is not None:
         loader = ctx.loader(
-            ("many", relation, fields, repr(where), tuple(order)),
+            ("many", relation, fields, repr(where), tuple(order), instant),
             lambda keys: load_related(
-                ctx, target, relation, keys, where, order, fields, len(names), scope
+                ctx, target, relation, keys, where, order, fields, len(names), scope, instant
             ),
         )
         rows = await loader.load(value)

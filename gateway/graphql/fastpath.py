@@ -79,6 +79,7 @@ from gateway.graphql.shaping import (
 )
 from gateway.model.datamodel import Relation
 from gateway.model.query import Filter, Row, SortKey
+from gateway.sources.port import REGISTRATION
 
 __all__ = ["FastPath", "Plan", "StepAside", "compile_plan"]
 
@@ -446,6 +447,8 @@ def compile_plan(
             definition = query_type.fields.get(name)
             if binding is None or definition is None:
                 return None  # introspection, __typename at the root, ...
+            if any(a.name.value == REGISTRATION for n in group for a in n.arguments or ()):
+                return None  # at an instant of the history: the field-by-field path
             child = compiler.connection(get_named_type(definition.type).name, group)
             selection = Selection(group, fragments, {})  # no directives: as for any variables
             plans.append(RootPlan(key, binding, group, definition, child, selection))

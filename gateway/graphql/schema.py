@@ -40,7 +40,7 @@ from gateway.graphql.fastpath import FastPath
 from gateway.graphql.limits import LimitSettings
 from gateway.graphql.pipeline import DOCUMENT_CACHE, GatewaySchema, parse_once
 from gateway.graphql.response_cache import ResponseCache
-from gateway.graphql.scalars import SCALAR_MAP
+from gateway.graphql.scalars import SCALAR_MAP, DateTime
 from gateway.graphql.selection import subselection
 from gateway.graphql.types import (
     OPERATION_INPUTS,
@@ -51,6 +51,7 @@ from gateway.graphql.types import (
 )
 from gateway.model.datamodel import Entity, Field, Register, Relation
 from gateway.model.errors import GatewayError
+from gateway.sources.port import REGISTRATION
 
 __all__ = [
     "GatewaySchema",
@@ -438,7 +439,16 @@ class _Builder:
             _optional(self.connections[entity.graphql_name]),
             description=entity.description or entity.name,
             resolver=resolver,
-            arguments=self._connection_args(entity),
+            arguments=[
+                *self._connection_args(entity),
+                _argument(
+                    "registreringstid",
+                    DateTime | None,
+                    description="Answer as the register stood at this instant (what it said "
+                    "then; without an offset: UTC), carried into every relation below. "
+                    "Omitted: now. Answered for registers whose history the gateway keeps.",
+                ),
+            ],
         )
 
     def _relation_field(self, binding: Binding, relation: Relation) -> StrawberryField:
@@ -473,6 +483,9 @@ class _Builder:
 def _root_resolver(binding: Binding, builder: _Builder) -> Callable[..., Any]:
     async def resolve(info: strawberry.Info, **kwargs: Any) -> Any:
         ctx: RequestContext = info.context
+        instant = kwargs.get(REGISTRATION)
+        if instant is not None:
+            ctx.instants[str(info.path.key)] = instant  # for the relations below this root
         return await resolve_connection(
             ctx,
             binding,
@@ -494,7 +507,10 @@ def _guarded_resolver(binding: Binding, name: str) -> Callable[..., Any]:
 
 def _one_resolver(binding: Binding, relation: Relation, target: Binding) -> Callable[..., Any]:
     async def resolve(root: Any, info: strawberry.Info) -> Any:
-        return await resolve_one(info.context, root, binding, relation, target, subselection(info))
+        ctx: RequestContext = info.context
+        return await resolve_one(
+            ctx, root, binding, relation, target, subselection(info), _instant(ctx, info)
+        )
 
     return resolve
 
@@ -513,9 +529,20 @@ def _many_resolver(
             subselection(info),
             builder.where(target.entity, kwargs.get("where")),
             builder.order(target.entity, kwargs.get("order")),
+            _instant(info.context, info),
         )
 
     return resolve
+
+
+def _instant(ctx: RequestContext, info: strawberry.Info) -> Any:
+    """The ``registreringstid`` of the root field a relation is below (None: now)."""
+    if not ctx.instants:
+        return None
+    path = info.path
+    while path.prev is not None:
+        path = path.prev
+    return ctx.instants.get(str(path.key))
 
 
 class ErrorCodes(SchemaExtension):

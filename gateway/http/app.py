@@ -25,6 +25,7 @@ from gateway.exports.catalog import Served
 from gateway.graphql.execute import Runtime
 from gateway.graphql.response_cache import ResponseCache
 from gateway.graphql.schema import GatewaySchema, SchemaSpec, build_schema
+from gateway.history.store import HistoryStore
 from gateway.http.auth import Authenticator
 from gateway.http.config import LOCALHOST_ORIGINS, Settings
 from gateway.http.edge import Edge
@@ -53,6 +54,7 @@ class Gateway:
     report: Report
     runtime: Runtime
     sources: dict[str, Source]
+    history: HistoryStore | None = None
     views: dict[tuple[str, int | None], GatewayView] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -165,7 +167,12 @@ def load_gateway(settings: Settings) -> Gateway:
         },
         sweep_interval=settings.cache_sweep_interval,
     )
-    services = Services(cache=cache, metrics=metrics)
+    history = None
+    if settings.history:
+        history = HistoryStore(
+            settings.history_path, retention_days=settings.history_retention_days
+        )
+    services = Services(cache=cache, metrics=metrics, history=history)
     sources: dict[str, Source] = {}
     served = [*report.registers]
     served += [e.register for es in report.versions.values() for e in es if e.register.variant]
@@ -190,7 +197,7 @@ def load_gateway(settings: Settings) -> Gateway:
         metrics=metrics,
     )
     metrics.watch(cache, {name: source.guard for name, source in sources.items()})
-    gateway = Gateway(settings, report, runtime, sources)
+    gateway = Gateway(settings, report, runtime, sources, history)
     gateway.view_for("/graphql")  # the main schema is built up front: fail fast
     return gateway
 
@@ -215,6 +222,9 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        history = gateway.history
+        if history is not None:
+            await history.start()
         for source in gateway.sources.values():
             await source.start()
         sweeper = asyncio.create_task(sweep_caches())
@@ -228,6 +238,8 @@ def create_app(settings: Settings) -> Starlette:
             await events_bus.close_bus(gateway.runtime.sources)
             for source in gateway.sources.values():
                 await source.aclose()
+            if history is not None:
+                await history.aclose()
             if limiter is not None:
                 await limiter.aclose()
             if gateway.runtime.cache is not None:

@@ -107,6 +107,11 @@ class Settings:
     cache_sweep_interval: float = 10.0
     # Finished export files (Parquet; CSV/NDJSON asked for as files): folder, bytes, age.
     exports: ExportFileSettings = field(default_factory=ExportFileSettings)
+    # The history store (gateway/history/store.py): on by default, in a temporary file of
+    # this process unless ``history_path`` names one kept across restarts.
+    history: bool = True
+    history_path: Path | None = None
+    history_retention_days: float | None = None
 
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -221,6 +226,16 @@ class Settings:
             changes["cache_sweep_interval"] = float(cache["sweep_interval"])
         if "http" in values:
             changes["http"] = HttpSettings.from_config(values["http"], base)
+        history = values.get("history", {})
+        if "enabled" in history:
+            changes["history"] = bool(history["enabled"])
+        if "path" in history:
+            changes["history_path"] = (
+                (base / str(history["path"])).resolve() if history["path"] else None
+            )
+        if "retention_days" in history:
+            days = history["retention_days"]
+            changes["history_retention_days"] = None if days in (None, 0, "") else float(days)
         if "exports" in values:
             files_now = self.exports
             merged_exports = {
@@ -286,6 +301,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         "CACHE_RESPONSE_MAX_BYTES": ("cache", "response_max_bytes", int),
         "CACHE_APQ_MAX_BYTES": ("cache", "apq_max_bytes", int),
         "EXPORTS_FOLDER": ("exports", "folder", str),
+        "HISTORY_PATH": ("history", "path", str),
         "EXPORTS_MAX_BYTES": ("exports", "max_bytes", int),
         "EXPORTS_MAX_AGE": ("exports", "max_age", float),
     }

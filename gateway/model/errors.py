@@ -25,6 +25,7 @@ __all__ = [
     "DescriptorError",
     "ForbiddenError",
     "GatewayError",
+    "HistoryUnavailableError",
     "QueryTooComplexError",
     "UpstreamError",
     "UpstreamInvalidError",
@@ -54,6 +55,12 @@ class BadUserInputError(GatewayError):
     """The query's arguments cannot be satisfied (bad cursor, bad literal, ...)."""
 
     code = "BAD_USER_INPUT"
+
+
+class HistoryUnavailableError(BadUserInputError):
+    """An instant was asked of a register whose history the gateway does not keep."""
+
+    code = "HISTORY_UNAVAILABLE"
 
 
 class ForbiddenError(GatewayError):

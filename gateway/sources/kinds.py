@@ -26,6 +26,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway.history.store import HistoryStore
 from gateway.model.datamodel import Register
 from gateway.sources.changes import Detector
 from gateway.sources.port import Source
@@ -102,6 +103,11 @@ class HostKeys(Protocol):
         """Write ``key`` where the register's ``Source.json`` says; the file written."""
 
 
+# Loads an archive of a register's upstream (a folder or file at the path) into the history
+# store; tells the count of versions read so far; the count read.
+HistoryImport = Callable[[HistoryStore, str, Path, Callable[[int], None]], Awaitable[int]]
+
+
 @dataclass(frozen=True, slots=True)
 class Kind:
     """Everything the gateway knows of one source kind."""
@@ -114,6 +120,7 @@ class Kind:
     warn_options: OptionsCheck = _no_problems
     description: str = ""
     host_keys: HostKeys | None = None
+    history_import: HistoryImport | None = None
 
 
 @functools.cache

@@ -19,7 +19,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.history.store import HistoryStore
 from gateway.model.datamodel import Register
+from gateway.model.errors import HistoryUnavailableError
 from gateway.model.filters import check_text
 from gateway.model.query import Page, Query
 from gateway.sources import upstream_budget
@@ -27,7 +29,11 @@ from gateway.sources.cache import Cache
 from gateway.sources.guard import Guard, GuardSettings
 from gateway.sources.metrics import Metrics
 
-__all__ = ["Services", "Source"]
+__all__ = ["REGISTRATION", "Services", "Source"]
+
+# The option of a query asked at an instant of the register's history (``registreringstid``:
+# what the register said then), a timezone-aware datetime.
+REGISTRATION = "registreringstid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,8 @@ class Services:
 
     cache: Cache
     metrics: Metrics | None = None
+    # The history store (what each register said when), if the gateway keeps one.
+    history: HistoryStore | None = None
 
 
 class Source(ABC):
@@ -46,6 +54,8 @@ class Source(ABC):
     """
 
     kind = ""
+    # Whether the adapter answers queries at an instant (the REGISTRATION option).
+    keeps_history = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -107,6 +117,12 @@ def _accounted(fetch: _Fetch) -> _Fetch:
     @functools.wraps(fetch)
     async def accounted(self: Source, query: Query) -> Page:
         check_text(query.where)
+        if query.options and query.options.get(REGISTRATION) is not None and not self.keeps_history:
+            raise HistoryUnavailableError(
+                f"{self.register.name}: the gateway keeps no history of this register; "
+                "registreringstid is answered for the registers whose history is kept",
+                register=self.register.name,
+            )
         with upstream_budget.account():
             return await fetch(self, query)
 

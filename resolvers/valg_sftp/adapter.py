@@ -28,18 +28,22 @@ Notices (``VALG_FALLBACK``) tell the caller when an older version was served, an
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
+from gateway.history.store import ALWAYS
 from gateway.model.datamodel import Entity, Register
-from gateway.model.errors import UpstreamInvalidError
+from gateway.model.errors import HistoryUnavailableError, UpstreamInvalidError
 from gateway.model.filters import apply_in_memory, equal_values
 from gateway.model.query import Filter, Page, Query, Row
-from gateway.sources.port import Services, Source
+from gateway.sources.port import REGISTRATION, Services, Source
 from resolvers.valg_sftp.client import SftpClient
 from resolvers.valg_sftp.codec import DocKey, FileProblem, decode_key, normalise_name
+from resolvers.valg_sftp.history import HistoryClient, registered_from
 from resolvers.valg_sftp.options import entity_paths, guarded, inherit_spec, parse as parse_options
 from resolvers.valg_sftp.paging import RowCache, RowCounts, Selection, page_rows
 from resolvers.valg_sftp.rows import DocContext, RowPlan
@@ -48,6 +52,8 @@ from resolvers.valg_sftp.store import DocSpec, FileMeta, Hinter, ValgStore
 __all__ = ["ValgSource"]
 
 _ROOT = re.compile(r"^(?P<kind>.+)-(?P<id>\d+)-(?P<day>\d{2})-(?P<month>\d{2})-(?P<year>\d{4})$")
+# The registers at an instant kept (each with its own choices and caches).
+_INSTANTS_KEPT = 8
 # Selections kept (one per distinct set of chosen folders a query reads).
 _KEPT_SELECTIONS = 64
 _VALGARTER = {
@@ -67,7 +73,16 @@ class ValgSource(Source):
 
     kind = "valg-sftp"
 
-    def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
+    keeps_history = True
+
+    def __init__(
+        self,
+        register: Register,
+        options: Mapping[str, Any],
+        services: Services,
+        *,
+        instant: dt.datetime | None = None,
+    ) -> None:
         options = guarded(options)
         super().__init__(register, options, services)
         self._datamodel: Mapping[str, Any] = options.get("datamodel", {})
@@ -76,16 +91,33 @@ class ValgSource(Source):
             for spec in self._datamodel.get("documents", ())
         }
         settings = parse_options(options)
-        self.sftp = SftpClient(settings, self.guard, self.record, register.name)
+        self._settings = settings
+        self.instant = instant
+        client: SftpClient | HistoryClient
+        if instant is None:
+            client = SftpClient(settings, self.guard, self.record, register.name)
+        else:
+            # The register as the history kept it at ``instant`` (see ``at``).
+            assert services.history is not None
+            folders = (settings.root, settings.archive)
+            client = HistoryClient(services.history, register.name, instant, folders)
+        self.sftp = client
         self.store = ValgStore(
-            self.sftp,
+            client,  # type: ignore[arg-type]  # HistoryClient: listdir and read alike
             services.cache,
             base=settings.root,
             archive=settings.archive,
             listing_ttl=settings.ttl,
             content_bytes=settings.content_cache_bytes,
             max_file_bytes=settings.max_file_bytes,
+            namespace="" if instant is None else f"at:{instant.isoformat()}:",
+            counted=instant is None,
         )
+        if instant is None and services.history is not None:
+            self.store.on_version = self._record
+            self.store.on_gone = self._gone
+        self._marking: set[asyncio.Task[int]] = set()
+        self._instants: OrderedDict[dt.datetime, ValgSource] = OrderedDict()
         self._plans: dict[str, list[tuple[DocSpec, RowPlan]]] = {}
         self._counts = RowCounts()
         # Rows kept in proportion to the content kept (a kept row holds about 1 KiB).
@@ -111,11 +143,74 @@ class ValgSource(Source):
         return self.store.fallbacks
 
     async def aclose(self) -> None:
-        """Close the SFTP connection."""
+        """Close the SFTP connection (deletions being written to the history first)."""
+        if self._marking:
+            await asyncio.gather(*self._marking, return_exceptions=True)
         await self.sftp.aclose()
+
+    # -- history -----------------------------------------------------------------------
+
+    def _record(self, path: str, data: bytes, signature: bytes | None, doc: Any) -> None:
+        """Keep a version just read and verified in the history store."""
+        history = self.services.history
+        if history is None:
+            return
+        seen = dt.datetime.now(dt.UTC)
+        when = ALWAYS if path.endswith("/public-key.pem") else registered_from(path, doc, seen)
+        history.record(self.register.name, path, data, signature, when, seen)
+
+    def _gone(self, paths: list[str]) -> None:
+        """Files the server no longer lists: deleted in the history from now on (a version
+        replaced by a newer one, or data withdrawn); the answers at earlier instants keep them."""
+        history = self.services.history
+        if history is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            history.deleted(self.register.name, paths, dt.datetime.now(dt.UTC))
+        )
+        self._marking.add(task)
+        task.add_done_callback(self._marking.discard)
+
+    def at(self, instant: dt.datetime) -> ValgSource:
+        """This register as the history store kept it at ``instant`` (kept per instant)."""
+        found = self._instants.get(instant)
+        if found is None:
+            found = ValgSource(self.register, self.options, self.services, instant=instant)
+            if len(self._instants) >= _INSTANTS_KEPT:
+                self._instants.popitem(last=False)
+            self._instants[instant] = found
+        else:
+            self._instants.move_to_end(instant)
+        return found
+
+    async def _at(self, query: Query, instant: dt.datetime) -> Page:
+        history = self.services.history
+        if history is None:
+            raise HistoryUnavailableError(
+                f"{self.register.name}: no history store is configured ([history])",
+                register=self.register.name,
+            )
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=dt.UTC)
+        known = await history.known_from(self.register.name)
+        if known is None or instant < known:
+            since = "nothing yet" if known is None else f"from {known.isoformat()}"
+            notice = {
+                "code": "BEFORE_HISTORY",
+                "register": self.register.name,
+                "message": f"{self.register.name}: the history kept begins {since}; "
+                f"nothing is known at {instant.isoformat()}",
+                **({"knownFrom": known.isoformat()} if known is not None else {}),
+            }
+            return Page(rows=[], has_more=False, total=0 if query.count else None, notices=[notice])
+        options = {k: v for k, v in query.options.items() if k != REGISTRATION}
+        return await self.at(instant).fetch(replace(query, options=options))
 
     async def fetch(self, query: Query) -> Page:
         """Answer ``query`` from the files it needs (see the module docstring)."""
+        instant = query.options.get(REGISTRATION) if query.options else None
+        if instant is not None and self.instant is None:
+            return await self._at(query, instant)
         try:
             if query.entity.name == "Valg":
                 return await self._elections(query)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from gateway.history.store import HistoryStore
 from gateway.sources.kinds import DemoHandle, Kind
 from resolvers.valg_sftp.adapter import ValgSource
 from resolvers.valg_sftp.detector import ValgDetector
+from resolvers.valg_sftp.history import archive_versions, import_versions
 from resolvers.valg_sftp.hostkey import ValgHostKeys
 from resolvers.valg_sftp.options import check, warnings
 
@@ -21,6 +24,12 @@ async def _demo(registers: Mapping[str, Mapping[str, Any]]) -> DemoHandle:
     return await demo_replica(registers)
 
 
+async def _history_import(
+    history: HistoryStore, register: str, path: Path, progress: Callable[[int], None]
+) -> int:
+    return await import_versions(history, register, archive_versions(path), progress)
+
+
 KIND = Kind(
     name="valg-sftp",
     source=ValgSource,
@@ -30,4 +39,5 @@ KIND = Kind(
     warn_options=warnings,
     description="signed JSON files on an SFTP server (data.valg.dk)",
     host_keys=ValgHostKeys(),
+    history_import=_history_import,
 )

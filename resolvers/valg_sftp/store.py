@@ -186,8 +186,19 @@ class ValgStore:
         listing_ttl: float = 15.0,
         content_bytes: int = 128 * 2**20,
         max_file_bytes: int = 64 * 2**20,
+        namespace: str = "",
+        counted: bool = True,
     ) -> None:
         self.sftp = sftp
+        # Whether downloads are upstream requests of the request's budget (not when the
+        # client is the history store: reading it asks nothing of the upstream).
+        self.counted = counted
+        # Told of every file version read and verified, and of each root's key.
+        self.on_version: Callable[[str, bytes, bytes | None, Any], None] | None = None
+        # Told of the data files (paths below the base) a listing no longer shows.
+        self.on_gone: Callable[[list[str]], None] | None = None
+        self._names: dict[str, frozenset[str]] = {}
+        self.namespace = namespace
         self.cache = cache
         self.base = base.rstrip("/")
         self.archive = archive.rstrip("/")
@@ -229,7 +240,7 @@ class ValgStore:
         """The entries of ``base/directory`` (cached for the listing TTL); ``archive``: of the
         archive folder itself."""
         where = self.archive if archive else self.path(directory)
-        key = f"valg:ls:{self._generation[directory]}:{where}"
+        key = f"valg:ls:{self.namespace}{self._generation[directory]}:{where}"
 
         async def fetch() -> dict[str, RemoteEntry] | None:
             try:
@@ -240,7 +251,9 @@ class ValgStore:
                 # A folder that does not exist (yet) is an answer too: cache it like a listing.
                 return None
             # A listed name is joined to its folder's path: it must not leave the folder.
-            return {e.name: e for e in entries if _safe_name(e.name)}
+            listed = {e.name: e for e in entries if _safe_name(e.name)}
+            self._seen(directory, archive, listed)
+            return listed
 
         result: dict[str, RemoteEntry] | None = await self.cache.get_or_fetch(
             key, fetch, self.listing_ttl, **self.cache_windows
@@ -248,6 +261,17 @@ class ValgStore:
         if result is None:
             raise FileProblem("gone", where)
         return result
+
+    def _seen(self, directory: str, archive: bool, listed: dict[str, RemoteEntry]) -> None:
+        """Tell ``on_gone`` of the data files the previous listing of a folder showed and
+        this one does not."""
+        if self.on_gone is None or archive or not directory:
+            return
+        names = frozenset(n for n, e in listed.items() if not e.is_dir and n.endswith(".json"))
+        before = self._names.get(directory)
+        self._names[directory] = names
+        if before is not None and before - names:
+            self.on_gone([f"{directory}/{name}" for name in sorted(before - names)])
 
     def invalidate(self, directory: str) -> None:
         """Forget a cached listing (it was seen to be stale)."""
@@ -284,6 +308,8 @@ class ValgStore:
                 raise UpstreamInvalidError(f"VALG: {root}/public-key.pem vanished") from exc
             cached = load_public_key(pem)
             self._keys[(root, entry.size)] = cached
+            if self.on_version is not None:
+                self.on_version(f"{root}/public-key.pem", pem, None, None)
         return cached
 
     # -- selection ---------------------------------------------------------------------
@@ -606,7 +632,8 @@ class ValgStore:
             raise FileProblem("unsigned", f"{path} has no .json.hash")
         key = await self.public_key(root)
         # A file and its detached signature are one download of the budget.
-        upstream_budget.spend(1, f"VALG {path}")
+        if self.counted:
+            upstream_budget.spend(1, f"VALG {path}")
         data, signature = await asyncio.gather(
             self.sftp.read(self.path(path)), self._signature(path)
         )
@@ -614,6 +641,8 @@ class ValgStore:
             doc = await asyncio.to_thread(_verified, key, path, data, signature)
         else:
             doc = _verified(key, path, data, signature)
+        if self.on_version is not None:
+            self.on_version(path, data, signature, doc)
         return doc, data
 
     async def content(self, meta: FileMeta) -> Any:

@@ -21,20 +21,24 @@ returns what it built; caches, batch streams and learnt districts are updated on
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.model.datamodel import Datamodel, Register
 from gateway.model.errors import (
     BadUserInputError,
+    HistoryUnavailableError,
     UpstreamError,
     UpstreamInvalidError,
 )
 from gateway.model.filters import apply_in_memory
 from gateway.model.query import Page, Query, Row
 from gateway.sources import upstream_budget
-from gateway.sources.port import Services, Source
+from gateway.sources.port import REGISTRATION, Services, Source
 from resolvers.transport import Transport
 from resolvers.volby_xml.batches import BatchNames, BatchStream
 from resolvers.volby_xml.parse import BATCH_MISSING, Chyba
@@ -62,6 +66,9 @@ class VolbySource(Source):
     """Answers queries on the CZ and CZPREZ registers from volby.cz XML."""
 
     kind = "volby-xml"
+    # The precinct batches are kept in the history as they are read (see _batch): a query
+    # at a registreringstid merges the batches published by then.
+    keeps_history = True
 
     def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
         super().__init__(register, options, services)
@@ -87,8 +94,18 @@ class VolbySource(Source):
     async def fetch(self, query: Query) -> Page:
         """Rows of ``query.entity`` from the documents the filter needs."""
         families = self.config.families.of(query.entity.name)
+        instant = query.options.get(REGISTRATION) if query.options else None
+        if instant is not None and "batches" not in families:
+            raise HistoryUnavailableError(
+                f"{self.register.name}: the history keeps the precinct batches; "
+                f"{query.entity.graphql_name} is answered as it stands now only",
+                register=self.register.name,
+            )
         if "batches" in families:
-            rows, notices = await self._batch_rows(query)
+            if instant is None:
+                rows, notices = await self._batch_rows(query)
+            else:
+                rows, notices = await self._batch_rows_at(query, instant)
         elif families:
             rows, notices = await self._document_rows(query)
         else:
@@ -189,6 +206,64 @@ class VolbySource(Source):
             rows.extend(stream.rows(query.entity))
         return rows, notices
 
+    async def _batch_rows_at(
+        self, query: Query, instant: dt.datetime
+    ) -> tuple[list[Row], list[dict[str, Any]]]:
+        """The batch rows as they stood at ``instant``: the batches the history holds that
+        were published by then, merged in order (the highest PORADI_ZPRAC of a precinct)."""
+        history = self.services.history
+        if history is None:
+            raise HistoryUnavailableError(
+                f"{self.register.name}: no history store is configured ([history])",
+                register=self.register.name,
+            )
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=dt.UTC)
+        rows: list[Row] = []
+        notices: list[dict[str, Any]] = []
+        for election in elections_for(query, self.config, self.register.datamodel):
+            folder = _batch_folder(election)
+            versions, _ = await history.listing(self.register.name, folder, instant)
+            stream = BatchStream(election.context, self.register.datamodel, self._names)
+            numbered = sorted(
+                (n, v.path) for v in versions if (n := _batch_number(v.name)) is not None
+            )
+            for number, path in numbered:
+                found = await history.read(self.register.name, path)
+                if found is None:
+                    continue
+                data = found[0]
+                read = functools.partial(
+                    _read,
+                    datamodel=self.register.datamodel,
+                    context=election.context,
+                    totals=None,
+                )
+                document = (
+                    await asyncio.to_thread(read, data)
+                    if len(data) >= OFFLOAD_BYTES
+                    else read(data)
+                )
+                stream.merge(number, document)
+            if not numbered:
+                known = await history.known_from(self.register.name)
+                notices.append(_before_history(self.register.name, election.label, instant, known))
+            rows.extend(stream.rows(query.entity))
+        return rows, notices
+
+    def _record_batch(self, election: Election, number: int | None, data: bytes) -> None:
+        """Keep a batch just read (the newest: numbered by its PORADI_DAVKY), as published
+        at its generation time."""
+        history = self.services.history
+        if number is None:
+            number = _batch_number_in(data)
+        if history is None or number is None:
+            return
+        seen = dt.datetime.now(dt.UTC)
+        published = batch_time(data) or seen
+        path = f"{_batch_folder(election)}/davka-{number}.xml"
+        history.record(self.register.name, path, data, None, published, seen)
+
     def _stream(self, election: Election) -> BatchStream:
         stream = self._streams.get(election.label)
         if stream is None:
@@ -201,11 +276,18 @@ class VolbySource(Source):
         request = batch_request(election, spec, number)
         # The newest batch changes every few minutes; a numbered batch never changes.
         ttl = self.config.ttl if number is None else None
-        return await self._document(request, ttl)
+        return await self._document(
+            request, ttl, functools.partial(self._record_batch, election, number)
+        )
 
     # ----------------------------------------------------------------- HTTP
 
-    async def _document(self, request: DocRequest, ttl: float | None) -> MappedDocument:
+    async def _document(
+        self,
+        request: DocRequest,
+        ttl: float | None,
+        record: Callable[[bytes], None] | None = None,
+    ) -> MappedDocument:
         url = request.url(self.config.url)
         params = request.query_params
         key = f"volby:{self.register.name}:{url}?" + "&".join(
@@ -223,8 +305,12 @@ class VolbySource(Source):
                 totals=self._totals,
             )
             if len(data) >= OFFLOAD_BYTES:
-                return await asyncio.to_thread(read, data)
-            return read(data)
+                document = await asyncio.to_thread(read, data)
+            else:
+                document = read(data)
+            if record is not None and document.error is None:
+                record(data)
+            return document
 
         return await self.services.cache.get_or_fetch(key, load, ttl, **self.cache_windows())
 
@@ -254,6 +340,54 @@ def _answer(rows: list[Row], query: Query) -> Page:
     # Cached rows are shared; callers get their own copies.
     page.rows = [dict(row) for row in page.rows]
     return page
+
+
+_GENERATED = re.compile(rb'DATUM_CAS_GENEROVANI="(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})"')
+_PRAGUE = ZoneInfo("Europe/Prague")
+_NUMBER = re.compile(r"^davka-(\d+)\.xml$")
+
+
+def batch_time(data: bytes) -> dt.datetime | None:
+    """When ČSÚ generated a batch document (``DATUM_CAS_GENEROVANI``, Prague time), in UTC."""
+    found = _GENERATED.search(data[:2048])
+    if found is None:
+        return None
+    try:
+        local = dt.datetime.fromisoformat(found.group(1).decode())
+    except ValueError:
+        return None
+    return local.replace(tzinfo=_PRAGUE).astimezone(dt.UTC)
+
+
+_PORADI_DAVKY = re.compile(rb'<DAVKA\b[^>]*\bPORADI_DAVKY="(\d+)"')
+
+
+def _batch_number_in(data: bytes) -> int | None:
+    found = _PORADI_DAVKY.search(data[:4096])
+    return int(found.group(1)) if found is not None else None
+
+
+def _batch_folder(election: Election) -> str:
+    return "batches/" + election.label.replace("/", "%2F")
+
+
+def _batch_number(name: str) -> int | None:
+    found = _NUMBER.match(name)
+    return int(found.group(1)) if found is not None else None
+
+
+def _before_history(
+    register: str, label: str, instant: dt.datetime, known: dt.datetime | None
+) -> dict[str, Any]:
+    since = "nothing yet" if known is None else f"from {known.isoformat()}"
+    return {
+        "code": "BEFORE_HISTORY",
+        "register": register,
+        "election": label,
+        "message": f"{register}: no batch of {label} is kept by {instant.isoformat()} "
+        f"(the history kept begins {since})",
+        **({"knownFrom": known.isoformat()} if known is not None else {}),
+    }
 
 
 def _not_yet(label: str, error: Chyba, count: int) -> dict[str, Any]:

@@ -36,20 +36,23 @@ and the logged-warnings set are written on the loop once it returns.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.model.datamodel import Entity, Register
-from gateway.model.errors import DescriptorError, UpstreamError
+from gateway.model.errors import DescriptorError, HistoryUnavailableError, UpstreamError
 from gateway.model.filters import equal_values, predicate
 from gateway.model.query import Filter, Page, Query, Row, SortKey
 from gateway.sources import upstream_budget
-from gateway.sources.port import Services, Source
+from gateway.sources.port import REGISTRATION, Services, Source
 from resolvers.transport import Transport
+from resolvers.wahldaten_csv.history import BERLIN, FOLDER, HistoryUpstream, published_at
 from resolvers.wahldaten_csv.names import (
     ENTITY_DATASETS,
     IDENTITY_ORDER,
@@ -145,6 +148,9 @@ class WahldatenSource(Source):
     """Answers DE queries from Offene Wahldaten CSV files."""
 
     kind = "wahldaten-csv"
+    # Every file read is kept in the history: a query at a registreringstid reads the files
+    # published by then (resolvers/wahldaten_csv/history.py).
+    keeps_history = True
 
     def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
         super().__init__(register, options, services)
@@ -162,6 +168,8 @@ class WahldatenSource(Source):
         self._logged: set[tuple[str, str, str]] = set()
         self._validated: dict[str, tuple[str, Sheet]] = {}
         self._kept: dict[tuple[Any, ...], _Selection] = {}
+        zone = options.get("timeZone")
+        self._zone: dt.tzinfo = ZoneInfo(str(zone)) if zone else BERLIN
 
     async def start(self) -> None:
         """Open the HTTP client (for ``url``) and set up the folders to read."""
@@ -189,7 +197,14 @@ class WahldatenSource(Source):
             raise DescriptorError(f"DE has no dataset for entity {entity.name!r}")
         notes = WarningLog()
         memo: dict[str, Sheet] = {}  # a file read once per query, whatever its cache TTL
-        publications = await self._publications(notes, memo)
+        instant = query.options.get(REGISTRATION) if query.options else None
+        upstreams = self._upstreams
+        if instant is not None:
+            before = await self._before_history(query, instant)
+            if before is not None:
+                return before
+            upstreams = [self._history_upstream(instant)]
+        publications = await self._publications(notes, memo, upstreams)
         chosen = _select(publications, query.where, entity)
         sheets = await self._sheets(chosen, NEEDS[entity.name], memo)
         if _work(sheets.values()) >= OFFLOAD_ROWS:
@@ -213,9 +228,54 @@ class WahldatenSource(Source):
 
     # -- listing and elections ------------------------------------------------------------
 
-    async def _publications(self, notes: WarningLog, memo: dict[str, Sheet]) -> list[_Publication]:
+    def _history_upstream(self, instant: dt.datetime) -> HistoryUpstream:
+        history = self.services.history
+        assert history is not None  # _before_history said so
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=dt.UTC)
+        return HistoryUpstream(history, self.register.name, instant)
+
+    async def _before_history(self, query: Query, instant: dt.datetime) -> Page | None:
+        """The answer when the history cannot answer at ``instant`` (None: it can)."""
+        history = self.services.history
+        if history is None:
+            raise HistoryUnavailableError(
+                f"{self.register.name}: no history store is configured ([history])",
+                register=self.register.name,
+            )
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=dt.UTC)
+        known = await history.known_from(self.register.name)
+        if known is not None and instant >= known:
+            return None
+        since = "nothing yet" if known is None else f"from {known.isoformat()}"
+        notice = {
+            "code": "BEFORE_HISTORY",
+            "register": self.register.name,
+            "message": f"{self.register.name}: the history kept begins {since}; nothing is "
+            f"known at {instant.isoformat()}",
+            **({"knownFrom": known.isoformat()} if known is not None else {}),
+        }
+        total = 0 if query.count else None
+        return Page(rows=[], has_more=False, total=total, notices=[notice])
+
+    def _record(self, name: str, data: bytes) -> None:
+        """Keep a file just read in the history, as published at its Zeitstempel."""
+        history = self.services.history
+        if history is None or not data:
+            return
+        seen = dt.datetime.now(dt.UTC)
+        when = published_at(name, seen, self._zone)
+        history.record(self.register.name, f"{FOLDER}/{name}", data, None, when, seen)
+
+    async def _publications(
+        self,
+        notes: WarningLog,
+        memo: dict[str, Sheet],
+        upstreams: list[Upstream] | None = None,
+    ) -> list[_Publication]:
         versions: list[_Version] = []
-        for upstream in self._upstreams:
+        for upstream in self._upstreams if upstreams is None else upstreams:
             listing = await self._listing(upstream, notes)
             notes.extend(listing.warnings)
             versions.extend(self._named(upstream, listing, notes))
@@ -315,6 +375,8 @@ class WahldatenSource(Source):
             if fetched.data is None and known is not None:
                 return known[1]
             data = fetched.data or b""
+            if not isinstance(version.upstream, HistoryUpstream):
+                self._record(file.name, data)
             if len(data) >= OFFLOAD_BYTES:
                 sheet = await asyncio.to_thread(self._convert, data, file.name, dataset)
             else:

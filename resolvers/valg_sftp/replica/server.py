@@ -137,6 +137,8 @@ class _Tree:
         self.archive = archive
         self.signer = signer
         self.faults = faults
+        # Data files (paths below /data) the server no longer publishes: withdrawn by hand.
+        self.withdrawn: set[str] = set()
         # directory -> the first instant anything below it is listed (None: always)
         self._first: dict[str, dt.datetime | None] = {}
         for directory in archive.directories():
@@ -243,7 +245,11 @@ class _Tree:
     def _listed(
         self, versions: list[DataFile], instant: dt.datetime
     ) -> Iterable[tuple[DataFile, bool]]:
-        released = [v for v in versions if v.release is None or v.release <= instant]
+        released = [
+            v
+            for v in versions
+            if (v.release is None or v.release <= instant) and v.path not in self.withdrawn
+        ]
         newest = True
         for item in reversed(released):
             yield item, newest
@@ -509,6 +515,42 @@ class ValgReplica:
             self._acceptor = None
 
     # -- controls ----------------------------------------------------------------------
+
+    def withdraw(self, path: str) -> None:
+        """Stop publishing one data file version (``path`` below ``/data``), as a
+        municipality withdrawing its data does; the version before it is listed again."""
+        if path not in self.archive.data:
+            raise KeyError(path)
+        self._tree.withdrawn.add(path)
+
+    def restore(self, path: str) -> None:
+        """Publish a withdrawn file again."""
+        self._tree.withdrawn.discard(path)
+
+    def mirror(self, folder: Path, only: Callable[[str], bool] | None = None) -> int:
+        """Write what a mirror of the server kept through the recording would hold: every
+        version of every data file (``only``: those whose path it accepts) with its
+        ``.json.hash``, each root's ``public-key.pem``, laid out as ``/data``; a file's time
+        is its release. How many data files were written."""
+        written = 0
+        for path, item in sorted(self.archive.data.items()):
+            if only is not None and not only(path):
+                continue
+            target = folder / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(item.data)
+            stamp = self._tree._mtime(item)
+            os.utime(target, (stamp, stamp))
+            signature = self._tree.signature(item, newest=False)
+            if signature is not None:
+                hashed = target.with_name(f"{target.name}.hash")
+                hashed.write_bytes(signature)
+                os.utime(hashed, (stamp, stamp))
+            written += 1
+        for root, pem in self.public_keys.items():
+            (folder / root).mkdir(parents=True, exist_ok=True)
+            (folder / root / "public-key.pem").write_bytes(pem)
+        return written
 
     @property
     def public_keys(self) -> dict[str, bytes]:

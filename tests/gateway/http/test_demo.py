@@ -238,3 +238,47 @@ def test_the_demo_starts_complete_or_replays(replay: bool, tmp_path: Path) -> No
             assert answer.headers["access-control-allow-origin"] == "http://localhost:5173"
         finally:
             _stop(process)
+
+
+def test_the_demo_imports_election_night_into_its_history(tmp_path: Path) -> None:
+    """On first start the demo imports the recorded night (signed as the replica serves it):
+    a result at an instant of the night is the version the server listed then, computed
+    from the raw recording's file names; a second start imports nothing again."""
+    from tests.resolvers.valg_sftp import test_history as night
+    from tests.resolvers.valg_sftp.rawdata import read_raw
+
+    raw = read_raw()
+    database = tmp_path / "demo-history.sqlite"
+    with register_subset("VALG", "FT") as registers:  # VALG's results relate to FT
+        for start in (1, 2):
+            process, lines = _demo("--registers", str(registers), "--history", str(database))
+            try:
+                assert process.stdout is not None
+                deadline = time.monotonic() + 240
+                if start == 1:
+                    while time.monotonic() < deadline and not any(
+                        "versions kept" in line for line in lines
+                    ):
+                        lines.append(process.stdout.readline().rstrip("\n"))
+                text = "\n".join(lines)
+                assert (f"history  {database}") in text, text
+                assert ("importing the recording (first start)" in text) is (start == 1), text
+                gateway = re.search(r"(http://127\.0\.0\.1:\d+)/graphql", text)
+                assert gateway is not None, text
+                for instant in night.instants(raw)[:3]:
+                    expected = night.current_at(raw, instant)
+                    assert expected is not None
+                    answer = httpx.post(
+                        gateway.group(1) + "/graphql",
+                        json={
+                            "query": night.QUERY,
+                            "variables": {"t": instant.isoformat(), "area": night.AREA},
+                        },
+                        timeout=60,
+                    ).json()
+                    assert "errors" not in answer, answer
+                    (node,) = answer["data"]["VALG_Valgresultat"]["nodes"]
+                    assert node["Fil"] == expected[0], (instant, node)
+                    assert node["AfgivneStemmer"] == expected[1]["AfgivneStemmer"]
+            finally:
+                _stop(process)
