@@ -35,9 +35,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from gateway.history.instants import before_history, in_utc, required
 from gateway.history.store import ALWAYS
 from gateway.model.datamodel import Entity, Register
-from gateway.model.errors import HistoryUnavailableError, UpstreamInvalidError
+from gateway.model.errors import UpstreamInvalidError
 from gateway.model.filters import apply_in_memory, equal_values
 from gateway.model.query import Filter, Page, Query, Row
 from gateway.sources.port import REGISTRATION, Services, Source
@@ -184,24 +185,12 @@ class ValgSource(Source):
         return found
 
     async def _at(self, query: Query, instant: dt.datetime) -> Page:
-        history = self.services.history
-        if history is None:
-            raise HistoryUnavailableError(
-                f"{self.register.name}: no history store is configured ([history])",
-                register=self.register.name,
-            )
-        if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=dt.UTC)
-        known = await history.known_from(self.register.name)
+        name = self.register.name
+        history = required(self.services.history, name)
+        instant = in_utc(instant)
+        known = await history.known_from(name)
         if known is None or instant < known:
-            since = "nothing yet" if known is None else f"from {known.isoformat()}"
-            notice = {
-                "code": "BEFORE_HISTORY",
-                "register": self.register.name,
-                "message": f"{self.register.name}: the history kept begins {since}; "
-                f"nothing is known at {instant.isoformat()}",
-                **({"knownFrom": known.isoformat()} if known is not None else {}),
-            }
+            notice = before_history(name, instant, known)
             return Page(rows=[], has_more=False, total=0 if query.count else None, notices=[notice])
         options = {k: v for k, v in query.options.items() if k != REGISTRATION}
         return await self.at(instant).fetch(replace(query, options=options))

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.history.instants import before_history, in_utc, required
 from gateway.model.datamodel import Datamodel, Register
 from gateway.model.errors import (
     BadUserInputError,
@@ -211,14 +212,8 @@ class VolbySource(Source):
     ) -> tuple[list[Row], list[dict[str, Any]]]:
         """The batch rows as they stood at ``instant``: the batches the history holds that
         were published by then, merged in order (the highest PORADI_ZPRAC of a precinct)."""
-        history = self.services.history
-        if history is None:
-            raise HistoryUnavailableError(
-                f"{self.register.name}: no history store is configured ([history])",
-                register=self.register.name,
-            )
-        if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=dt.UTC)
+        history = required(self.services.history, self.register.name)
+        instant = in_utc(instant)
         rows: list[Row] = []
         notices: list[dict[str, Any]] = []
         for election in elections_for(query, self.config, self.register.datamodel):
@@ -247,7 +242,9 @@ class VolbySource(Source):
                 stream.merge(number, document)
             if not numbered:
                 known = await history.known_from(self.register.name)
-                notices.append(_before_history(self.register.name, election.label, instant, known))
+                notices.append(
+                    before_history(self.register.name, instant, known, election=election.label)
+                )
             rows.extend(stream.rows(query.entity))
         return rows, notices
 
@@ -374,20 +371,6 @@ def _batch_folder(election: Election) -> str:
 def _batch_number(name: str) -> int | None:
     found = _NUMBER.match(name)
     return int(found.group(1)) if found is not None else None
-
-
-def _before_history(
-    register: str, label: str, instant: dt.datetime, known: dt.datetime | None
-) -> dict[str, Any]:
-    since = "nothing yet" if known is None else f"from {known.isoformat()}"
-    return {
-        "code": "BEFORE_HISTORY",
-        "register": register,
-        "election": label,
-        "message": f"{register}: no batch of {label} is kept by {instant.isoformat()} "
-        f"(the history kept begins {since})",
-        **({"knownFrom": known.isoformat()} if known is not None else {}),
-    }
 
 
 def _not_yet(label: str, error: Chyba, count: int) -> dict[str, Any]:

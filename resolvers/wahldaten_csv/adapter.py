@@ -45,8 +45,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.history.instants import before_history, in_utc, required
 from gateway.model.datamodel import Entity, Register
-from gateway.model.errors import DescriptorError, HistoryUnavailableError, UpstreamError
+from gateway.model.errors import DescriptorError, UpstreamError
 from gateway.model.filters import equal_values, predicate
 from gateway.model.query import Filter, Page, Query, Row, SortKey
 from gateway.sources import upstream_budget
@@ -229,33 +230,17 @@ class WahldatenSource(Source):
     # -- listing and elections ------------------------------------------------------------
 
     def _history_upstream(self, instant: dt.datetime) -> HistoryUpstream:
-        history = self.services.history
-        assert history is not None  # _before_history said so
-        if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=dt.UTC)
-        return HistoryUpstream(history, self.register.name, instant)
+        history = required(self.services.history, self.register.name)
+        return HistoryUpstream(history, self.register.name, in_utc(instant))
 
     async def _before_history(self, query: Query, instant: dt.datetime) -> Page | None:
         """The answer when the history cannot answer at ``instant`` (None: it can)."""
-        history = self.services.history
-        if history is None:
-            raise HistoryUnavailableError(
-                f"{self.register.name}: no history store is configured ([history])",
-                register=self.register.name,
-            )
-        if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=dt.UTC)
+        history = required(self.services.history, self.register.name)
+        instant = in_utc(instant)
         known = await history.known_from(self.register.name)
         if known is not None and instant >= known:
             return None
-        since = "nothing yet" if known is None else f"from {known.isoformat()}"
-        notice = {
-            "code": "BEFORE_HISTORY",
-            "register": self.register.name,
-            "message": f"{self.register.name}: the history kept begins {since}; nothing is "
-            f"known at {instant.isoformat()}",
-            **({"knownFrom": known.isoformat()} if known is not None else {}),
-        }
+        notice = before_history(self.register.name, instant, known)
         total = 0 if query.count else None
         return Page(rows=[], has_more=False, total=total, notices=[notice])
 
