@@ -25,7 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from asgi_call import post  # bench/: nothing of the gateway, which the child loads from a tree
 
 ROOT = Path(__file__).resolve().parent.parent
 BEFORE = "c657527"  # the gateway before the per-request work of inputs.py and its commit
@@ -35,31 +36,6 @@ QUERY = (
     "{ nodes { id typeid Aktoer { navn } } } }"
 )
 VALUES = list(range(1, 600, 30))
-
-
-async def _call(app: Any, raw: bytes) -> bytes:
-    out: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            out.append(message.get("body", b""))
-
-    headers = [
-        (b"host", b"bench"),
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(raw)).encode()),
-    ]
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
-        "root_path": "", "headers": headers, "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
-    await app(scope, receive, send)
-    return b"".join(out)
 
 
 async def _measure(tree: Path, requests: int) -> None:
@@ -88,7 +64,7 @@ async def _measure(tree: Path, requests: int) -> None:
             for value in VALUES:
                 nonce += 1
                 variables = {"a": value, "nonce": nonce}
-                body = await _call(
+                body = await post(
                     manager.app, orjson.dumps({"query": QUERY, "variables": variables})
                 )
                 assert b'"errors"' not in body, body[:300]
@@ -102,7 +78,7 @@ async def _measure(tree: Path, requests: int) -> None:
                     raws.append(orjson.dumps({"query": QUERY, "variables": variables}))
                 start = time.process_time()
                 for raw in raws:
-                    await _call(manager.app, raw)
+                    await post(manager.app, raw)
                 times.append((time.process_time() - start) / requests * 1e6)
             sys.stdout.write(f"{statistics.median(times):.1f} {digest.hexdigest()}\n")
 

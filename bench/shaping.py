@@ -41,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from asgi_call import post  # noqa: E402
 from asgi_lifespan import LifespanManager  # noqa: E402
 
 from gateway.graphql import fastpath, shaping  # noqa: E402
@@ -103,29 +104,7 @@ def like(current: fastpath.FastPath, module: types.ModuleType) -> Any:
 
 async def call(app: Any, body: dict[str, Any]) -> bytes:
     """One POST /graphql through the ASGI app; the response body."""
-    raw = json.dumps(body).encode()
-    chunks: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    headers = [
-        (b"host", b"bench"),
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(raw)).encode()),
-    ]
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
-        "root_path": "", "headers": headers, "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
-    await app(scope, receive, send)
-    return b"".join(chunks)
+    return await post(app, json.dumps(body).encode())
 
 
 class Bench:

@@ -211,13 +211,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pin_host_key(args: argparse.Namespace) -> int:
-    """Fetch and show an SSH upstream's host key; pin it once the operator accepts it."""
+def _register_kind(args: argparse.Namespace) -> tuple[Register, Kind | None] | None:
+    """The register ``args.register`` names (loaded from ``args.registers``) and its kind;
+    None (after saying why) when it does not load."""
     by_name = _loaded(Path(args.registers), args.register)
     if by_name is None:
-        return 2
+        return None
     register = by_name[args.register]
-    found = kinds().get(str(register.source.get("kind", "")))
+    return register, kinds().get(str(register.source.get("kind", "")))
+
+
+def cmd_pin_host_key(args: argparse.Namespace) -> int:
+    """Fetch and show an SSH upstream's host key; pin it once the operator accepts it."""
+    loaded = _register_kind(args)
+    if loaded is None:
+        return 2
+    register, found = loaded
     if found is None or found.host_keys is None:
         _err(f"register {register.name}: its kind reaches no SSH server; no host key to pin")
         return 2
@@ -244,11 +253,10 @@ def cmd_pin_host_key(args: argparse.Namespace) -> int:
 
 def cmd_history_import(args: argparse.Namespace) -> int:
     """Load an archive of a register's upstream into the history store."""
-    by_name = _loaded(Path(args.registers), args.register)
-    if by_name is None:
+    loaded = _register_kind(args)
+    if loaded is None:
         return 2
-    register = by_name[args.register]
-    found = kinds().get(str(register.source.get("kind", "")))
+    register, found = loaded
     if found is None or found.history_import is None:
         _err(f"register {register.name}: its kind cannot import an archive into the history")
         return 2

@@ -220,6 +220,7 @@ class HistoryStore:
     def _insert(self, batch: Sequence[_Pending]) -> int:
         db = self._connection()
         before = db.total_changes
+        digests = [hashlib.sha256(p.content).hexdigest() for p in batch]
         with _transaction(db):
             db.executemany(
                 "INSERT OR IGNORE INTO files (register, path, directory, size, sha256, content,"
@@ -230,20 +231,20 @@ class HistoryStore:
                         p.path,
                         posixpath.dirname(p.path),
                         len(p.content),
-                        hashlib.sha256(p.content).hexdigest(),
+                        digest,
                         p.content,
                         p.signature,
                         p.registered_from,
                         p.seen_at,
                     )
-                    for p in batch
+                    for p, digest in zip(batch, digests, strict=True)
                 ],
             )
             # A version seen again after it was seen deleted is back.
             db.executemany(
                 "UPDATE files SET deleted_at = NULL WHERE register = ? AND path = ?"
                 " AND deleted_at IS NOT NULL AND sha256 = ?",
-                [(p.register, p.path, hashlib.sha256(p.content).hexdigest()) for p in batch],
+                [(p.register, p.path, d) for p, d in zip(batch, digests, strict=True)],
             )
         return db.total_changes - before
 
@@ -312,58 +313,34 @@ class HistoryStore:
 
         return await self._run(work)
 
+    async def _one(self, sql: str, parameters: tuple[Any, ...]) -> Any:
+        """The first row of a query (None: no row), after what is queued is written."""
+        await self.flush()
+        return await self._run(lambda: self._connection().execute(sql, parameters).fetchone())
+
     async def read(self, register: str, path: str) -> tuple[bytes, bytes | None] | None:
         """A version's bytes and signature (None: not recorded)."""
-        await self.flush()
-
-        def work() -> tuple[bytes, bytes | None] | None:
-            row = (
-                self._connection()
-                .execute(
-                    "SELECT content, signature FROM files WHERE register = ? AND path = ?",
-                    (register, path),
-                )
-                .fetchone()
-            )
-            return (
-                None if row is None else (bytes(row[0]), None if row[1] is None else bytes(row[1]))
-            )
-
-        return await self._run(work)
+        row = await self._one(
+            "SELECT content, signature FROM files WHERE register = ? AND path = ?",
+            (register, path),
+        )
+        if row is None:
+            return None
+        return bytes(row[0]), None if row[1] is None else bytes(row[1])
 
     async def known_from(self, register: str) -> dt.datetime | None:
         """The earliest instant the history of ``register`` answers for: its first data
         (what answers for every instant, a root's key, does not count). None: nothing kept."""
-        await self.flush()
-
-        def work() -> str | None:
-            row = (
-                self._connection()
-                .execute(
-                    "SELECT min(registered_from) FROM files WHERE register = ?"
-                    " AND registered_from > ?",
-                    (register, iso(ALWAYS)),
-                )
-                .fetchone()
-            )
-            return None if row is None else row[0]
-
-        found = await self._run(work)
-        return None if found is None else parse_iso(found)
+        row = await self._one(
+            "SELECT min(registered_from) FROM files WHERE register = ? AND registered_from > ?",
+            (register, iso(ALWAYS)),
+        )
+        return None if row is None or row[0] is None else parse_iso(row[0])
 
     async def count(self, register: str) -> int:
         """How many versions of ``register`` are kept."""
-        await self.flush()
-
-        def work() -> int:
-            row = (
-                self._connection()
-                .execute("SELECT count(*) FROM files WHERE register = ?", (register,))
-                .fetchone()
-            )
-            return int(row[0])
-
-        return await self._run(work)
+        row = await self._one("SELECT count(*) FROM files WHERE register = ?", (register,))
+        return int(row[0])
 
     # -- retention ---------------------------------------------------------------------
 

@@ -36,14 +36,19 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.history.instants import before_history, in_utc, required
-from gateway.history.store import ALWAYS
 from gateway.model.datamodel import Entity, Register
 from gateway.model.errors import UpstreamInvalidError
 from gateway.model.filters import apply_in_memory, equal_values
 from gateway.model.query import Filter, Page, Query, Row
 from gateway.sources.port import REGISTRATION, Services, Source
 from resolvers.valg_sftp.client import SftpClient
-from resolvers.valg_sftp.codec import DocKey, FileProblem, decode_key, normalise_name
+from resolvers.valg_sftp.codec import (
+    DocKey,
+    FileProblem,
+    decode_key,
+    normalise_name,
+    released_at,
+)
 from resolvers.valg_sftp.history import HistoryClient, registered_from
 from resolvers.valg_sftp.options import entity_paths, guarded, inherit_spec, parse as parse_options
 from resolvers.valg_sftp.paging import RowCache, RowCounts, Selection, page_rows
@@ -157,7 +162,7 @@ class ValgSource(Source):
         if history is None:
             return
         seen = dt.datetime.now(dt.UTC)
-        when = ALWAYS if path.endswith("/public-key.pem") else registered_from(path, doc, seen)
+        when = registered_from(path, seen, lambda: released_at(doc))
         history.record(self.register.name, path, data, signature, when, seen)
 
     def _gone(self, paths: list[str]) -> None:

@@ -23,28 +23,34 @@ import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gateway.history.store import ALWAYS, HistoryStore
 from gateway.model.errors import DescriptorError
 from resolvers.valg_sftp.client import RemoteEntry, SftpStats
-from resolvers.valg_sftp.codec import FileProblem, released_at, series_and_stamp
+from resolvers.valg_sftp.codec import FileProblem, series_and_stamp
 
 __all__ = [
     "HistoryClient",
     "Version",
     "archive_versions",
     "import_versions",
+    "mirror_files",
     "registered_from",
     "version_registered_from",
 ]
 
 
-def registered_from(path: str, doc: Any, seen: dt.datetime) -> dt.datetime:
-    """When the version at ``path`` (with parsed content ``doc``) became the answer (UTC)."""
+def registered_from(
+    path: str, seen: dt.datetime, released: Callable[[], dt.datetime | None] = lambda: None
+) -> dt.datetime:
+    """When the version at ``path`` became the answer (UTC): a root's key answers for every
+    instant; a data file from its name's stamp, else from ``released()`` (its
+    ``FrigivelsesTidspunktUTC``, asked only then), else from when it was ``seen``."""
+    if posixpath.basename(path) == "public-key.pem":
+        return ALWAYS
     _, stamp = series_and_stamp(posixpath.basename(path))
     if stamp is None:
-        stamp = released_at(doc)
+        stamp = released()
     if stamp is None:
         return seen
     return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp
@@ -130,7 +136,7 @@ def archive_versions(path: Path) -> Iterator[Version]:
     (``.tar``, ``.tar.gz``, ``.tar.xz``). The schemas (``Snitfladebeskrivelser/``) are left
     out: they are no register data. A file's time is its modification time."""
     members: dict[str, tuple[bytes, dt.datetime]] = {}
-    for name, data, mtime in _members(path):
+    for name, data, mtime in mirror_files(path):
         if _SCHEMAS in f"/{name}":
             continue
         if name.endswith((".json", ".json.hash")) or posixpath.basename(name) == "public-key.pem":
@@ -143,7 +149,8 @@ def archive_versions(path: Path) -> Iterator[Version]:
         yield Version(name, data, signature[0] if signature else None, mtime)
 
 
-def _members(path: Path) -> Iterator[tuple[str, bytes, dt.datetime]]:
+def mirror_files(path: Path) -> Iterator[tuple[str, bytes, dt.datetime]]:
+    """Every file of a folder or tar archive: (path inside it, bytes, modification time)."""
     if path.is_dir():
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
             stamp = dt.datetime.fromtimestamp(file.stat().st_mtime, dt.UTC)
@@ -166,20 +173,18 @@ def _members(path: Path) -> Iterator[tuple[str, bytes, dt.datetime]]:
 
 
 def version_registered_from(version: Version) -> dt.datetime:
-    """When an archived version became the answer: its name's stamp, else its release time,
-    else its file time; a key answers for every instant."""
-    if posixpath.basename(version.path) == "public-key.pem":
-        return ALWAYS
-    _, stamp = series_and_stamp(posixpath.basename(version.path))
-    if stamp is None:
+    """When an archived version became the answer (:func:`registered_from`; its release time
+    read from its bytes without parsing them, its file time as when it was seen)."""
+
+    def released() -> dt.datetime | None:
         match = _RELEASED.search(version.data)
         if match is not None:
             day, month, year, hour, minute, second = (int(g) for g in match.groups())
             with contextlib.suppress(ValueError):
-                stamp = dt.datetime(year, month, day, hour, minute, second)
-    if stamp is None:
-        return version.seen
-    return stamp.replace(tzinfo=dt.UTC)
+                return dt.datetime(year, month, day, hour, minute, second)
+        return None
+
+    return registered_from(version.path, version.seen, released)
 
 
 async def import_versions(

@@ -24,6 +24,7 @@ import asyncio
 import datetime as dt
 import functools
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -61,6 +62,8 @@ __all__ = ["VolbySource"]
 OFFLOAD_BYTES = 64 * 1024
 # A query over at least this many rows is answered in a worker thread.
 OFFLOAD_ROWS = 5_000
+# Batch streams of past instants kept (each as large as the batches it merged).
+_PAST_KEPT = 4
 
 
 class VolbySource(Source):
@@ -78,6 +81,10 @@ class VolbySource(Source):
             self, label="volby.cz", headers={"Accept": "application/xml, text/xml"}
         )
         self._streams: dict[str, BatchStream] = {}
+        # Streams merged from the history (see _stream_of), the least recently used out first.
+        self._past: OrderedDict[tuple[str, tuple[tuple[int, str], ...]], BatchStream] = (
+            OrderedDict()
+        )
         # Which district each council was seen in: district membership does not change.
         self._districts: dict[tuple[str, str], str] = {}
         spec = self.config.families.batches or {}
@@ -219,27 +226,10 @@ class VolbySource(Source):
         for election in elections_for(query, self.config, self.register.datamodel):
             folder = _batch_folder(election)
             versions, _ = await history.listing(self.register.name, folder, instant)
-            stream = BatchStream(election.context, self.register.datamodel, self._names)
-            numbered = sorted(
-                (n, v.path) for v in versions if (n := _batch_number(v.name)) is not None
+            numbered = tuple(
+                sorted((n, v.path) for v in versions if (n := _batch_number(v.name)) is not None)
             )
-            for number, path in numbered:
-                found = await history.read(self.register.name, path)
-                if found is None:
-                    continue
-                data = found[0]
-                read = functools.partial(
-                    _read,
-                    datamodel=self.register.datamodel,
-                    context=election.context,
-                    totals=None,
-                )
-                document = (
-                    await asyncio.to_thread(read, data)
-                    if len(data) >= OFFLOAD_BYTES
-                    else read(data)
-                )
-                stream.merge(number, document)
+            stream = await self._stream_of(election, numbered)
             if not numbered:
                 known = await history.known_from(self.register.name)
                 notices.append(
@@ -247,6 +237,33 @@ class VolbySource(Source):
                 )
             rows.extend(stream.rows(query.entity))
         return rows, notices
+
+    async def _stream_of(
+        self, election: Election, numbered: tuple[tuple[int, str], ...]
+    ) -> BatchStream:
+        """The batches ``numbered`` (number, history path) merged; kept per set of batches,
+        so that queries at instants between the same two batches read and parse none again."""
+        key = (election.label, numbered)
+        stream = self._past.get(key)
+        if stream is not None:
+            self._past.move_to_end(key)
+            return stream
+        history = required(self.services.history, self.register.name)
+        stream = BatchStream(election.context, self.register.datamodel, self._names)
+        read = functools.partial(
+            _read, datamodel=self.register.datamodel, context=election.context, totals=None
+        )
+        for number, path in numbered:
+            found = await history.read(self.register.name, path)
+            if found is None:
+                continue
+            data = found[0]
+            offload = len(data) >= OFFLOAD_BYTES
+            stream.merge(number, await asyncio.to_thread(read, data) if offload else read(data))
+        if len(self._past) >= _PAST_KEPT:
+            self._past.popitem(last=False)
+        self._past[key] = stream
+        return stream
 
     def _record_batch(self, election: Election, number: int | None, data: bytes) -> None:
         """Keep a batch just read (the newest: numbered by its PORADI_DAVKY), as published

@@ -21,10 +21,11 @@ import datetime as dt
 import functools
 import posixpath
 import re
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from resolvers.valg_sftp.history import mirror_files
 
 __all__ = [
     "DATA_DIR",
@@ -128,15 +129,8 @@ def _released(data: bytes) -> dt.datetime | None:
 
 
 def _members(path: Path) -> Iterator[tuple[str, bytes]]:
-    with tarfile.open(path, "r:xz") as archive:
-        for member in archive:
-            if not member.isfile():
-                continue
-            handle = archive.extractfile(member)
-            if handle is None:
-                continue
-            with handle:
-                yield member.name, handle.read()
+    for name, data, _ in mirror_files(path):
+        yield name, data
 
 
 @functools.cache
