@@ -55,6 +55,7 @@ import jsonschema
 
 from gateway.dls import LOADERS, SPELLINGS, loader_for
 from gateway.dls.report import DlsPair, External, Message, Report
+from gateway.history.events import EVENTS, events_entity
 from gateway.model.datamodel import Datamodel, Entity, Register, Relation
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import graphql_name
@@ -644,11 +645,24 @@ def _assemble(
         if levels is None:
             return
         default, entity_levels, field_levels = levels
+        kind = kinds().get(str((variant.source or {}).get("kind", "")))
+        events = None
+        if kind is not None and kind.source.records_rows:
+            events = events_entity(name, variant.model)
+            if events is None:
+                report.warning(
+                    rc_dir,
+                    "Events",
+                    f"the datamodel has an entity named {EVENTS}: the gateway's "
+                    f"{name}_{EVENTS} (the recorded events) is left out",
+                    "rename the datamodel's entity to have both",
+                )
+        model = variant.model
         built.append(
             Register(
                 name=name,
                 rc=variant.rc,
-                datamodel=variant.model,
+                datamodel=model,
                 relation_versions=versions,
                 default_level=default,
                 entity_levels=entity_levels,
@@ -656,6 +670,7 @@ def _assemble(
                 source=variant.source if variant.source is not None else {},
                 path=str(rc_dir),
                 variant="" if variant is newest else f"{variant.rc}:{variant.major}",
+                events=events,
             )
         )
     report.registers.append(built[-1])

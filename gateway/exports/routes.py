@@ -448,6 +448,8 @@ class _Exports:
                 "level": caller.level,
                 "metadata": dict(metadata),
                 "zone": str(zone),
+                # rows learnt deleted upstream: a file built before is not served after
+                "epoch": export.source.data_epoch,
             }
         )
         media_type, make_encoder = FORMATS[fmt]

@@ -18,6 +18,7 @@ from strawberry.dataloader import DataLoader
 
 from gateway.graphql.demand import Meter, Observed, entity_id
 from gateway.graphql.selection import Selection
+from gateway.history.events import VISIBLE, is_events
 from gateway.model.datamodel import Entity, Register, Relation, ScalarType
 from gateway.model.errors import BadUserInputError, ForbiddenError, UpstreamInvalidError
 from gateway.model.keys import key_order
@@ -344,6 +345,14 @@ async def resolve_connection(
     want_count = "totalCount" in selection
     full_order = _order(binding, order)
     options = at_instant(args.get(REGISTRATION))
+    if is_events(binding.entity):
+        register = binding.register
+        visible = frozenset(
+            name for name in register.datamodel.entities if register.entity_level(name) <= ctx.level
+        )
+        options = {**options, VISIBLE: visible}
+        # Written by the gateway as it records: no whole answer of them is kept (no TTL).
+        ctx.touched.add(binding.entity.graphql_name)
 
     ctx.touched.add(binding.register.name)
 

@@ -77,6 +77,7 @@ from gateway.graphql.shaping import (
     key_collector,
     object_shaper,
 )
+from gateway.history.events import is_events
 from gateway.model.datamodel import Relation
 from gateway.model.query import Filter, Row, SortKey
 from gateway.sources.port import REGISTRATION
@@ -449,6 +450,8 @@ def compile_plan(
                 return None  # introspection, __typename at the root, ...
             if any(a.name.value == REGISTRATION for n in group for a in n.arguments or ()):
                 return None  # at an instant of the history: the field-by-field path
+            if is_events(binding.entity):
+                return None  # the events, narrowed to the caller's entities there
             child = compiler.connection(get_named_type(definition.type).name, group)
             selection = Selection(group, fragments, {})  # no directives: as for any variables
             plans.append(RootPlan(key, binding, group, definition, child, selection))

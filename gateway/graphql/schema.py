@@ -260,11 +260,10 @@ class SchemaSpec:
         return self.max_level is None or level <= self.max_level
 
     def entities(self, register: Register) -> list[Entity]:
-        return [
-            e
-            for e in register.datamodel.entities.values()
-            if self.visible(register.entity_level(e.name))
-        ]
+        own = [*register.datamodel.entities.values()]
+        if register.events is not None:
+            own.append(register.events)
+        return [e for e in own if self.visible(register.entity_level(e.name))]
 
     def fields(self, register: Register, entity: Entity) -> list[str]:
         return [

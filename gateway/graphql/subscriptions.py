@@ -149,9 +149,15 @@ def _event_type(builder: SchemaParts, binding: Binding) -> type:
             "What changed upstream: file versions, batch numbers or update times.",
         ),
         _field(
+            "action",
+            str,
+            "u: new or changed rows; d: rows deleted upstream (as last known).",
+        ),
+        _field(
             "nodes",
             types.GenericAlias(list, (builder.objects[name],)),
-            "The new or changed rows that match the subscription's filter.",
+            "The rows that match the subscription's filter: new or changed ones, or (action d)"
+            " the rows deleted upstream as the gateway last knew them (at least their key).",
         ),
     ]
     finished: type = builder.types.finish(
@@ -185,7 +191,7 @@ async def _events(
     try:
         while True:
             change = await feed.next()
-            rows = [r for r in change.rows if test(r)]
+            rows = [r for r in (change.rows or change.deleted) if test(r)]
             if not rows:
                 continue
             binding.check(ctx, where, ())
@@ -215,5 +221,6 @@ def _payload(change: Change, rows: list[Row]) -> dict[str, Any]:
         "id": change.id,
         "detectedAt": change.detected_at,
         "upstream": list(change.upstream),
+        "action": change.action,
         "nodes": rows,
     }

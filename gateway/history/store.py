@@ -38,7 +38,16 @@ from typing import Any, TypeVar
 
 from gateway.model.errors import DescriptorError
 
-__all__ = ["ALWAYS", "MIGRATIONS", "FileVersion", "HistoryStore", "iso", "parse_iso"]
+__all__ = [
+    "ALWAYS",
+    "MIGRATIONS",
+    "EventRecord",
+    "FileVersion",
+    "HistoryStore",
+    "RowVersion",
+    "iso",
+    "parse_iso",
+]
 
 log = logging.getLogger("gateway.history")
 
@@ -61,6 +70,36 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (register, path)
     );
     CREATE INDEX files_by_directory ON files (register, directory, registered_from);
+    """,
+    # Row versions (registers whose upstream answers rows: FT) and the events between them.
+    """
+    CREATE TABLE row_versions (
+        register TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        key TEXT NOT NULL,
+        registered_from TEXT NOT NULL,
+        registered_to TEXT,
+        valid_from TEXT,
+        valid_to TEXT,
+        sha256 TEXT NOT NULL,
+        content TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (register, entity, key, registered_from)
+    );
+    CREATE INDEX row_versions_open ON row_versions (register, entity, registered_to);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        register TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        key TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('i', 'u', 'd')),
+        registered_from TEXT NOT NULL,
+        registered_to TEXT,
+        valid_from TEXT,
+        valid_to TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX events_by_time ON events (register, updated_at);
     """,
 )
 
@@ -102,6 +141,45 @@ class FileVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class RowVersion:
+    """One version of a row as read (``key``: the row's identity as text, ``content``: the
+    row as JSON). ``registered_from`` is when the register says it was registered (FT's
+    ``opdateringsdato``); None: the time the gateway saw it. ``valid_from``/``valid_to`` are
+    its validity in the world, where the datamodel declares one."""
+
+    key: str
+    content: str
+    registered_from: dt.datetime | None = None
+    valid_from: dt.datetime | None = None
+    valid_to: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One event of a register: a row version inserted (``i``), updated (``u``) or deleted
+    (``d``), with the version's registration and validity and when the gateway wrote it."""
+
+    id: int
+    entity: str
+    key: str
+    action: str
+    registered_from: dt.datetime
+    registered_to: dt.datetime | None
+    valid_from: dt.datetime | None
+    valid_to: dt.datetime | None
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingRow:
+    register: str
+    entity: str
+    version: RowVersion
+    sha256: str
+    seen_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
     register: str
     path: str
@@ -124,6 +202,7 @@ class HistoryStore:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="history")
         self._db: sqlite3.Connection | None = None
         self._pending: list[_Pending] = []
+        self._pending_rows: list[_PendingRow] = []
         self._flusher: asyncio.TimerHandle | None = None
         self._writing: asyncio.Task[None] | None = None
         self.written = 0  # versions written (new ones; repeats are not counted)
@@ -198,6 +277,28 @@ class HistoryStore:
         elif self._flusher is None:
             self._write_soon(_DELAY)
 
+    def record_rows(
+        self,
+        register: str,
+        entity: str,
+        versions: Sequence[RowVersion],
+        seen_at: dt.datetime | None = None,
+    ) -> None:
+        """Queue row versions as read (a version already known is ignored when written)."""
+        if not versions:
+            return
+        seen = iso(seen_at or dt.datetime.now(dt.UTC))
+        self._pending_rows.extend(
+            _PendingRow(
+                register, entity, v, hashlib.sha256(v.content.encode("utf-8")).hexdigest(), seen
+            )
+            for v in versions
+        )
+        if len(self._pending_rows) >= _BATCH:
+            self._write_soon(0.0)
+        elif self._flusher is None:
+            self._write_soon(_DELAY)
+
     def _write_soon(self, delay: float) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
@@ -210,12 +311,63 @@ class HistoryStore:
             self._writing = asyncio.get_running_loop().create_task(self._write_pending())
 
     async def _write_pending(self) -> None:
-        while self._pending:
+        while self._pending or self._pending_rows:
             batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
+            rows, self._pending_rows = self._pending_rows[:_BATCH], self._pending_rows[_BATCH:]
+
+            def work(b: Sequence[_Pending] = batch, r: Sequence[_PendingRow] = rows) -> int:
+                return (self._insert(b) if b else 0) + (self._insert_rows(r) if r else 0)
+
             try:
-                self.written += await self._run(lambda b=batch: self._insert(b))  # type: ignore[misc]
+                self.written += await self._run(work)
             except sqlite3.Error:
-                log.exception("history: %d versions could not be written", len(batch))
+                log.exception("history: %d versions could not be written", len(batch) + len(rows))
+
+    def _insert_rows(self, batch: Sequence[_PendingRow]) -> int:
+        """Row versions: a new key is inserted (``i``), a changed row closes its open version
+        and opens the new one (``u``); a content already recorded for its key (a cached read
+        of an older version) changes nothing."""
+        db = self._connection()
+        written = 0
+        with _transaction(db):
+            for p in batch:
+                where = (p.register, p.entity, p.version.key)
+                if db.execute(
+                    "SELECT 1 FROM row_versions WHERE register = ? AND entity = ? AND key = ?"
+                    " AND sha256 = ? LIMIT 1",
+                    (*where, p.sha256),
+                ).fetchone():
+                    continue
+                current = db.execute(
+                    "SELECT registered_from FROM row_versions WHERE register = ? AND entity = ?"
+                    " AND key = ? AND registered_to IS NULL",
+                    where,
+                ).fetchone()
+                start = _registration(p, None if current is None else str(current[0]))
+                if start is None:
+                    continue  # older than the version recorded: a stale read
+                v = p.version
+                valid = (_opt_iso(v.valid_from), _opt_iso(v.valid_to))
+                if current is not None:
+                    db.execute(
+                        "UPDATE row_versions SET registered_to = ? WHERE register = ?"
+                        " AND entity = ? AND key = ? AND registered_to IS NULL",
+                        (start, *where),
+                    )
+                db.execute(
+                    "INSERT INTO row_versions (register, entity, key, registered_from,"
+                    " registered_to, valid_from, valid_to, sha256, content, seen_at)"
+                    " VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+                    (*where, start, *valid, p.sha256, v.content, p.seen_at),
+                )
+                db.execute(
+                    "INSERT INTO events (register, entity, key, action, registered_from,"
+                    " registered_to, valid_from, valid_to, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                    (*where, "i" if current is None else "u", start, *valid, p.seen_at),
+                )
+                written += 1
+        return written
 
     def _insert(self, batch: Sequence[_Pending]) -> int:
         db = self._connection()
@@ -276,7 +428,148 @@ class HistoryStore:
 
         return await self._run(work)
 
+    async def rows_deleted(
+        self, register: str, entity: str, keys: Iterable[str], at: dt.datetime
+    ) -> list[tuple[str, str]]:
+        """Close the open versions of ``keys`` (deleted upstream at ``at``) with a ``d``
+        event each; the (key, last content) of those that were open."""
+        await self.flush()
+        stamp = iso(at)
+        wanted = list(keys)
+
+        def work() -> list[tuple[str, str]]:
+            db = self._connection()
+            closed: list[tuple[str, str]] = []
+            with _transaction(db):
+                for key in wanted:
+                    where = (register, entity, key)
+                    row = db.execute(
+                        "SELECT registered_from, valid_from, valid_to, content FROM row_versions"
+                        " WHERE register = ? AND entity = ? AND key = ? AND registered_to IS NULL",
+                        where,
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    end = max(stamp, str(row[0]))
+                    db.execute(
+                        "UPDATE row_versions SET registered_to = ? WHERE register = ?"
+                        " AND entity = ? AND key = ? AND registered_to IS NULL",
+                        (end, *where),
+                    )
+                    db.execute(
+                        "INSERT INTO events (register, entity, key, action, registered_from,"
+                        " registered_to, valid_from, valid_to, updated_at)"
+                        " VALUES (?, ?, ?, 'd', ?, ?, ?, ?, ?)",
+                        (*where, row[0], end, row[1], row[2], iso(dt.datetime.now(dt.UTC))),
+                    )
+                    closed.append((key, str(row[3])))
+            return closed
+
+        return await self._run(work)
+
     # -- reading -----------------------------------------------------------------------
+
+    async def rows_at(self, register: str, entity: str, instant: dt.datetime) -> list[str]:
+        """The contents (JSON) of ``entity``'s rows registered at ``instant``."""
+        await self.flush()
+        stamp = iso(instant)
+
+        def work() -> list[str]:
+            return [
+                str(content)
+                for (content,) in self._connection().execute(
+                    "SELECT content FROM row_versions WHERE register = ? AND entity = ?"
+                    " AND registered_from <= ? AND (registered_to IS NULL OR registered_to > ?)"
+                    " ORDER BY key",
+                    (register, entity, stamp, stamp),
+                )
+            ]
+
+        return await self._run(work)
+
+    async def open_keys(self, register: str, entity: str) -> set[str]:
+        """The keys of ``entity``'s rows registered now (not deleted)."""
+        await self.flush()
+
+        def work() -> set[str]:
+            return {
+                str(key)
+                for (key,) in self._connection().execute(
+                    "SELECT key FROM row_versions WHERE register = ? AND entity = ?"
+                    " AND registered_to IS NULL",
+                    (register, entity),
+                )
+            }
+
+        return await self._run(work)
+
+    async def deleted_keys(self, register: str) -> dict[str, set[str]]:
+        """Per entity, the keys whose last event is a deletion."""
+        await self.flush()
+
+        def work() -> dict[str, set[str]]:
+            found: dict[str, set[str]] = {}
+            for entity, key in self._connection().execute(
+                "SELECT entity, key FROM events WHERE id IN (SELECT max(id) FROM events"
+                " WHERE register = ? GROUP BY entity, key) AND action = 'd'",
+                (register,),
+            ):
+                found.setdefault(str(entity), set()).add(str(key))
+            return found
+
+        return await self._run(work)
+
+    async def rows_known_from(self, register: str, entity: str) -> dt.datetime | None:
+        """From when ``entity``'s rows are kept: the first time the gateway saw one (a row's
+        own registration may be older, but what the register said before the gateway read
+        it is not known). None: none kept."""
+        row = await self._one(
+            "SELECT min(seen_at) FROM row_versions WHERE register = ? AND entity = ?",
+            (register, entity),
+        )
+        return None if row is None or row[0] is None else parse_iso(row[0])
+
+    async def rows_newest(self, register: str, entity: str) -> dt.datetime | None:
+        """The latest registration of ``entity``'s rows kept (None: none kept)."""
+        row = await self._one(
+            "SELECT max(registered_from) FROM row_versions WHERE register = ? AND entity = ?",
+            (register, entity),
+        )
+        return None if row is None or row[0] is None else parse_iso(row[0])
+
+    async def events(
+        self, register: str, entities: Iterable[str] | None = None, after: int = 0
+    ) -> list[EventRecord]:
+        """The events of ``register`` (of ``entities`` only, if named) after event ``after``,
+        oldest first."""
+        await self.flush()
+        names = None if entities is None else sorted(set(entities))
+
+        def work() -> list[EventRecord]:
+            sql = (
+                "SELECT id, entity, key, action, registered_from, registered_to, valid_from,"
+                " valid_to, updated_at FROM events WHERE register = ? AND id > ?"
+            )
+            parameters: list[Any] = [register, after]
+            if names is not None:
+                sql += f" AND entity IN ({', '.join('?' for _ in names)})"
+                parameters.extend(names)
+            return [
+                EventRecord(
+                    int(r[0]),
+                    str(r[1]),
+                    str(r[2]),
+                    str(r[3]),
+                    parse_iso(r[4]),
+                    _opt_parse(r[5]),
+                    _opt_parse(r[6]),
+                    _opt_parse(r[7]),
+                    parse_iso(r[8]),
+                )
+                for r in self._connection().execute(sql + " ORDER BY id", parameters)
+            ]
+
+        return await self._run(work)
 
     async def listing(
         self, register: str, directory: str, instant: dt.datetime
@@ -366,6 +659,12 @@ class HistoryStore:
                 ).fetchall()
                 drop = _superseded(rows, cutoff)
                 db.executemany("DELETE FROM files WHERE register = ? AND path = ?", drop)
+                db.execute(
+                    "DELETE FROM row_versions WHERE registered_to IS NOT NULL"
+                    " AND registered_to < ?",
+                    (cutoff,),
+                )
+                db.execute("DELETE FROM events WHERE updated_at < ?", (cutoff,))
             return db.total_changes - before
 
         return await self._run(work)
@@ -407,6 +706,31 @@ class _transaction:
         if not self.db.in_transaction:
             return
         self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+
+def _opt_iso(instant: dt.datetime | None) -> str | None:
+    return None if instant is None else iso(instant)
+
+
+def _opt_parse(text: Any) -> dt.datetime | None:
+    return None if text is None else parse_iso(str(text))
+
+
+def _registration(pending: _PendingRow, current: str | None) -> str | None:
+    """When a new row version was registered: the register's own time if it is after the
+    open version's, else the time the gateway saw it (and never before the open version);
+    None when the register's time says it is older than the open version."""
+    given = _opt_iso(pending.version.registered_from)
+    if current is None:
+        return given or pending.seen_at
+    if given is not None:
+        if given > current:
+            return given
+        if given < current:
+            return None
+    if pending.seen_at > current:
+        return pending.seen_at
+    return iso(parse_iso(current) + dt.timedelta(microseconds=1))
 
 
 def _version(row: Any) -> FileVersion:

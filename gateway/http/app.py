@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.dls.descriptors import Report, load_registers
 from gateway.dls.report import External
 from gateway.events import bus as events_bus
+from gateway.events.recorder import Recorder
 from gateway.exports import routes as exports
 from gateway.exports.catalog import Served
 from gateway.graphql.execute import Runtime
@@ -55,6 +56,7 @@ class Gateway:
     runtime: Runtime
     sources: dict[str, Source]
     history: HistoryStore | None = None
+    recorder: Recorder | None = None
     views: dict[tuple[str, int | None], GatewayView] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -98,8 +100,14 @@ class Gateway:
                     name: float(r.source.get("responseTtl", r.source.get("ttl", 0)))  # type: ignore[arg-type]
                     for name, r in self.registers.items()
                 }
+                sources = list(self.sources.values())
                 responses = ResponseCache(
-                    self.runtime.cache, path, ttls, self.settings.response_cache_max_ttl
+                    self.runtime.cache,
+                    path,
+                    ttls,
+                    self.settings.response_cache_max_ttl,
+                    # Deletions learnt upstream: answers cached before them are not served.
+                    version=lambda: str(sum(s.data_epoch for s in sources)),
                 )
             schema = build_schema(
                 spec,
@@ -197,6 +205,21 @@ def load_gateway(settings: Settings) -> Gateway:
         metrics=metrics,
     )
     metrics.watch(cache, {name: source.guard for name, source in sources.items()})
+    unknown = sorted(
+        spec
+        for spec in settings.history_record
+        if spec.partition(".")[0] not in sources
+        or (
+            spec.partition(".")[2]
+            and spec.partition(".")[2]
+            not in sources[spec.partition(".")[0]].register.datamodel.entities
+        )
+    )
+    if unknown:
+        raise DescriptorError(
+            f"history.record names registers or entities that are not loaded: "
+            f"{', '.join(unknown)} (write REG or REG.Entity)"
+        )
     gateway = Gateway(settings, report, runtime, sources, history)
     gateway.view_for("/graphql")  # the main schema is built up front: fail fast
     return gateway
@@ -227,6 +250,11 @@ def create_app(settings: Settings) -> Starlette:
             await history.start()
         for source in gateway.sources.values():
             await source.start()
+        if history is not None and settings.history_record:
+            gateway.recorder = Recorder(
+                gateway.runtime.sources, gateway.runtime.cache, history, settings.history_record
+            )
+            await gateway.recorder.start()
         sweeper = asyncio.create_task(sweep_caches())
         try:
             yield
@@ -235,6 +263,8 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             # Subscriptions first: their pollers use the sources.
+            if gateway.recorder is not None:
+                await gateway.recorder.aclose()
             await events_bus.close_bus(gateway.runtime.sources)
             for source in gateway.sources.values():
                 await source.aclose()

@@ -66,7 +66,10 @@ class Freshness:
         if self.max_age is not None:
             return self.max_age
         touched = self.registers(document)
-        ttls = [self.ttls[r] for r in touched] or list(self.ttls.values())
+        # Nothing of a register (only __typename): the shortest TTL of the registers.
+        ttls = [self.ttls[r] for r in touched] or [
+            ttl for name, ttl in self.ttls.items() if "_" not in name
+        ]
         return min(ttls, default=0)
 
     def registers(self, document: str) -> set[str]:
@@ -74,7 +77,12 @@ class Freshness:
         return {r for r in map(self._register, selected_types(self.schema, document)) if r}
 
     def _register(self, type_name: str) -> str | None:
-        return next((r for r in self._prefixes if type_name.startswith(r + "_")), None)
+        # A register's name ("FT") prefixes its types ("FT_Aktoer…"); an entity's type name
+        # ("FT_Events", given its own TTL) prefixes its connection, edge and filter types.
+        return next(
+            (r for r in self._prefixes if type_name.startswith(r if "_" in r else r + "_")),
+            None,
+        )
 
 
 def register_ttls(registers: Iterable[Any]) -> dict[str, int]:
@@ -84,6 +92,10 @@ def register_ttls(registers: Iterable[Any]) -> dict[str, int]:
         ttl = register.source.get("ttl")
         valid = isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0
         out[register.name] = int(ttl) if valid else 0
+        events = getattr(register, "events", None)
+        if events is not None:
+            # The gateway's own record, growing as it records: never fresh for long.
+            out[events.graphql_name] = 0
     return out
 
 

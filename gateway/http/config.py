@@ -112,6 +112,9 @@ class Settings:
     history: bool = True
     history_path: Path | None = None
     history_retention_days: float | None = None
+    # Registers recorded without gaps: their changes polled on the change feed's schedule
+    # (gateway/history/recorder.py), whether or not anyone subscribes.
+    history_record: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -236,6 +239,13 @@ class Settings:
         if "retention_days" in history:
             days = history["retention_days"]
             changes["history_retention_days"] = None if days in (None, 0, "") else float(days)
+        if "record" in history:
+            record = history["record"]
+            if isinstance(record, str):
+                record = [r.strip() for r in record.split(",") if r.strip()]
+            if not isinstance(record, list) or not all(isinstance(r, str) for r in record):
+                raise DescriptorError("history.record is a list of register names")
+            changes["history_record"] = tuple(record)
         if "exports" in values:
             files_now = self.exports
             merged_exports = {
@@ -302,6 +312,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         "CACHE_APQ_MAX_BYTES": ("cache", "apq_max_bytes", int),
         "EXPORTS_FOLDER": ("exports", "folder", str),
         "HISTORY_PATH": ("history", "path", str),
+        "HISTORY_RECORD": ("history", "record", str),
         "EXPORTS_MAX_BYTES": ("exports", "max_bytes", int),
         "EXPORTS_MAX_AGE": ("exports", "max_age", float),
     }

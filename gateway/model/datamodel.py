@@ -178,6 +178,18 @@ class Relation:
 
 
 @dataclass(frozen=True, slots=True)
+class Temporal:
+    """An entity's times, from the register's bitemporality annex (``1. Bitemporality``):
+    the source fields saying when a row was registered and from and to when it is valid.
+    Empty: the entity has no such field."""
+
+    entity: str
+    registration_from: str = ""
+    valid_from: str = ""
+    valid_to: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Register:
     """A loaded register: its datamodel, relations per RelationVersion, levels and source."""
 
@@ -193,6 +205,11 @@ class Register:
     # "" for the register as served at /graphql; for an older datamodel version served side by
     # side (another replication channel, or an as-is model), "{rc}:{MAJOR}".
     variant: str = ""
+    # Per entity (source name), its times (the bitemporality annex); none declared: empty.
+    temporal: Mapping[str, Temporal] = field(default_factory=dict)
+    # The register's ``Events`` entity (gateway/history/events.py), outside its datamodel:
+    # the gateway's record of its rows' versions, for the kinds that record rows.
+    events: Entity | None = None
 
     @property
     def source_key(self) -> str:

@@ -62,6 +62,13 @@ class Change:
     upstream: tuple[str, ...]
     id: str = field(default_factory=lambda: secrets.token_hex(8))
     detected_at: str = field(default_factory=_now)
+    # Rows found deleted upstream (as last known; at least their key): a ``d`` event.
+    deleted: tuple[Row, ...] = ()
+
+    @property
+    def action(self) -> str:
+        """``d`` for deletions, ``u`` for new or changed rows."""
+        return "d" if self.deleted and not self.rows else "u"
 
     def encode(self, origin: str = "") -> bytes:
         """The change as JSON (``origin``: the publishing process)."""
@@ -72,6 +79,7 @@ class Change:
             "upstream": self.upstream,
             "id": self.id,
             "detectedAt": self.detected_at,
+            "deleted": self.deleted,
             "origin": origin,
         }
         try:
@@ -93,11 +101,22 @@ class Change:
             raise ValueError("a change's rows are objects")
         if not isinstance(upstream, list):
             raise ValueError("a change's upstream is a list")
+        deleted = document.get("deleted", [])
+        if not isinstance(deleted, list) or not all(isinstance(r, dict) for r in deleted):
+            raise ValueError("a change's deleted rows are objects")
         texts = [document.get(k) for k in ("register", "entity", "id", "detectedAt")]
         if not all(isinstance(t, str) for t in texts):
             raise ValueError("a change names its register, entity, id and time")
         register, entity, ident, detected = (str(t) for t in texts)
-        change = cls(register, entity, tuple(rows), tuple(map(str, upstream)), ident, detected)
+        change = cls(
+            register,
+            entity,
+            tuple(rows),
+            tuple(map(str, upstream)),
+            ident,
+            detected,
+            tuple(deleted),
+        )
         return change, str(document.get("origin", ""))
 
 

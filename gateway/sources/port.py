@@ -12,6 +12,7 @@ given back to the request's budget when the call ends.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Mapping
@@ -19,8 +20,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.history import events
+from gateway.history.events import is_events
+from gateway.history.instants import required
 from gateway.history.store import HistoryStore
-from gateway.model.datamodel import Register
+from gateway.model.datamodel import Entity, Register
 from gateway.model.errors import HistoryUnavailableError
 from gateway.model.filters import check_text
 from gateway.model.query import Page, Query
@@ -56,6 +60,9 @@ class Source(ABC):
     kind = ""
     # Whether the adapter answers queries at an instant (the REGISTRATION option).
     keeps_history = False
+    # Whether it records row versions and their events (the register then has an
+    # ``Events`` entity, gateway/history/events.py, answered here from the history store).
+    records_rows = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -102,6 +109,17 @@ class Source(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Close what ``start`` opened."""
 
+    @property
+    def data_epoch(self) -> int:
+        """Changes whenever rows are learnt deleted upstream (0 for kinds that find none):
+        whole answers and export files cached before a deletion are not served after it."""
+        return 0
+
+    async def read_for_history(self, entity: Entity, since: dt.datetime | None) -> int:
+        """Read ``entity``'s rows registered after ``since`` (None: every row) so that they
+        are recorded; how many were read. Only kinds that record rows have it."""
+        raise NotImplementedError(f"{self.kind} sources record no rows")
+
     @abstractmethod
     async def fetch(self, query: Query) -> Page:
         """Answer ``query``: the rows in the window and what is known beyond it."""
@@ -122,6 +140,10 @@ def _accounted(fetch: _Fetch) -> _Fetch:
                 f"{self.register.name}: the gateway keeps no history of this register; "
                 "registreringstid is answered for the registers whose history is kept",
                 register=self.register.name,
+            )
+        if is_events(query.entity):
+            return await events.answer(
+                required(self.services.history, self.register.name), self.register.name, query
             )
         with upstream_budget.account():
             return await fetch(self, query)

@@ -26,6 +26,7 @@ from gateway.model.errors import (
     UpstreamUnavailableError,
 )
 from gateway.model.filters import apply_in_memory
+from gateway.model.keys import key_order
 from gateway.model.query import (
     And,
     Condition,
@@ -39,7 +40,8 @@ from gateway.model.query import (
     filter_fields,
 )
 from gateway.sources import upstream_budget
-from gateway.sources.port import Services, Source
+from gateway.sources.port import REGISTRATION, Services, Source
+from resolvers.odata.history import RowHistory
 from resolvers.odata.options import parse as parse_options
 from resolvers.transport import Reply, Transport
 
@@ -189,6 +191,8 @@ class ODataSource(Source):
     """An OData v3 service answering ``application/json`` (JSON light)."""
 
     kind = "odata"
+    keeps_history = True
+    records_rows = True
 
     def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
         super().__init__(register, options, services)
@@ -212,9 +216,11 @@ class ODataSource(Source):
         # by the query's canonical form: a repeated query builds no URL (least recently
         # planned first out).
         self._windows: dict[Hashable, tuple[str, int | None, Entity]] = {}
+        self.history = RowHistory(register, services.history, self.settings.change_field, self.zone)
 
     async def start(self) -> None:
         await self.transport.start()
+        await self.history.start()
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -383,6 +389,33 @@ class ODataSource(Source):
     # -- fetching ---------------------------------------------------------------------
 
     async def fetch(self, query: Query) -> Page:
+        """Answer ``query`` (at its ``registreringstid`` from the history, see
+        :mod:`resolvers.odata.history`); whole rows read are recorded, and rows known to be
+        deleted upstream are left out."""
+        if query.options:
+            instant = query.options.get(REGISTRATION)
+            if instant is not None:
+                return await self.history.at(query, instant)
+        page = await self._fetch_now(query)
+        history = self.history
+        if history.store is not None and page.rows and history.complete(query):
+            history.record(query.entity, page.rows)
+        return history.visible(query.entity, page) if history.deleted else page
+
+    @property
+    def data_epoch(self) -> int:
+        return self.history.epoch
+
+    async def read_for_history(self, entity: Entity, since: dt.datetime | None) -> int:
+        """Read ``entity`` whole (``since`` None), or its rows updated after ``since`` (by the
+        ``changeField``; whole without one), past the cache: they are recorded."""
+        change = self.history.change_name(entity)
+        where = None if since is None or change is None else Condition(change, "gt", since)
+        query = Query(entity, where, key_order(entity, ()), options={"cache": False})
+        page = await self.fetch(query)
+        return len(page.rows)
+
+    async def _fetch_now(self, query: Query) -> Page:
         keep = query.options.get("cache", True) is not False
         key = _canonical(query)
         known = self._windows.get(key) if key is not None else None

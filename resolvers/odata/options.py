@@ -13,6 +13,9 @@ Besides ``kind``, ``datamodel`` and the options every kind has (``timeout``, ``r
 ``reserveRows``      rows a query is assumed to read when the service does not count (1000)
 ``changeField``      the field whose newer values mark an updated row: every entity with it
                      has change events (subscriptions). Absent (the default): no change events.
+``deletionSweep``    seconds between two sweeps of an entity's ids while its changes are
+                     watched (3600; 0: never): ids gone upstream are deletions (``d``
+                     events; the rows leave every current answer)
 ``timeZone``         the IANA time zone of the service's ``DateTime`` values, which carry no
                      offset: a caller's value with an offset is converted to that wall clock
                      before it is compared upstream. Default ``UTC``.
@@ -61,6 +64,7 @@ OPTIONS = OptionSet(
         Option("maxUrlLength", "integer", 4000, positive=True),
         Option("reserveRows", "integer", 1000, minimum=0),
         Option("changeField", "string", None),
+        Option("deletionSweep", "number", 3600.0, minimum=0),
         Option("timeZone", "string", "UTC", check=_zone_problem),
     ],
 )
@@ -78,6 +82,7 @@ class ODataOptions:
     max_url_length: int = 4000
     reserve_rows: int = 1000
     change_field: str | None = None
+    deletion_sweep: float = 3600.0
     time_zone: dt.tzinfo = dt.UTC
 
     @property
@@ -99,6 +104,7 @@ def parse(options: Mapping[str, Any]) -> ODataOptions:
         max_url_length=int(v["maxUrlLength"]),
         reserve_rows=int(v["reserveRows"]),
         change_field=None if field is None or field == "" else str(field),
+        deletion_sweep=float(v["deletionSweep"]),
         time_zone=ZoneInfo(str(v["timeZone"])),
     )
 

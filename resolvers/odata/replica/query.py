@@ -169,9 +169,15 @@ def _parse_select(text: str | None, properties: Mapping[str, str]) -> tuple[str,
 _MATCHES: OrderedDict[tuple[int, str, tuple[OrderKey, ...]], list[Row]] = OrderedDict()
 
 
+def forget_matches() -> None:
+    """The data changed: forget every remembered match."""
+    _MATCHES.clear()
+
+
 def _matching(rows: Sequence[Row], options: QueryOptions) -> Sequence[Row]:
-    """The filtered, ordered rows; remembered per (rows, $filter, $orderby), as the data
-    never changes, so that paging through a large result does not redo the work per page."""
+    """The filtered, ordered rows; remembered per (rows, $filter, $orderby) until the data
+    changes (:func:`forget_matches`), so that paging through a large result does not redo the
+    work per page."""
     if options.predicate is None and not options.order:
         return rows
     text = next((v for k, v in options.repeated if k == "$filter"), "")

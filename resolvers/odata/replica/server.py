@@ -14,8 +14,10 @@ replica kit's :class:`~resolvers.replica_kit.faults.Fault` vocabulary).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -33,10 +35,12 @@ from resolvers.odata.replica.data import (
     FtProperty,
     load_ft_data,
 )
+from resolvers.odata.replica.expr import Row
 from resolvers.odata.replica.query import (
     QueryOptionError,
     QueryOptions,
     execute,
+    forget_matches,
     next_link,
     parse_options,
     parse_query_string,
@@ -57,6 +61,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+_COPENHAGEN: Final = zoneinfo.ZoneInfo("Europe/Copenhagen")
 
 # --- HTTP semantics ---------------------------------------------------------------------------
 
@@ -117,6 +122,26 @@ class _FtService:
     def __init__(self, data: FtData, page_size: int) -> None:
         self._data = data
         self._page_size = page_size
+        # The rows served, per entity set: the recorded ones until a set is changed (then
+        # that set's own copy).
+        self.rows: dict[str, tuple[Row, ...]] = dict(data.rows)
+        self.index: dict[str, Mapping[int, Row]] = dict(data.index)
+
+    @property
+    def entity_sets(self) -> Mapping[str, FtEntitySet]:
+        return self._data.entity_sets
+
+    def change(self, name: str, changed: Mapping[int, Row | None]) -> None:
+        """Replace (a row), add (a new id) or delete (None) rows of entity set ``name``."""
+        index = dict(self.index[name])
+        for key, row in changed.items():
+            if row is None:
+                index.pop(key, None)
+            else:
+                index[key] = row
+        self.index[name] = index
+        self.rows[name] = tuple(index[k] for k in sorted(index))
+        forget_matches()
 
     def respond(self, method: str, path: str, raw_query: bytes, root: str) -> _Reply:
         """The reply to ``method path?raw_query``; ``root`` is the absolute service root URL."""
@@ -157,7 +182,7 @@ class _FtService:
         return _json_reply(200, {"odata.metadata": f"{root}$metadata", "value": value})
 
     def _collection(self, entity_set: FtEntitySet, options: QueryOptions, root: str) -> _Reply:
-        result = execute(self._data.rows[entity_set.name], options, self._page_size)
+        result = execute(self.rows[entity_set.name], options, self._page_size)
         body: dict[str, Any] = {"odata.metadata": f"{root}$metadata#{entity_set.name}"}
         if result.count is not None:
             body["odata.count"] = str(result.count)
@@ -172,7 +197,7 @@ class _FtService:
     ) -> _Reply:
         if not key.isascii() or not key.isdigit() or len(key) > 10:
             return _bad_request()
-        row = self._data.index[entity_set.name].get(int(key))
+        row = self.index[entity_set.name].get(int(key))
         if row is None:
             return _error_reply(404, f"No {entity_set.name} with id {key}.")
         body: dict[str, Any] = {"odata.metadata": f"{root}$metadata#{entity_set.name}/@Element"}
@@ -305,6 +330,57 @@ class ODataReplica:
         """``Source.json`` options pointing the served registers at this replica."""
         return {name: {"url": self.url} for name in self.registers}
 
+    # changing the data, as the real service's data changes
+
+    def update(self, entity_set: str, key: int, **values: Any) -> Row:
+        """Change a row: ``values`` by property name; ``opdateringsdato`` moves to now
+        (Copenhagen's wall clock, as the service writes it) unless given. The new row."""
+        row = self._row(entity_set, key)
+        self._check(entity_set, values)
+        changed = {**row, **values}
+        if "opdateringsdato" in row and "opdateringsdato" not in values:
+            changed["opdateringsdato"] = _wall_clock_now()
+        self._service.change(entity_set, {key: changed})
+        return changed
+
+    def insert(self, entity_set: str, **values: Any) -> Row:
+        """Add a row (``id`` next after the largest unless given); unset properties are null.
+        The new row."""
+        self._check(entity_set, values)
+        index = self._service.index[self._set(entity_set).name]
+        key = int(values.get("id", max(index, default=0) + 1))
+        if key in index:
+            raise ValueError(f"{entity_set}: a row with id {key} exists")
+        row: dict[str, Any] = dict.fromkeys(self._set(entity_set).types)
+        row.update(values, id=key)
+        if "opdateringsdato" in row and "opdateringsdato" not in values:
+            row["opdateringsdato"] = _wall_clock_now()
+        self._service.change(entity_set, {key: row})
+        return row
+
+    def delete(self, entity_set: str, key: int) -> Row:
+        """Remove a row (the service no longer has it); the row removed."""
+        row = self._row(entity_set, key)
+        self._service.change(entity_set, {key: None})
+        return row
+
+    def _set(self, name: str) -> FtEntitySet:
+        found = self._service.entity_sets.get(name)
+        if found is None:
+            raise KeyError(f"no entity set {name!r}")
+        return found
+
+    def _row(self, entity_set: str, key: int) -> Row:
+        row = self._service.index[self._set(entity_set).name].get(key)
+        if row is None:
+            raise KeyError(f"{entity_set}: no row with id {key}")
+        return row
+
+    def _check(self, entity_set: str, values: Mapping[str, Any]) -> None:
+        unknown = set(values) - set(self._set(entity_set).types)
+        if unknown:
+            raise KeyError(f"{entity_set} has no properties {sorted(unknown)}")
+
     def data_requests(self) -> int:
         """How many requests were received, ``$metadata`` ones excepted."""
         return len(self.log.where(test=lambda r: not r.path.endswith("/$metadata")))
@@ -342,6 +418,12 @@ class _AsgiApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handler(scope, receive, send)
+
+
+def _wall_clock_now() -> str:
+    """Now on Copenhagen's clock, written as the service writes its update times."""
+    now = dt.datetime.now(_COPENHAGEN).replace(tzinfo=None)
+    return now.isoformat(timespec="milliseconds")
 
 
 def _decode_path(scope: Scope) -> str:

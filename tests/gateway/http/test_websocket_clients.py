@@ -32,7 +32,6 @@ from gateway.http.app import create_app
 from gateway.http.auth import AuthSettings, ConnectionRefused, init_credentials
 from gateway.http.config import Settings
 from gateway.http.server import RunningServer, serve_asgi
-from resolvers.odata.replica.data import load_ft_data
 from tests.fixtures import ReplicaFactory
 from tests.gateway.events.conftest import registers_with
 from tests.support import REGISTERS
@@ -53,26 +52,26 @@ BY_TYPE = gql(
 
 @dataclasses.dataclass
 class Live:
-    """The server, and the replica's row table the test edits."""
+    """The server, and the replica whose rows the test edits."""
 
     server: RunningServer
-    rows: dict[str, Any]
+    replica: Any
 
     def url(self, path: str = "/FT/v1") -> str:
         return self.server.url.replace("http://", "ws://") + path
 
     def add_type(self, number: int, name: str) -> dict[str, Any]:
         """A new Afstemningstype row upstream, updated after every recorded one."""
-        row = {"id": number, "type": name, "opdateringsdato": f"2031-05-01T10:{number % 60:02d}:00"}
-        self.rows["Afstemningstype"] = (*self.rows["Afstemningstype"], row)
+        stamp = f"2031-05-01T10:{number % 60:02d}:00"
+        row: dict[str, Any] = self.replica.insert(
+            "Afstemningstype", id=number, type=name, opdateringsdato=stamp
+        )
         return row
 
 
 @asynccontextmanager
 async def live_gateway(replica_factory: ReplicaFactory) -> AsyncIterator[Live]:
-    recorded = load_ft_data()
-    rows: dict[str, Any] = dict(recorded.rows)
-    replica = await replica_factory("odata", data=dataclasses.replace(recorded, rows=rows))
+    replica = await replica_factory("odata")
     with registers_with("FT", security={"FT": SECURITY}) as registers:
         settings = Settings(
             registers_dir=registers,
@@ -82,7 +81,7 @@ async def live_gateway(replica_factory: ReplicaFactory) -> AsyncIterator[Live]:
         )
         server = await serve_asgi(create_app(settings))
         try:
-            yield Live(server, rows)
+            yield Live(server, replica)
         finally:
             await server.stop()
 

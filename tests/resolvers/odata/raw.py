@@ -53,3 +53,18 @@ def aktoer() -> dict[int, dict[str, Any]]:
         int(r["id"]): {k: (None if r[k] == "" else r[k]) for k in r.keys()}  # noqa: SIM118
         for r in rows
     }
+
+
+@cache
+def aktoertype() -> list[dict[str, Any]]:
+    """Aktørtype rows (the SQLite dump's '' as None), by id."""
+    uri = f"{(DATA / 'ft.oda.Aktørtype.sqlite.db').as_uri()}?mode=ro&immutable=1"
+    connection = sqlite3.connect(uri, uri=True)
+    try:
+        records = connection.execute('SELECT id, type, opdateringsdato FROM "Aktørtype"')
+        rows = [
+            {"id": int(i), "type": t or None, "opdateringsdato": d or None} for i, t, d in records
+        ]
+    finally:
+        connection.close()
+    return sorted(rows, key=lambda r: r["id"])
