@@ -639,15 +639,16 @@ def _assemble(
             previous = _committed(rc_dir / DATAMODEL / "Relations.json")
         versions = _load_relations(name, variant, loading, previous, quiet=variant is not newest)
         levels = _load_security(rc_dir, variant.model, report)
-        _check_tabular(rc_dir, variant.model, report)
+        kind = kinds().get(str((variant.source or {}).get("kind", "")))
+        records_rows = kind is not None and kind.source.records_rows
+        _check_tabular(rc_dir, variant.model, report, records_rows)
         _check_raster(rc_dir, report)
         _check_join_scope(rc_dir, variant.model, variant.source, report)
         if levels is None:
             return
         default, entity_levels, field_levels = levels
-        kind = kinds().get(str((variant.source or {}).get("kind", "")))
         events = None
-        if kind is not None and kind.source.records_rows:
+        if records_rows:
             events = events_entity(name, variant.model)
             if events is None:
                 report.warning(
@@ -998,7 +999,9 @@ def _load_security(
     return default, entity_levels, field_levels
 
 
-def _check_tabular(rc_dir: Path, model: Datamodel, report: Report) -> None:
+def _check_tabular(
+    rc_dir: Path, model: Datamodel, report: Report, records_rows: bool = False
+) -> None:
     folder = rc_dir / TABULAR
     predefined = folder / "Automated_Predefined_Filedownloads.json"
     # Required for tabular data; a channel with raster data only may leave 4. out.
@@ -1014,6 +1017,17 @@ def _check_tabular(rc_dir: Path, model: Datamodel, report: Report) -> None:
                 f"[{index}] EntityName {name!r}",
                 "unknown entity",
                 _choices([*model.entities, "All"]),
+            )
+        historical = int(item["FileDownloadType"]) == 2 or int(item["TypeOfData"]) in (2, 3)
+        if historical and not records_rows:
+            report.warning(
+                predefined,
+                f"[{index}] FileDownloadType {item['FileDownloadType']}, TypeOfData "
+                f"{item['TypeOfData']}",
+                "this register's kind records no row versions: deltas and versions are not "
+                "offered (its downloads are totals of current data)",
+                "offer FileDownloadType 1, TypeOfData 1, or serve the register by a kind "
+                "that records rows (odata)",
             )
     pregenerated = folder / "Automated_Pregenerated_Filedownloads.json"
     _read_json(pregenerated, report, "Automated_Pregenerated_Filedownloads", required=False)

@@ -225,12 +225,38 @@ class _Catalogue:
                         register, self.gateway.number(register.name, v), entity, "csv"
                     ).removesuffix(".csv")
                     + CSVW_SUFFIX,
+                    **self.historical(register, entity, v),
                 }
                 for v in _versions(register)
             ]
             if offered
             else [],
         }
+
+    def historical(self, register: Register, entity: Entity, version: str) -> dict[str, Any]:
+        """The delta and temporal downloads the annex declares for ``entity`` (for a register
+        whose row versions the gateway records)."""
+        if register.events is None:
+            return {}
+        out: dict[str, Any] = {}
+        csv = download_path(register, self.gateway.number(register.name, version), entity, "csv")
+        for entry in self.downloads[register.name].entries:
+            if entry.get("EntityName") not in ("All", entity.name):
+                continue
+            frequency = int(entry.get("Frequency", 1))
+            if int(entry.get("FileDownloadType", 1)) == 2:
+                out["delta"] = {
+                    "frequencyDays": frequency,
+                    "csv": csv + "?since={since}&until={until}",
+                    "typeOfData": int(entry.get("TypeOfData", 1)),
+                }
+            elif int(entry.get("TypeOfData", 1)) in (2, 3):
+                out["versions"] = {
+                    "frequencyDays": frequency,
+                    "csv": csv + "?versions=1",
+                    "typeOfData": int(entry.get("TypeOfData", 1)),
+                }
+        return out
 
     def relation(
         self, register: Register, entity: Entity, version: str, relation: Relation
@@ -275,6 +301,11 @@ def _conventions() -> dict[str, Any]:
             "where": 'JSON shaped like the GraphQL where input, e.g. {"afstemningid":{"eq":1}}',
             "order": 'JSON shaped like the GraphQL order input, e.g. [{"id":"DESC"}]; '
             "default: the key",
+            "since": "ISO 8601: the changes from then (FileDownloadType 2, a delta), until "
+            "until (default now): one row per object changed, as it stood at the end, with "
+            "action i/u/d and its version's registreringFra/-Til and virkningFra/-Til",
+            "versions": "1: every version kept (TypeOfData 2/3), with its registration "
+            "and validity periods",
         },
         "rowCount": "header X-Total-Count: the rows matching where when the export started "
         "(of a finished file: the rows it holds)",

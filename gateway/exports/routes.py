@@ -41,6 +41,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -63,9 +64,10 @@ from gateway.exports.files import FileStore, file_key, serve_file
 from gateway.exports.formats import ENCODING_ERRORS, FORMATS, Encoder, EncoderFactory
 from gateway.exports.where import decode_json, order_from_json, where_from_json
 from gateway.graphql.execute import Binding, RequestContext
+from gateway.history.periods import HISTORY_ROWS, Asked, columns as period_columns
 from gateway.model.callers import Caller
 from gateway.model.datamodel import Entity, Field, Register
-from gateway.model.errors import GatewayError, UpstreamInvalidError
+from gateway.model.errors import BadUserInputError, GatewayError, UpstreamInvalidError
 from gateway.model.keys import key_order
 from gateway.model.query import Filter, Page, Query, Row, SortKey
 from gateway.sources.port import Source
@@ -78,6 +80,7 @@ _STATUS = {
     "BAD_USER_INPUT": 400,
     "QUERY_TOO_COMPLEX": 400,
     "FORBIDDEN": 403,
+    "HISTORY_UNAVAILABLE": 409,
     "NOT_FOUND": 404,
     "EXPORT_TOO_LARGE": 413,
     "UPSTREAM_UNAVAILABLE": 502,
@@ -123,17 +126,21 @@ class _Export:
     order: tuple[SortKey, ...]
     columns: tuple[Field, ...]
     window: int
+    # A delta (the changes of a period) or every version, from the history; None: the
+    # current rows.
+    asked: Asked | None = None
 
     @property
     def label(self) -> str:
         return self.binding.entity.graphql_name
 
     def query(self, offset: int, limit: int, count: bool) -> Query:
-        fields = frozenset(f.name for f in self.columns)
         entity = self.binding.entity
-        return Query(
-            entity, self.where, self.order, offset, limit, fields, count, {_CACHE_OPTION: False}
-        )
+        fields = frozenset(f.name for f in self.columns if f.name in entity.by_name)
+        options: dict[str, Any] = {_CACHE_OPTION: False}
+        if self.asked is not None:
+            options[HISTORY_ROWS] = self.asked
+        return Query(entity, self.where, self.order, offset, limit, fields, count, options)
 
     async def fetch(self, offset: int, count: bool = False) -> Page:
         page = await self.source.fetch(self.query(offset, self.window, count))
@@ -353,6 +360,9 @@ class _Exports:
         binding.check(ctx, where, order)
         full_order = key_order(entity, order)
         columns = tuple(f for f in entity.fields if binding.field_level(f.name) <= caller.level)
+        asked = _asked(params)
+        if asked is not None:
+            columns = (*columns, *period_columns(asked))
         return _Export(
             runtime.sources[register.name],
             binding,
@@ -360,6 +370,7 @@ class _Exports:
             full_order,
             columns,
             max(1, runtime.max_first),
+            asked,
         )
 
     def _headers(self, register: Register, entity: Entity, fmt: str, query: str) -> dict[str, str]:
@@ -450,6 +461,9 @@ class _Exports:
                 "zone": str(zone),
                 # rows learnt deleted upstream: a file built before is not served after
                 "epoch": export.source.data_epoch,
+                "asked": None
+                if export.asked is None
+                else [_text(export.asked.since), _text(export.asked.until)],
             }
         )
         media_type, make_encoder = FORMATS[fmt]
@@ -482,6 +496,40 @@ class _Exports:
         if found is not None:
             headers["link"] = _attribution_link(found)
         return JSONResponse(document, headers=headers, media_type="application/csvw+json")
+
+
+def _text(instant: dt.datetime | None) -> str | None:
+    return None if instant is None else instant.isoformat()
+
+
+def _instant(params: Mapping[str, str], name: str) -> dt.datetime | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadUserInputError(
+            f"{name}: {raw!r} is not an ISO 8601 date-time (e.g. 2026-12-01T00:00:00Z)",
+            argument=name,
+        ) from None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+
+
+def _asked(params: Mapping[str, str]) -> Asked | None:
+    """``since``/``until`` (a delta) or ``versions=1`` (every version); None: current rows."""
+    since, until = _instant(params, "since"), _instant(params, "until")
+    versions = params.get("versions", "").lower() in _FINISHED
+    if since is None:
+        if until is not None:
+            raise BadUserInputError("until: a delta is asked with since (and until)")
+        return Asked() if versions else None
+    if versions:
+        raise BadUserInputError("versions and since: ask for a delta or for every version")
+    until = until or dt.datetime.now(dt.UTC)
+    if until <= since:
+        raise BadUserInputError("since: a delta's period ends after it begins (until > since)")
+    return Asked(since, until)
 
 
 def _canonical(where: Filter | None) -> str:

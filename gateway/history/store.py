@@ -44,6 +44,7 @@ __all__ = [
     "EventRecord",
     "FileVersion",
     "HistoryStore",
+    "RowPeriod",
     "RowVersion",
     "iso",
     "parse_iso",
@@ -152,6 +153,16 @@ class RowVersion:
     registered_from: dt.datetime | None = None
     valid_from: dt.datetime | None = None
     valid_to: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RowPeriod:
+    """A row version's registration interval and validity (None: open, or not declared)."""
+
+    registered_from: dt.datetime
+    registered_to: dt.datetime | None
+    valid_from: dt.datetime | None
+    valid_to: dt.datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +493,59 @@ class HistoryStore:
                     " AND registered_from <= ? AND (registered_to IS NULL OR registered_to > ?)"
                     " ORDER BY key",
                     (register, entity, stamp, stamp),
+                )
+            ]
+
+        return await self._run(work)
+
+    async def row_changes(
+        self, register: str, entity: str, since: dt.datetime, until: dt.datetime
+    ) -> list[tuple[str, str, RowPeriod]]:
+        """The rows of ``entity`` inserted, updated or deleted in [since, until), each once as
+        it stood at ``until``: (content, action ``i``/``u``/``d``, its version's period); by key."""
+        await self.flush()
+        start, end = iso(since), iso(until)
+
+        def work() -> list[tuple[str, str, RowPeriod]]:
+            last: dict[str, tuple[str, str, RowPeriod]] = {}
+            for key, action, frm, to, valid_from, valid_to, content in self._connection().execute(
+                "SELECT e.key, e.action, e.registered_from, e.registered_to, e.valid_from,"
+                " e.valid_to, v.content FROM events e JOIN row_versions v ON v.register ="
+                " e.register AND v.entity = e.entity AND v.key = e.key AND v.registered_from ="
+                " e.registered_from WHERE e.register = ? AND e.entity = ? AND ((e.action <> 'd'"
+                " AND e.registered_from >= ? AND e.registered_from < ?) OR (e.action = 'd'"
+                " AND e.registered_to >= ? AND e.registered_to < ?)) ORDER BY e.id",
+                (register, entity, start, end, start, end),
+            ):
+                period = RowPeriod(
+                    parse_iso(frm), _opt_parse(to), _opt_parse(valid_from), _opt_parse(valid_to)
+                )
+                previous = last.get(str(key))
+                # Inserted and then changed in the period is still an insert.
+                if previous is not None and previous[1] == "i" and action == "u":
+                    action = "i"
+                last[str(key)] = (str(content), str(action), period)
+            return [last[k] for k in sorted(last)]
+
+        return await self._run(work)
+
+    async def row_versions(self, register: str, entity: str) -> list[tuple[str, RowPeriod]]:
+        """Every version of ``entity``'s rows kept, with its periods; by key, then time."""
+        await self.flush()
+
+        def work() -> list[tuple[str, RowPeriod]]:
+            return [
+                (
+                    str(content),
+                    RowPeriod(
+                        parse_iso(frm), _opt_parse(to), _opt_parse(valid_from), _opt_parse(valid_to)
+                    ),
+                )
+                for content, frm, to, valid_from, valid_to in self._connection().execute(
+                    "SELECT content, registered_from, registered_to, valid_from, valid_to"
+                    " FROM row_versions WHERE register = ? AND entity = ?"
+                    " ORDER BY key, registered_from",
+                    (register, entity),
                 )
             ]
 

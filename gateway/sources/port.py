@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from gateway.history import events
 from gateway.history.events import is_events
 from gateway.history.instants import required
+from gateway.history.periods import HISTORY_ROWS
 from gateway.history.store import HistoryStore
 from gateway.model.datamodel import Entity, Register
 from gateway.model.errors import HistoryUnavailableError
@@ -139,6 +140,12 @@ def _accounted(fetch: _Fetch) -> _Fetch:
             raise HistoryUnavailableError(
                 f"{self.register.name}: the gateway keeps no history of this register; "
                 "registreringstid is answered for the registers whose history is kept",
+                register=self.register.name,
+            )
+        if query.options and query.options.get(HISTORY_ROWS) is not None and not self.records_rows:
+            raise HistoryUnavailableError(
+                f"{self.register.name}: the gateway records no row versions of this register; "
+                "deltas and versions are offered for the registers whose rows it records",
                 register=self.register.name,
             )
         if is_events(query.entity):

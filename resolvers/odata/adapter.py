@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
+from gateway.history.periods import HISTORY_ROWS, Asked
 from gateway.model.datamodel import Entity, Field, Register, ScalarType
 from gateway.model.errors import (
     BadUserInputError,
@@ -396,6 +397,9 @@ class ODataSource(Source):
             instant = query.options.get(REGISTRATION)
             if instant is not None:
                 return await self.history.at(query, instant)
+            asked = query.options.get(HISTORY_ROWS)
+            if isinstance(asked, Asked):
+                return await self.history.periods(query, asked)
         page = await self._fetch_now(query)
         history = self.history
         if history.store is not None and page.rows and history.complete(query):

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from gateway.history.instants import before_history, in_utc, required
+from gateway.history.periods import Asked, with_period
 from gateway.history.store import HistoryStore, RowVersion
 from gateway.model.datamodel import Entity, Register, ScalarType
 from gateway.model.filters import apply_in_memory
@@ -197,6 +198,24 @@ class RowHistory:
         return replace(page, rows=rows, total=total)
 
     # -- answering at an instant -------------------------------------------------------
+
+    async def periods(self, query: Query, asked: Asked) -> Page:
+        """A delta (the rows changed in the period) or every version, with their periods."""
+        name = self.register.name
+        store = required(self.store, name)
+        entity = query.entity
+        rows: list[Row]
+        if asked.since is not None:
+            until = in_utc(asked.until) if asked.until is not None else dt.datetime.now(dt.UTC)
+            changes = await store.row_changes(name, entity.name, in_utc(asked.since), until)
+            rows = [with_period(json.loads(c), p, action) for c, action, p in changes]
+        else:
+            rows = [
+                with_period(json.loads(c), p)
+                for c, p in await store.row_versions(name, entity.name)
+            ]
+        # A deleted row is filtered as it last stood.
+        return apply_in_memory(rows, query)
 
     async def at(self, query: Query, instant: dt.datetime) -> Page:
         """``query`` as the register answered at ``instant`` (from the versions kept)."""

@@ -165,6 +165,17 @@ def test_every_entity_has_its_download_urls(
                 for f in ("csv", "ndjson", "parquet")
             },
             "csvMetadata": f"/FT/v1/download/{entity['exportName']}.csv-metadata.json",
+            # the annex's delta (FileDownloadType 2, daily) and temporal (TypeOfData 2) rows
+            "delta": {
+                "frequencyDays": 1,
+                "csv": f"/FT/v1/download/{entity['exportName']}.csv?since={{since}}&until={{until}}",
+                "typeOfData": 1,
+            },
+            "versions": {
+                "frequencyDays": 7,
+                "csv": f"/FT/v1/download/{entity['exportName']}.csv?versions=1",
+                "typeOfData": 2,
+            },
         }
 
 

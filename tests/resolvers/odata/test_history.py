@@ -265,3 +265,57 @@ async def test_events_are_shown_at_their_entity_level_only(tmp_path: Path) -> No
                 nodes = level2.json()["data"]["FT_Events"]["nodes"]
                 assert len(nodes) == len(aktoertype())
                 assert {n["entityName"] for n in nodes} == {"Aktørtype"}
+
+
+async def download(client: httpx.AsyncClient, **params: str) -> list[dict[str, str]]:
+    response = await client.get("/FT/v1/download/Aktoertype.csv", params=params)
+    assert response.status_code == 200, response.text
+    return list(csv.DictReader(io.StringIO(response.text)))
+
+
+async def test_the_period_s_delta_lists_the_change_and_the_deletion(scenario: Scenario) -> None:
+    client = scenario.client
+    changed = await download(
+        client, since=scenario.before.isoformat(), until=scenario.changed.isoformat()
+    )
+    assert [(int(r["id"]), r["type"], r["action"]) for r in changed] == [(CHANGED, NEW_TYPE, "u")]
+    assert instant(changed[0]["registreringFra"]) == utc(scenario.changed_row["opdateringsdato"])
+    assert changed[0]["registreringTil"] == ""
+    # over both steps the row's last state is its deletion (as it last stood)
+    both = await download(client, since=scenario.before.isoformat(), finished="1")
+    mine = [r for r in both if int(r["id"]) == CHANGED]
+    assert [(r["type"], r["action"]) for r in mine] == [(NEW_TYPE, "d")]
+    assert scenario.changed < instant(mine[0]["registreringTil"]) <= dt.datetime.now(dt.UTC)
+    # nothing changed after the deletion (but row 5, deleted and restored by another test)
+    later = await download(client, since=scenario.after.isoformat())
+    assert {int(r["id"]) for r in later} <= {5}
+
+
+async def test_every_version_with_its_registration(scenario: Scenario) -> None:
+    rows = await download(scenario.client, versions="1")
+    of_changed = [r for r in rows if int(r["id"]) == CHANGED]
+    assert [r["type"] for r in of_changed] == [
+        next(r["type"] for r in aktoertype() if r["id"] == CHANGED),
+        NEW_TYPE,
+    ]
+    first, second = of_changed
+    assert first["registreringTil"] == second["registreringFra"]
+    assert second["registreringTil"] != ""  # closed by the deletion
+    assert {int(r["id"]) for r in rows} == {r["id"] for r in aktoertype()}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"since": "yesterday"}, "not an ISO 8601"),
+        ({"until": "2026-01-01T00:00:00Z"}, "asked with since"),
+        ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "ends after"),
+        ({"since": "2026-01-01T00:00:00Z", "versions": "1"}, "delta or for every version"),
+    ],
+)
+async def test_a_bad_period_is_refused(
+    scenario: Scenario, params: dict[str, str], message: str
+) -> None:
+    response = await scenario.client.get("/FT/v1/download/Aktoertype.csv", params=params)
+    assert response.status_code == 400
+    assert message in response.json()["errors"][0]["message"]
