@@ -251,6 +251,13 @@ def cmd_pin_host_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def store_where(url: str) -> str:
+    """A history URL as shown (without its password)."""
+    from gateway.history.store import HistoryStore
+
+    return HistoryStore(None, url=url).where
+
+
 def cmd_history_import(args: argparse.Namespace) -> int:
     """Load an archive of a register's upstream into the history store."""
     loaded = _register_kind(args)
@@ -261,11 +268,16 @@ def cmd_history_import(args: argparse.Namespace) -> int:
         _err(f"register {register.name}: its kind cannot import an archive into the history")
         return 2
     target = args.history
-    if target is None and args.config is not None:
+    url = None
+    if target is not None and str(target).startswith(("postgresql://", "postgres://")):
+        target, url = None, str(args.history)
+    if target is None and url is None and args.config is not None:
         settings = Settings.load(Path(args.config))
-        target = settings.history_path
-    if target is None:
-        _err("name the history database: --history PATH, or [history] path in --config")
+        target, url = settings.history_path, settings.history_url
+    if target is None and url is None:
+        _err(
+            "name the history database: --history PATH or URL, or [history] path or url in --config"
+        )
         return 2
     source = Path(args.path)
     if not source.exists():
@@ -278,7 +290,7 @@ def cmd_history_import(args: argparse.Namespace) -> int:
     async def run() -> tuple[int, int]:
         from gateway.history.store import HistoryStore
 
-        store = HistoryStore(Path(target))
+        store = HistoryStore(None if target is None else Path(target), url=url)
         await store.start()
         try:
             assert found is not None
@@ -293,7 +305,8 @@ def cmd_history_import(args: argparse.Namespace) -> int:
     except GatewayError as exc:
         _err(exc.message)
         return 1
-    _out(f"{register.name}: {read} versions read from {source}; {kept} kept in {target}")
+    where = target if url is None else store_where(url)
+    _out(f"{register.name}: {read} versions read from {source}; {kept} kept in {where}")
     return 0
 
 
@@ -536,7 +549,11 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("path", help="the archive: a folder laid out as the upstream, or a tar file")
     load.add_argument("--registers", default=str(DEFAULT_REGISTERS))
     load.add_argument("--config", help="the gateway's TOML configuration ([history] path)")
-    load.add_argument("--history", help="the history database (default: [history] path)")
+    load.add_argument(
+        "--history",
+        help="the history database: a file, or a postgresql:// URL (default: [history] path "
+        "or url)",
+    )
     load.set_defaults(func=cmd_history_import)
     return parser
 

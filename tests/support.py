@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import glob
 import json
 import os
 import shutil
@@ -122,12 +124,66 @@ class RedisServer:
             self.process = None
 
 
+class PostgresServer:
+    """A private PostgreSQL server (Debian's binaries) in a temporary folder, trust auth on
+    127.0.0.1; as root it runs as the ``postgres`` user, as PostgreSQL requires."""
+
+    def __init__(self) -> None:
+        found = shutil.which("initdb") or next(
+            iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None
+        )
+        assert found, "postgresql is installed by scripts/bootstrap-system"
+        self.bin = Path(found).parent
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="dls-postgres-"))
+        self.data = self.folder / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command: str) -> None:
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            prefix = ["runuser", "-u", "postgres", "--"]
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> PostgresServer:
+        self.folder.chmod(0o755)
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+            "--no-sync", "-E", "UTF8", "--locale=C.UTF-8",
+        )  # fmt: skip
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.folder} -F"
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-l",
+            str(self.folder / "log"), "start",
+        )  # fmt: skip
+        return self
+
+    def database(self, name: str) -> str:
+        """A new empty database; its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as db:
+            db.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 async def start_gateway_process(
     registers: Path,
     sources: Mapping[str, str],
     *,
     cwd: Path = ROOT,
     output: Any = None,
+    environment: Mapping[str, str] | None = None,
 ) -> tuple[asyncio.subprocess.Process, str]:
     """``gateway serve`` in its own process (as deployed) over ``registers``, the per-client
     rate limit off; ``sources`` are ``GATEWAY_SOURCE__…`` options (``{"FT__url": …}``).
@@ -141,6 +197,7 @@ async def start_gateway_process(
     )
     port = free_port()
     env = {**os.environ, **{f"GATEWAY_SOURCE__{k}": v for k, v in sources.items()}}
+    env.update(environment or {})
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "serve", "--config", str(config),
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",

@@ -35,12 +35,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.model.errors import DescriptorError
 
 __all__ = [
     "ALWAYS",
     "MIGRATIONS",
+    "PG_MIGRATIONS",
     "EventRecord",
     "FileVersion",
     "HistoryStore",
@@ -203,15 +205,27 @@ class _Pending:
 class HistoryStore:
     """File versions per register in SQLite (see the module)."""
 
-    def __init__(self, path: Path | str | None, *, retention_days: float | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str | None,
+        *,
+        retention_days: float | None = None,
+        url: str | None = None,
+    ) -> None:
         # None: a temporary file of this process, removed when the store closes.
         self.path = Path(path) if path is not None else None
+        # A PostgreSQL URL (several processes sharing one history): used instead of the file.
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+            raise DescriptorError(
+                f"history.url: {url!r} is not a PostgreSQL URL (postgresql://user@host/db)"
+            )
+        self.url = url
         if retention_days is not None and retention_days <= 0:
             raise DescriptorError("history.retention_days must be positive")
         self.retention_days = retention_days
         self._temporary: Path | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="history")
-        self._db: sqlite3.Connection | None = None
+        self._db: _Db | None = None
         self._pending: list[_Pending] = []
         self._pending_rows: list[_PendingRow] = []
         self._flusher: asyncio.TimerHandle | None = None
@@ -225,6 +239,9 @@ class HistoryStore:
         await self._run(self._open)
 
     def _open(self) -> None:
+        if self.url is not None:
+            self._db = _Postgres.connect(self.url)
+            return
         if self.path is None:
             self._temporary = Path(tempfile.mkdtemp(prefix="dls-history-"))
             self.path = self._temporary / "history.sqlite"
@@ -240,7 +257,14 @@ class HistoryStore:
         except BaseException:
             db.close()
             raise
-        self._db = db
+        self._db = _Sqlite(db)
+
+    @property
+    def where(self) -> str:
+        """Where the history is kept (for logs; a URL without its password)."""
+        if self.url is not None:
+            return _without_password(self.url)
+        return str(self.path)
 
     async def aclose(self) -> None:
         """Write what is queued, then close."""
@@ -263,7 +287,7 @@ class HistoryStore:
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> _Db:
         if self._db is None:
             raise RuntimeError("the history store is not open")
         return self._db
@@ -331,7 +355,7 @@ class HistoryStore:
 
             try:
                 self.written += await self._run(work)
-            except sqlite3.Error:
+            except _DB_ERRORS:
                 log.exception("history: %d versions could not be written", len(batch) + len(rows))
 
     def _insert_rows(self, batch: Sequence[_PendingRow]) -> int:
@@ -382,7 +406,7 @@ class HistoryStore:
 
     def _insert(self, batch: Sequence[_Pending]) -> int:
         db = self._connection()
-        before = db.total_changes
+        before = db.changes
         digests = [hashlib.sha256(p.content).hexdigest() for p in batch]
         with _transaction(db):
             db.executemany(
@@ -409,7 +433,7 @@ class HistoryStore:
                 " AND deleted_at IS NOT NULL AND sha256 = ?",
                 [(p.register, p.path, d) for p, d in zip(batch, digests, strict=True)],
             )
-        return db.total_changes - before
+        return db.changes - before
 
     async def flush(self) -> None:
         """Write everything queued so far."""
@@ -428,14 +452,14 @@ class HistoryStore:
 
         def work() -> int:
             db = self._connection()
-            before = db.total_changes
+            before = db.changes
             with _transaction(db):
                 db.executemany(
                     "UPDATE files SET deleted_at = ? WHERE register = ? AND path = ?"
                     " AND deleted_at IS NULL",
                     rows,
                 )
-            return db.total_changes - before
+            return db.changes - before
 
         return await self._run(work)
 
@@ -710,7 +734,7 @@ class HistoryStore:
 
         def work() -> int:
             db = self._connection()
-            before = db.total_changes
+            before = db.changes
             with _transaction(db):
                 db.execute(
                     "DELETE FROM files WHERE deleted_at IS NOT NULL AND deleted_at < ?", (cutoff,)
@@ -729,7 +753,7 @@ class HistoryStore:
                     (cutoff,),
                 )
                 db.execute("DELETE FROM events WHERE updated_at < ?", (cutoff,))
-            return db.total_changes - before
+            return db.changes - before
 
         return await self._run(work)
 
@@ -757,19 +781,180 @@ def migrate(db: sqlite3.Connection) -> int:
 
 
 class _transaction:
-    """BEGIN … COMMIT (ROLLBACK on error) on a connection in autocommit mode."""
+    """BEGIN … COMMIT (ROLLBACK on error) on a connection in autocommit mode; a writing
+    transaction on PostgreSQL first takes the history's lock (one writer at a time across
+    processes, so that the open version of a row is closed once)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: _Db) -> None:
         self.db = db
 
     def __enter__(self) -> None:
         if not self.db.in_transaction:
             self.db.execute("BEGIN")
+            self.db.lock()
 
     def __exit__(self, kind: object, *rest: object) -> None:
         if not self.db.in_transaction:
             return
         self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+
+class _Db:
+    """One connection: SQL with ``?`` placeholders, as SQLite writes it."""
+
+    @property
+    def changes(self) -> int:
+        """Rows inserted, updated or deleted through it so far."""
+        raise NotImplementedError
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for row in rows:
+            self.execute(sql, row)
+
+    @property
+    def in_transaction(self) -> bool:
+        raise NotImplementedError
+
+    def lock(self) -> None:
+        """Take the writers' lock for the current transaction (none needed in SQLite)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _Sqlite(_Db):
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    @property
+    def changes(self) -> int:
+        return self.db.total_changes
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        return self.db.execute(sql, parameters)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.db.executemany(sql, rows)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# The PostgreSQL schema: the SQLite one with PostgreSQL's types (text compared byte by byte,
+# as SQLite compares it, so that paths and instants sort alike in both).
+PG_MIGRATIONS: tuple[str, ...] = tuple(
+    m.replace("TEXT", 'TEXT COLLATE "C"')
+    .replace("BLOB", "BYTEA")
+    .replace("id INTEGER PRIMARY KEY AUTOINCREMENT", "id BIGSERIAL PRIMARY KEY")
+    for m in MIGRATIONS
+)
+# The advisory lock every writing transaction takes (any constant shared by the gateways).
+_PG_LOCK = 0x646C7368  # "dlsh"
+
+
+class _Postgres(_Db):
+    """A PostgreSQL connection in autocommit mode (psycopg), speaking the SQLite dialect
+    the store writes: ``?`` placeholders, ``INSERT OR IGNORE``."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self._changes = 0
+        self._sql: dict[str, str] = {}
+
+    @property
+    def changes(self) -> int:
+        return self._changes
+
+    @classmethod
+    def connect(cls, url: str) -> _Postgres:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+            raise DescriptorError("history.url needs psycopg (pip install psycopg)") from exc
+        try:
+            db = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise DescriptorError(
+                f"history.url: cannot connect to {_without_password(url)}: {exc}"
+            ) from exc
+        backend = cls(db)
+        try:
+            backend.migrate()
+        except BaseException:
+            db.close()
+            raise
+        return backend
+
+    def _translate(self, sql: str) -> str:
+        found = self._sql.get(sql)
+        if found is None:
+            text = sql.replace("?", "%s")
+            if text.startswith("INSERT OR IGNORE INTO"):
+                text = text.replace("INSERT OR IGNORE INTO", "INSERT INTO", 1)
+                text += " ON CONFLICT DO NOTHING"
+            found = self._sql[sql] = text
+        return found
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        cursor = self.db.execute(self._translate(sql), tuple(parameters) or None)
+        if cursor.rowcount > 0 and cursor.description is None:
+            self._changes += cursor.rowcount
+        return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return bool(self.db.info.transaction_status != TransactionStatus.IDLE)
+
+    def lock(self) -> None:
+        self.db.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK,))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def migrate(self) -> int:
+        """Bring the schema to the newest version (one process at a time); the version it had."""
+        with _transaction(self):
+            self.db.execute("CREATE TABLE IF NOT EXISTS dls_history_schema (version INTEGER)")
+            row = self.db.execute("SELECT max(version) FROM dls_history_schema").fetchone()
+            had = int(row[0] or 0)
+            if had > len(PG_MIGRATIONS):
+                raise DescriptorError(
+                    f"the history database is at schema version {had}; this gateway knows up "
+                    f"to {len(PG_MIGRATIONS)} (a newer gateway wrote it)"
+                )
+            for version in range(had, len(PG_MIGRATIONS)):
+                self.db.execute(PG_MIGRATIONS[version])
+                self.db.execute("INSERT INTO dls_history_schema VALUES (%s)", (version + 1,))
+                log.info("history: schema migrated to version %d", version + 1)
+        return had
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _db_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
+_DB_ERRORS = _db_errors()
 
 
 def _opt_iso(instant: dt.datetime | None) -> str | None:

@@ -178,7 +178,9 @@ def load_gateway(settings: Settings) -> Gateway:
     history = None
     if settings.history:
         history = HistoryStore(
-            settings.history_path, retention_days=settings.history_retention_days
+            settings.history_path,
+            retention_days=settings.history_retention_days,
+            url=settings.history_url,
         )
     services = Services(cache=cache, metrics=metrics, history=history)
     sources: dict[str, Source] = {}

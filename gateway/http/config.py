@@ -112,6 +112,8 @@ class Settings:
     history: bool = True
     history_path: Path | None = None
     history_retention_days: float | None = None
+    # A PostgreSQL URL: the history shared by several processes (instead of history_path).
+    history_url: str | None = None
     # Registers recorded without gaps: their changes polled on the change feed's schedule
     # (gateway/history/recorder.py), whether or not anyone subscribes.
     history_record: tuple[str, ...] = ()
@@ -239,6 +241,8 @@ class Settings:
         if "retention_days" in history:
             days = history["retention_days"]
             changes["history_retention_days"] = None if days in (None, 0, "") else float(days)
+        if "url" in history:
+            changes["history_url"] = str(history["url"]) if history["url"] else None
         if "record" in history:
             record = history["record"]
             if isinstance(record, str):
@@ -313,6 +317,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         "EXPORTS_FOLDER": ("exports", "folder", str),
         "HISTORY_PATH": ("history", "path", str),
         "HISTORY_RECORD": ("history", "record", str),
+        "HISTORY_URL": ("history", "url", str),
         "EXPORTS_MAX_BYTES": ("exports", "max_bytes", int),
         "EXPORTS_MAX_AGE": ("exports", "max_age", float),
     }

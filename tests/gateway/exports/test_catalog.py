@@ -168,7 +168,8 @@ def test_every_entity_has_its_download_urls(
             # the annex's delta (FileDownloadType 2, daily) and temporal (TypeOfData 2) rows
             "delta": {
                 "frequencyDays": 1,
-                "csv": f"/FT/v1/download/{entity['exportName']}.csv?since={{since}}&until={{until}}",
+                "csv": f"/FT/v1/download/{entity['exportName']}.csv"
+                + "?since={since}&until={until}",
                 "typeOfData": 1,
             },
             "versions": {

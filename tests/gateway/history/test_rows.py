@@ -6,14 +6,31 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Callable, Iterator
+from itertools import count
 from pathlib import Path
 
 import pytest
 
 from gateway.history.store import MIGRATIONS, HistoryStore, RowVersion, iso
+from tests.support import PostgresServer
 
 pytestmark = pytest.mark.asyncio
 UTC = dt.UTC
+_NUMBERS = count()
+
+Make = Callable[..., HistoryStore]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Make]:
+    """A new store (embedded, or on the session's PostgreSQL server, a new database)."""
+    if request.param == "sqlite":
+        yield lambda **options: HistoryStore(tmp_path / "h.sqlite", **options)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    url = server.database(f"rows{next(_NUMBERS)}")
+    yield lambda **options: HistoryStore(None, url=url, **options)
 
 
 def at(day: int, hour: int = 0) -> dt.datetime:
@@ -29,8 +46,8 @@ def contents(found: list[str]) -> list[tuple[int, str]]:
     return [(json.loads(c)["id"], json.loads(c)["type"]) for c in found]
 
 
-async def test_versions_events_and_deletions(tmp_path: Path) -> None:
-    store = HistoryStore(tmp_path / "h.sqlite")
+async def test_versions_events_and_deletions(make: Make) -> None:
+    store = make()
     await store.start()
     try:
         store.record_rows("FT", "T", [version(1, "a", 1), version(2, "b", 1)], at(5))
@@ -70,9 +87,9 @@ async def test_versions_events_and_deletions(tmp_path: Path) -> None:
 
 
 async def test_a_change_without_a_newer_update_time_is_registered_when_seen(
-    tmp_path: Path,
+    make: Make,
 ) -> None:
-    store = HistoryStore(tmp_path / "h.sqlite")
+    store = make()
     await store.start()
     try:
         undated = RowVersion("1", '{"id": 1, "v": 1}')
@@ -107,8 +124,8 @@ async def test_history_of_files_only_is_migrated_to_rows(tmp_path: Path) -> None
         await store.aclose()
 
 
-async def test_retention_drops_closed_row_versions_and_old_events(tmp_path: Path) -> None:
-    store = HistoryStore(tmp_path / "h.sqlite", retention_days=10)
+async def test_retention_drops_closed_row_versions_and_old_events(make: Make) -> None:
+    store = make(retention_days=10)
     await store.start()
     try:
         store.record_rows("FT", "T", [version(1, "a", 1), version(2, "b", 1)], at(1))
@@ -120,3 +137,44 @@ async def test_retention_drops_closed_row_versions_and_old_events(tmp_path: Path
         assert [e.action for e in await store.events("FT")] == ["u"]
     finally:
         await store.aclose()
+
+
+async def test_files_and_restarts_on_postgresql(postgres: PostgresServer) -> None:
+    url = postgres.database(f"files{next(_NUMBERS)}")
+    store = HistoryStore(None, url=url)
+    await store.start()
+    try:
+        store.record("VALG", "r/res/a-240320262000.json", b"one", b"sig", at(24, 20))
+        store.record("VALG", "r/res/a-240320262000.json", b"one", b"sig", at(24, 21))  # again
+        store.record("VALG", "r/geo/k.json", b"geo", None, at(24, 19))
+        versions, folders = await store.listing("VALG", "r", at(24, 22))
+        assert versions == []
+        assert folders == {"res", "geo"}
+        (found,), _ = await store.listing("VALG", "r/res", at(24, 22))
+        assert (found.name, found.size, found.signature_size) == ("a-240320262000.json", 3, 3)
+        assert await store.deleted("VALG", ["r/geo/k.json"], at(25)) == 1
+        assert (await store.listing("VALG", "r/geo", at(26)))[0] == []
+        assert store.where == url
+    finally:
+        await store.aclose()
+    again = HistoryStore(None, url=url)  # another process's store, or after a restart
+    await again.start()
+    try:
+        assert await again.read("VALG", "r/res/a-240320262000.json") == (b"one", b"sig")
+        assert await again.count("VALG") == 2
+        assert await again.known_from("VALG") == at(24, 19)
+    finally:
+        await again.aclose()
+
+
+async def test_a_postgresql_url_that_answers_nothing_is_a_clear_error() -> None:
+    from gateway.model.errors import DescriptorError
+    from tests.support import free_port
+
+    store = HistoryStore(None, url=f"postgresql://nobody:secret@127.0.0.1:{free_port()}/x")
+    with pytest.raises(DescriptorError, match="cannot connect") as caught:
+        await store.start()
+    assert "secret" not in str(caught.value)
+    await store.aclose()
+    with pytest.raises(DescriptorError, match="not a PostgreSQL URL"):
+        HistoryStore(None, url="mysql://x/y")
