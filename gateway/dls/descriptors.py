@@ -56,7 +56,7 @@ import jsonschema
 from gateway.dls import LOADERS, SPELLINGS, loader_for
 from gateway.dls.report import DlsPair, External, Message, Report
 from gateway.history.events import EVENTS, events_entity
-from gateway.model.datamodel import Datamodel, Entity, Register, Relation
+from gateway.model.datamodel import Datamodel, Entity, Register, Relation, ScalarType, Temporal
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import graphql_name
 from gateway.sources.kinds import kinds
@@ -647,6 +647,7 @@ def _assemble(
         if levels is None:
             return
         default, entity_levels, field_levels = levels
+        temporal = _load_bitemporality(rc_dir, variant.model, report)
         events = None
         if records_rows:
             events = events_entity(name, variant.model)
@@ -672,6 +673,7 @@ def _assemble(
                 path=str(rc_dir),
                 variant="" if variant is newest else f"{variant.rc}:{variant.major}",
                 events=events,
+                temporal=temporal,
             )
         )
     report.registers.append(built[-1])
@@ -997,6 +999,60 @@ def _load_security(
                 )
                 return None
     return default, entity_levels, field_levels
+
+
+def _load_bitemporality(rc_dir: Path, model: Datamodel, report: Report) -> dict[str, Temporal]:
+    """``1. Bitemporality/Bitemporality.json`` (optional): per entity, its registration and
+    validity fields, each a DateTime (or Date) field of the entity."""
+    folder = rc_dir / BITEMPORALITY
+    path = folder / "Bitemporality.json"
+    _unknown_files(folder, {"Bitemporality.json"}, report)
+    document = _read_json(path, report, "Bitemporality", required=False)
+    out: dict[str, Temporal] = {}
+    for index, item in enumerate((document or {}).get("Entities", [])):
+        name = str(item["Entity"])
+        entity = _entity_named(model, name)
+        where = f"Entities[{index}] {name!r}"
+        if entity is None:
+            report.error(path, where, "unknown entity", _choices([*model.entities]))
+            continue
+        if entity.name in out:
+            report.error(path, where, "the entity is named twice", "keep one entry per entity")
+            continue
+        fields: dict[str, str] = {}
+        for role in ("RegistrationFrom", "ValidFrom", "ValidTo"):
+            field_name = item.get(role)
+            if field_name is None:
+                continue
+            found = entity.by_source.get(str(field_name))
+            if found is None:
+                report.error(
+                    path,
+                    f"{where} {role}",
+                    f"{entity.name} has no field {field_name!r}",
+                    _choices([f.source for f in entity.fields]),
+                )
+                continue
+            if found.type not in (ScalarType.DATETIME, ScalarType.DATE):
+                report.error(
+                    path,
+                    f"{where} {role}",
+                    f"{entity.name}.{field_name} is a {found.type.value}, not a date-time",
+                    "name a DateTime or Date field",
+                )
+                continue
+            fields[role] = found.source
+        if not fields:
+            report.warning(path, where, "names no field; ignored", "name RegistrationFrom, "
+                           "ValidFrom or ValidTo")  # fmt: skip
+            continue
+        out[entity.name] = Temporal(
+            entity.name,
+            fields.get("RegistrationFrom", ""),
+            fields.get("ValidFrom", ""),
+            fields.get("ValidTo", ""),
+        )
+    return out
 
 
 def _check_tabular(

@@ -24,6 +24,7 @@ from gateway.model.errors import BadUserInputError, ForbiddenError, UpstreamInva
 from gateway.model.keys import key_order
 from gateway.model.naming import type_name
 from gateway.model.query import And, Condition, Filter, Page, Query, Row, SortKey, filter_fields
+from gateway.model.validity import VALIDITY, valid_at, validity_notice
 from gateway.sources.cache import NOTICES, Cache
 from gateway.sources.metrics import Metrics
 from gateway.sources.port import REGISTRATION, Source
@@ -345,15 +346,10 @@ async def resolve_connection(
     want_count = "totalCount" in selection
     full_order = _order(binding, order)
     options = at_instant(args.get(REGISTRATION))
-    if is_events(binding.entity):
-        register = binding.register
-        visible = frozenset(
-            name for name in register.datamodel.entities if register.entity_level(name) <= ctx.level
-        )
-        options = {**options, VISIBLE: visible}
-        # Written by the gateway as it records: no whole answer of them is kept (no TTL).
-        ctx.touched.add(binding.entity.graphql_name)
-
+    validity = args.get(VALIDITY)
+    if validity is not None:
+        where = _valid(ctx, binding, where, validity)
+    options = for_caller(ctx, binding, options)
     ctx.touched.add(binding.register.name)
 
     async def fetch(offset: int, limit: int | None, count: bool) -> Page:
@@ -390,9 +386,39 @@ async def resolve_connection(
 # --- relations -------------------------------------------------------------------------
 
 
+def for_caller(
+    ctx: RequestContext, binding: Binding, options: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """A query's options with what the caller's level decides: for a register's events, the
+    entities whose events it may read."""
+    if not is_events(binding.entity):
+        return options
+    register = binding.register
+    visible = frozenset(
+        name for name in register.datamodel.entities if register.entity_level(name) <= ctx.level
+    )
+    # Written by the gateway as it records: no whole answer of them is kept (no TTL).
+    ctx.touched.add(binding.entity.graphql_name)
+    return {**options, VISIBLE: visible}
+
+
 def at_instant(instant: Any) -> Mapping[str, Any]:
     """A query's options for ``registreringstid`` (none when it is now)."""
     return {} if instant is None else {REGISTRATION: instant}
+
+
+def _valid(
+    ctx: RequestContext, binding: Binding, where: Filter | None, instant: Any
+) -> Filter | None:
+    """``where`` narrowed to the rows valid at ``instant`` (``virkningstid``); an entity
+    without declared validity is left as it is, with a notice (once per entity)."""
+    valid = valid_at(binding.register, binding.entity, instant)
+    if valid is None:
+        notice = validity_notice(binding.register, binding.entity)
+        if notice not in ctx.notices:
+            ctx.notices.append(notice)
+        return where
+    return valid if where is None else And((where, valid))
 
 
 def _coerce_key(value: Any, kind: ScalarType) -> Any | None:
@@ -471,6 +497,11 @@ async def load_related(
             condition = And((condition, Condition(name, "in", values)))
         if where is not None:
             condition = And((condition, where))
+        registration, validity = instant if isinstance(instant, tuple) else (instant, None)
+        if validity is not None:
+            narrowed = _valid(ctx, target, condition, validity)
+            assert narrowed is not None
+            condition = narrowed
         limit: int | None = None
         if ctx.meter is not None:
             ctx.meter.check()
@@ -484,7 +515,7 @@ async def load_related(
             _order(target, order),
             limit=limit,
             fields=fields | {target_field.name, *scope_targets},
-            options=at_instant(instant),
+            options=at_instant(registration),
         )
         page = await ctx.runtime.sources[target.register.source_key].fetch(query)
         ctx.notices.extend(page.notices)

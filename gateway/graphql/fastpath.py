@@ -80,6 +80,7 @@ from gateway.graphql.shaping import (
 from gateway.history.events import is_events
 from gateway.model.datamodel import Relation
 from gateway.model.query import Filter, Row, SortKey
+from gateway.model.validity import VALIDITY
 from gateway.sources.port import REGISTRATION
 
 __all__ = ["FastPath", "Plan", "StepAside", "compile_plan"]
@@ -448,7 +449,9 @@ def compile_plan(
             definition = query_type.fields.get(name)
             if binding is None or definition is None:
                 return None  # introspection, __typename at the root, ...
-            if any(a.name.value == REGISTRATION for n in group for a in n.arguments or ()):
+            if any(
+                a.name.value in (REGISTRATION, VALIDITY) for n in group for a in n.arguments or ()
+            ):
                 return None  # at an instant of the history: the field-by-field path
             if is_events(binding.entity):
                 return None  # the events, narrowed to the caller's entities there

@@ -70,7 +70,7 @@ from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.field import StrawberryField
 from strawberry.types.union import StrawberryUnion
 
-from gateway.graphql.execute import Binding, RequestContext
+from gateway.graphql.execute import Binding, RequestContext, for_caller
 from gateway.graphql.selection import Selection
 from gateway.model.datamodel import Entity, ScalarType
 from gateway.model.errors import BadUserInputError, ForbiddenError, GatewayError
@@ -497,7 +497,10 @@ async def _fetch(
     if ctx.meter is not None:
         ctx.meter.check()
     ctx.touched.add(binding.register.name)
-    query = Query(entity, where, key_order(entity, ()), limit=len(keys), fields=fields)
+    options = for_caller(ctx, binding, {})
+    query = Query(
+        entity, where, key_order(entity, ()), limit=len(keys), fields=fields, options=options
+    )
     page = await ctx.runtime.sources[binding.register.source_key].fetch(query)
     ctx.notices.extend(page.notices)
     if ctx.meter is not None:

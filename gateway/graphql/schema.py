@@ -51,6 +51,7 @@ from gateway.graphql.types import (
 )
 from gateway.model.datamodel import Entity, Field, Register, Relation
 from gateway.model.errors import GatewayError
+from gateway.model.validity import VALIDITY
 from gateway.sources.port import REGISTRATION
 
 __all__ = [
@@ -447,6 +448,15 @@ class _Builder:
                     "then; without an offset: UTC), carried into every relation below. "
                     "Omitted: now. Answered for registers whose history the gateway keeps.",
                 ),
+                _argument(
+                    VALIDITY,
+                    DateTime | None,
+                    description="Only rows valid in the world at this instant (virkningstid: "
+                    "their validity interval, as the register's bitemporality annex declares "
+                    "it, holds it; without an offset: UTC), carried into every relation "
+                    "below. Omitted: every row. An entity without declared validity is not "
+                    "narrowed (a VALIDITY_UNDECLARED notice says so).",
+                ),
             ],
         )
 
@@ -482,9 +492,9 @@ class _Builder:
 def _root_resolver(binding: Binding, builder: _Builder) -> Callable[..., Any]:
     async def resolve(info: strawberry.Info, **kwargs: Any) -> Any:
         ctx: RequestContext = info.context
-        instant = kwargs.get(REGISTRATION)
-        if instant is not None:
-            ctx.instants[str(info.path.key)] = instant  # for the relations below this root
+        instants = (kwargs.get(REGISTRATION), kwargs.get(VALIDITY))
+        if instants != (None, None):
+            ctx.instants[str(info.path.key)] = instants  # for the relations below this root
         return await resolve_connection(
             ctx,
             binding,
@@ -535,7 +545,8 @@ def _many_resolver(
 
 
 def _instant(ctx: RequestContext, info: strawberry.Info) -> Any:
-    """The ``registreringstid`` of the root field a relation is below (None: now)."""
+    """The (``registreringstid``, ``virkningstid``) of the root field a relation is below
+    (None: now, every row)."""
     if not ctx.instants:
         return None
     path = info.path

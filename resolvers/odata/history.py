@@ -131,6 +131,11 @@ class RowHistory:
             store.record_rows(self.register.name, entity.name, versions)
 
     def change_name(self, entity: Entity) -> str | None:
+        """The GraphQL name of the field saying when a row was registered: the annex's
+        ``RegistrationFrom``, else the register's ``changeField``; None: neither."""
+        declared = self.register.temporal.get(entity.name)
+        if declared is not None and declared.registration_from in entity.by_source:
+            return entity.by_source[declared.registration_from].name
         field = self.change_field
         if field is None or field not in entity.by_source:
             return None

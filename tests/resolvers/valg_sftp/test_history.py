@@ -141,16 +141,6 @@ async def test_now_is_the_live_answer(client: httpx.AsyncClient, raw: RawArchive
     assert node["Fil"] == versions(raw)[-1][1]
 
 
-async def test_registers_without_a_history_say_so(client: httpx.AsyncClient) -> None:
-    body = await graphql(
-        client, '{ FT_Aktoer(first: 1, registreringstid: "2026-01-01T00:00:00Z") { nodes { id } } }'
-    )
-    assert body["data"] == {"FT_Aktoer": None}, body
-    (error,) = body["errors"]
-    assert error["extensions"]["code"] == "HISTORY_UNAVAILABLE"
-    assert error["message"].startswith("FT: the gateway keeps no history")
-
-
 async def test_a_bad_instant_is_a_clear_error(client: httpx.AsyncClient) -> None:
     body = await graphql(client, QUERY, {"t": "yesterday", "area": AREA})
     assert body["errors"][0]["extensions"]["code"] in (

@@ -1,0 +1,62 @@
+"""``virkningstid``: the rows valid in the world at an instant, as a filter.
+
+An entity whose validity the register's bitemporality annex declares (``ValidFrom``,
+``ValidTo``; :class:`gateway.model.datamodel.Temporal`) is valid at ``t`` when its
+``ValidFrom`` is null or not after ``t`` and its ``ValidTo`` is null or after ``t`` (the
+interval is half-open, as the Datafordeler's). The instant is compared on the register's
+wall clock (its ``timeZone`` option) when its values carry no offset, as the upstream
+compares them. An entity without declared validity is not narrowed (:func:`valid_at` gives
+None and the caller is told so).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gateway.model.datamodel import Entity, Register, ScalarType
+from gateway.model.query import And, Condition, Filter, Or
+
+__all__ = ["VALIDITY", "valid_at", "validity_notice"]
+
+# The argument (and query option) of the instant of validity.
+VALIDITY = "virkningstid"
+
+
+def _zone(register: Register) -> dt.tzinfo | None:
+    name = register.source.get("timeZone") if register.source else None
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def valid_at(register: Register, entity: Entity, instant: dt.datetime) -> Filter | None:
+    """The rows of ``entity`` valid at ``instant`` (None: no validity declared)."""
+    declared = register.temporal.get(entity.name)
+    if declared is None or not (declared.valid_from or declared.valid_to):
+        return None
+    moment = instant if instant.tzinfo is not None else instant.replace(tzinfo=dt.UTC)
+    zone = _zone(register)
+    wall: dt.datetime = moment.astimezone(zone).replace(tzinfo=None) if zone is not None else moment
+    parts: list[Filter] = []
+    for source, op in ((declared.valid_from, "lte"), (declared.valid_to, "gt")):
+        if not source:
+            continue
+        field = entity.by_source[source]
+        value: dt.date | dt.datetime = wall.date() if field.type is ScalarType.DATE else wall
+        parts.append(Or((Condition(field.name, "eq", None), Condition(field.name, op, value))))
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def validity_notice(register: Register, entity: Entity) -> dict[str, str]:
+    """The notice of a ``virkningstid`` that cannot narrow ``entity``."""
+    return {
+        "code": "VALIDITY_UNDECLARED",
+        "register": register.name,
+        "entity": entity.name,
+        "message": f"{register.name} {entity.name}: no validity is declared for it (its "
+        "bitemporality annex), so virkningstid does not narrow its rows",
+    }
