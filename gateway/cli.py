@@ -357,6 +357,9 @@ async def _demo(args: argparse.Namespace) -> int:
             include=tuple(served),
             history=history is not None,
             history_path=history,
+            # FT's rows are recorded (read whole on first start, then followed): FT_Events,
+            # registreringstid and the deltas answer at once.
+            history_record=("FT",) if "FT" in served else (),
             auth=AuthSettings.demo(),
             rate_limit=demo_rate_limit(args.rate_limit, args.burst),
             # Front-end dev servers on this machine (any port) may call the demo.

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -240,10 +241,25 @@ def test_the_demo_starts_complete_or_replays(replay: bool, tmp_path: Path) -> No
             _stop(process)
 
 
+def _ft_events(gateway: str, expected: int) -> list[dict[str, Any]]:
+    """The demo's FT_Events of Aktørtype, once ``expected`` are recorded (or after 120 s)."""
+    query = """{ FT_Events(first: 1000, where: {entityName: {eq: "Aktørtype"}}) {
+      nodes { objectId action } } }"""
+    deadline = time.monotonic() + 120
+    while True:
+        answer = httpx.post(gateway + "/graphql", json={"query": query}, timeout=60).json()
+        assert "errors" not in answer, answer
+        nodes: list[dict[str, Any]] = answer["data"]["FT_Events"]["nodes"]
+        if len(nodes) >= expected or time.monotonic() > deadline:
+            return nodes
+        time.sleep(0.2)
+
+
 def test_the_demo_imports_election_night_into_its_history(tmp_path: Path) -> None:
     """On first start the demo imports the recorded night (signed as the replica serves it):
     a result at an instant of the night is the version the server listed then, computed
     from the raw recording's file names; a second start imports nothing again."""
+    from tests.resolvers.odata.raw import aktoertype
     from tests.resolvers.valg_sftp import test_history as night
     from tests.resolvers.valg_sftp.rawdata import read_raw
 
@@ -280,5 +296,9 @@ def test_the_demo_imports_election_night_into_its_history(tmp_path: Path) -> Non
                     (node,) = answer["data"]["VALG_Valgresultat"]["nodes"]
                     assert node["Fil"] == expected[0], (instant, node)
                     assert node["AfgivneStemmer"] == expected[1]["AfgivneStemmer"]
+                # FT is recorded: its rows read whole on the first start are i events, once
+                events = _ft_events(gateway.group(1), len(aktoertype()))
+                assert sorted(int(e["objectId"]) for e in events) == [r["id"] for r in aktoertype()]
+                assert {e["action"] for e in events} == {"i"}
             finally:
                 _stop(process)
