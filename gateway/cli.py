@@ -21,6 +21,7 @@ import uvicorn
 
 from gateway.dls import loader_for
 from gateway.dls.descriptors import generate_relations, load_registers, relations_skeleton
+from gateway.exports.files import ExportFileSettings
 from gateway.http.auth import DEMO_KEYS, AuthSettings
 from gateway.http.config import HttpSettings, Settings
 from gateway.http.observe import JsonFormatter
@@ -330,6 +331,7 @@ async def _demo(args: argparse.Namespace) -> int:
     handles: list[Any] = []
     overrides: dict[str, Any] = {}
     served: list[str] = []
+    rows: list[str] = []  # the registers whose kind records row versions
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -349,6 +351,8 @@ async def _demo(args: argparse.Namespace) -> int:
             # A replica on loopback needs no politeness towards a public service.
             overrides.update({k: {**dict(v), "rate": 0} for k, v in handle.overrides.items()})
             served.extend(registers)
+            if kind.source.records_rows:
+                rows.extend(registers)
             _out(f"replica  {', '.join(registers):12} {handle.address}")
         history = None if args.history in ("", "none") else Path(args.history)
         settings = Settings(
@@ -357,13 +361,15 @@ async def _demo(args: argparse.Namespace) -> int:
             include=tuple(served),
             history=history is not None,
             history_path=history,
-            # FT's rows are recorded (read whole on first start, then followed): FT_Events,
-            # registreringstid and the deltas answer at once.
-            history_record=("FT",) if "FT" in served else (),
+            # Row-recording registers (FT) are recorded (read whole on first start, then
+            # followed): their Events, registreringstid and deltas answer at once.
+            history_record=tuple(rows),
             auth=AuthSettings.demo(),
             rate_limit=demo_rate_limit(args.rate_limit, args.burst),
             # Front-end dev servers on this machine (any port) may call the demo.
             http=HttpSettings(cors_localhost=True),
+            # Their annex downloads written on their schedule (listed in /catalog.json).
+            exports=ExportFileSettings(scheduled=tuple(rows)),
         )
         server = await serve_asgi(create_app(settings), args.host, args.port)
         _out(f"gateway  GraphQL      {server.url}/graphql")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,8 @@ class Served:
     externals: Mapping[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
     # Where finished export files are kept (Parquet; CSV/NDJSON asked for as files).
     files: ExportFileSettings = field(default_factory=ExportFileSettings)
+    # The registers whose annex downloads are written on their schedule (exports/scheduled.py).
+    scheduled: tuple[str, ...] = ()
 
     def number(self, register: str, relation_version: str) -> str:
         """The external version serving ``relation_version`` of the newest datamodel."""
@@ -118,8 +120,15 @@ def _versions(register: Register) -> list[str]:
 
 
 class _Catalogue:
-    def __init__(self, gateway: Served, level: int, downloads: Mapping[str, Downloads]) -> None:
+    def __init__(
+        self,
+        gateway: Served,
+        level: int,
+        downloads: Mapping[str, Downloads],
+        scheduled: Callable[[Register], list[dict[str, Any]]],
+    ) -> None:
         self.gateway = gateway
+        self.scheduled = scheduled
         self.level = level
         self.downloads = downloads
         self.hide = gateway.per_level_schema
@@ -173,6 +182,14 @@ class _Catalogue:
                 for number, datamodel, relation in self.gateway.externals.get(register.name, ())
             ],
             "predefinedFileDownloads": [dict(e) for e in self.downloads[register.name].entries],
+            "scheduledFiles": [
+                {
+                    **item,
+                    "url": f"/{register.name}/v{self.gateway.number(register.name, newest)}"
+                    f"/files/{item['name']}",
+                }
+                for item in self.scheduled(register)
+            ],
             "entities": entities,
         }
 
@@ -307,6 +324,10 @@ def _conventions() -> dict[str, Any]:
             "versions": "1: every version kept (TypeOfData 2/3), with its registration "
             "and validity periods",
         },
+        "scheduledFiles": "per register: the annex's downloads written on their Frequency "
+        "(daily deltas of the day before, weekly totals and versions to Monday 00:00 UTC) as "
+        "CSV files at the annex's SecurityLevel, served from /{REG}/v{N}/files/{name} with "
+        "Content-Length, ETag and Range; listed here for the caller's level",
         "rowCount": "header X-Total-Count: the rows matching where when the export started "
         "(of a finished file: the rows it holds)",
         "finished": "Parquet, and CSV/NDJSON on HEAD, with a Range header or ?finished=1, "
@@ -330,6 +351,8 @@ def catalogue(
     caller: Mapping[str, Any],
     level: int,
     downloads: Mapping[str, Downloads],
+    scheduled: Callable[[Register], list[dict[str, Any]]] = lambda register: [],
 ) -> dict[str, Any]:
-    """The catalogue document as a caller of ``level`` sees it."""
-    return _Catalogue(gateway, level, downloads).document(caller)
+    """The catalogue document as a caller of ``level`` sees it; ``scheduled`` lists the
+    scheduled files of a register that it may read."""
+    return _Catalogue(gateway, level, downloads, scheduled).document(caller)

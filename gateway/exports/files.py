@@ -52,6 +52,7 @@ __all__ = [
     "FileStore",
     "Finished",
     "file_key",
+    "finished_at",
     "serve_file",
 ]
 
@@ -78,11 +79,21 @@ class ExportFileSettings:
     folder: Path | None = None
     max_bytes: int = 2 * 1024**3
     max_age: float = 300.0
+    # Registers whose annex downloads are written on their Frequency (exports/scheduled.py).
+    scheduled: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, values: Mapping[str, Any], base: Path) -> ExportFileSettings:
-        """Read the ``[exports]`` table (``folder``, ``max_bytes``, ``max_age``)."""
+        """Read the ``[exports]`` table (``folder``, ``max_bytes``, ``max_age``,
+        ``scheduled``)."""
         folder = values.get("folder")
+        scheduled = values.get("scheduled", ())
+        if isinstance(scheduled, str):
+            scheduled = [r.strip() for r in scheduled.split(",") if r.strip()]
+        if not isinstance(scheduled, list | tuple) or not all(
+            isinstance(r, str) for r in scheduled
+        ):
+            raise ValueError("scheduled is a list of register names")
         max_bytes = int(values.get("max_bytes", 2 * 1024**3))
         max_age = float(values.get("max_age", 300.0))
         if max_bytes <= 0 or max_age < 0:
@@ -91,6 +102,7 @@ class ExportFileSettings:
             folder=(base / str(folder)).resolve() if folder else None,
             max_bytes=max_bytes,
             max_age=max_age,
+            scheduled=tuple(scheduled),
         )
 
 
@@ -222,6 +234,12 @@ class FileStore:
         log.info("built %s (%d bytes)", path.name, size)
         return found
 
+    async def write(
+        self, path: Path, build: AsyncIterator[bytes], rows: Callable[[], int | None]
+    ) -> Finished:
+        """Build a file at ``path`` (a scheduled file: not evicted, kept until removed)."""
+        return await self._build(path, build, rows)
+
     def _make_room(self, size: int, keep: Path) -> None:
         """Remove the oldest files (none being served) until ``size`` more bytes fit."""
         files = []
@@ -253,6 +271,11 @@ class FileStore:
             self._serving[path] -= 1
             if not self._serving[path]:
                 del self._serving[path]
+
+
+def finished_at(path: Path) -> Finished | None:
+    """The file at ``path`` as served, or None if there is none."""
+    return _finished(path)
 
 
 def _finished(path: Path) -> Finished | None:

@@ -41,6 +41,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -60,8 +61,9 @@ from gateway.exports.catalog import (
     read_downloads,
 )
 from gateway.exports.csvw import csvw_document
-from gateway.exports.files import FileStore, file_key, serve_file
+from gateway.exports.files import FileStore, file_key, finished_at, serve_file
 from gateway.exports.formats import ENCODING_ERRORS, FORMATS, Encoder, EncoderFactory
+from gateway.exports.scheduled import Planned, Scheduler
 from gateway.exports.where import decode_json, order_from_json, where_from_json
 from gateway.graphql.execute import Binding, RequestContext
 from gateway.history.periods import HISTORY_ROWS, Asked, columns as period_columns
@@ -72,7 +74,7 @@ from gateway.model.keys import key_order
 from gateway.model.query import Filter, Page, Query, Row, SortKey
 from gateway.sources.port import Source
 
-__all__ = ["OFFLOAD_VALUES", "ExportInterruptedError", "NotFoundError", "routes"]
+__all__ = ["OFFLOAD_VALUES", "ExportInterruptedError", "Exports", "NotFoundError", "routes"]
 
 log = logging.getLogger("gateway.exports.routes")
 
@@ -286,6 +288,67 @@ class _Exports:
             if (found := attribution(register)) is not None
         }
         self.zones = {name: _zone(register) for name, register in gateway.registers.items()}
+        self.scheduler = Scheduler(
+            [gateway.registers[n] for n in gateway.scheduled if n in gateway.registers],
+            self.downloads,
+            lambda: self.store.folder,
+            self._write_scheduled,
+        )
+
+    def routes(self) -> list[BaseRoute]:
+        """The export, scheduled-file and catalogue routes."""
+        return [
+            Route("/catalog.json", self.catalog, methods=["GET"]),
+            Route("/{register}/v{version:int}/download/{filename}", self.download, methods=["GET"]),
+            Route("/{register}/v{version:int}/files/{filename}", self.scheduled, methods=["GET"]),
+        ]
+
+    async def start(self) -> None:
+        """Start writing the scheduled files."""
+        self.scheduler.start()
+
+    async def aclose(self) -> None:
+        await self.scheduler.aclose()
+
+    # -- scheduled files --------------------------------------------------------------
+
+    async def _write_scheduled(self, planned: Planned, path: Path) -> None:
+        register, entity = planned.register, planned.entity
+        caller = Caller("scheduled", planned.level, "scheduled")
+        export = self.plan(caller, {}, register, entity, planned.asked)
+        _, make_encoder = FORMATS["csv"]
+        metadata = self._metadata(register, entity)
+        written: list[int] = []
+        build = _build(export, make_encoder, metadata, self.zones[register.name], written)
+        await self.store.write(path, build, lambda: written[0] if written else None)
+
+    async def scheduled(self, request: Request) -> Response:
+        try:
+            name = request.path_params["register"]
+            version = str(request.path_params["version"])
+            register = self.gateway.registers.get(name)
+            if register is None or (name, version) not in self.versions:
+                raise NotFoundError(f"no register version /{name}/v{version} is served here")
+            filename = request.path_params["filename"]
+            path = self.scheduler.find(register, filename, self.caller(request).level)
+            found = None if path is None else finished_at(path)
+            if found is None:
+                raise NotFoundError(
+                    f"{name} has no scheduled file {filename!r} for this caller; "
+                    "/catalog.json lists them (scheduledFiles)"
+                )
+            media_type, _ = FORMATS["csv"]
+            headers = {
+                "content-disposition": f'attachment; filename="{filename}"',
+                "cache-control": "private, no-cache",
+                "vary": "authorization, x-api-key",
+                "x-content-type-options": "nosniff",
+            }
+            if found.rows is not None:
+                headers["x-total-count"] = str(found.rows)
+            return serve_file(request, self.store, found, media_type, headers)
+        except GatewayError as exc:
+            return _error(exc)
 
     def caller(self, request: Request) -> Caller:
         caller: Caller | None = request.scope.get("caller")
@@ -302,6 +365,7 @@ class _Exports:
             {"level": caller.level, "method": caller.method},
             caller.level,
             self.downloads,
+            lambda register: self.scheduler.files(register, caller.level),
         )
         # The document depends on the caller's level: never from a shared cache.
         headers = {"cache-control": "private, no-cache", "vary": "authorization, x-api-key"}
@@ -341,14 +405,24 @@ class _Exports:
         return register, entity, fmt
 
     def _plan(self, request: Request, register: Register, entity: Entity) -> _Export:
-        caller = self.caller(request)
+        return self.plan(self.caller(request), request.query_params, register, entity)
+
+    def plan(
+        self,
+        caller: Caller,
+        params: Mapping[str, str],
+        register: Register,
+        entity: Entity,
+        asked: Asked | None = None,
+    ) -> _Export:
+        """One export as ``caller`` asks for it (``asked`` given: instead of the period
+        parameters)."""
         runtime = self.gateway.runtime
         ctx = RequestContext(runtime=runtime, level=caller.level, caller=caller.name)
         binding = Binding(register, entity, {})
         # The entity first: a caller who may not read it learns nothing from the parameters.
         ctx.require(binding.level, entity.graphql_name)
         limits = self.gateway.limits
-        params = request.query_params
         where = where_from_json(
             entity,
             decode_json(params.get("where"), "where", limits.max_document_bytes),
@@ -360,7 +434,8 @@ class _Exports:
         binding.check(ctx, where, order)
         full_order = key_order(entity, order)
         columns = tuple(f for f in entity.fields if binding.field_level(f.name) <= caller.level)
-        asked = _asked(params)
+        if asked is None:
+            asked = _asked(params)
         if asked is not None:
             columns = (*columns, *period_columns(asked))
         return _Export(
@@ -565,10 +640,10 @@ async def _build(
         await stream.aclose()
 
 
+Exports = _Exports
+
+
 def routes(gateway: Served) -> list[BaseRoute]:
-    """The export and catalogue routes of ``gateway``."""
-    exports = _Exports(gateway)
-    return [
-        Route("/catalog.json", exports.catalog, methods=["GET"]),
-        Route("/{register}/v{version:int}/download/{filename}", exports.download, methods=["GET"]),
-    ]
+    """The export and catalogue routes of ``gateway`` (without a lifespan: no scheduled files
+    are written; use :class:`Exports` for that)."""
+    return _Exports(gateway).routes()

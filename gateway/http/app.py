@@ -57,6 +57,7 @@ class Gateway:
     sources: dict[str, Source]
     history: HistoryStore | None = None
     recorder: Recorder | None = None
+    exports: Any = None  # the export routes' handlers (gateway/exports/routes.py Exports)
     views: dict[tuple[str, int | None], GatewayView] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -222,6 +223,11 @@ def load_gateway(settings: Settings) -> Gateway:
             f"history.record names registers or entities that are not loaded: "
             f"{', '.join(unknown)} (write REG or REG.Entity)"
         )
+    unscheduled = sorted(set(settings.exports.scheduled) - set(sources))
+    if unscheduled:
+        raise DescriptorError(
+            f"exports.scheduled names registers that are not loaded: {', '.join(unscheduled)}"
+        )
     gateway = Gateway(settings, report, runtime, sources, history)
     gateway.view_for("/graphql")  # the main schema is built up front: fail fast
     return gateway
@@ -257,6 +263,8 @@ def create_app(settings: Settings) -> Starlette:
                 gateway.runtime.sources, gateway.runtime.cache, history, settings.history_record
             )
             await gateway.recorder.start()
+        if gateway.exports is not None:
+            await gateway.exports.start()
         sweeper = asyncio.create_task(sweep_caches())
         try:
             yield
@@ -267,6 +275,8 @@ def create_app(settings: Settings) -> Starlette:
             # Subscriptions first: their pollers use the sources.
             if gateway.recorder is not None:
                 await gateway.recorder.aclose()
+            if gateway.exports is not None:
+                await gateway.exports.aclose()
             await events_bus.close_bus(gateway.runtime.sources)
             for source in gateway.sources.values():
                 await source.aclose()
@@ -319,6 +329,29 @@ def create_app(settings: Settings) -> Starlette:
         level = caller.level if caller is not None else None
         return PlainTextResponse(gateway.schema_for(path, level).as_str() + "\n")
 
+    handlers = exports.Exports(
+        Served(
+            registers=gateway.registers,
+            runtime=gateway.runtime,
+            limits=gateway.settings.limits,
+            anonymous_level=gateway.settings.auth.anonymous_level,
+            per_level_schema=gateway.settings.per_level_schema,
+            introspection=gateway.settings.introspection,
+            files=gateway.settings.exports,
+            numbers={
+                name: {e.relation_version: e.number for e in externals if not e.register.variant}
+                for name, externals in gateway.report.versions.items()
+            },
+            externals={
+                name: tuple(
+                    (e.number, e.register.datamodel.version, e.relation_version) for e in externals
+                )
+                for name, externals in gateway.report.versions.items()
+            },
+            scheduled=gateway.settings.exports.scheduled,
+        )
+    )
+    gateway.exports = handlers
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -329,30 +362,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/{register}/v{version:int}", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         WebSocketRoute("/{register}/v{version:int}", graphql),
-        *exports.routes(
-            Served(
-                registers=gateway.registers,
-                runtime=gateway.runtime,
-                limits=gateway.settings.limits,
-                anonymous_level=gateway.settings.auth.anonymous_level,
-                per_level_schema=gateway.settings.per_level_schema,
-                introspection=gateway.settings.introspection,
-                files=gateway.settings.exports,
-                numbers={
-                    name: {
-                        e.relation_version: e.number for e in externals if not e.register.variant
-                    }
-                    for name, externals in gateway.report.versions.items()
-                },
-                externals={
-                    name: tuple(
-                        (e.number, e.register.datamodel.version, e.relation_version)
-                        for e in externals
-                    )
-                    for name, externals in gateway.report.versions.items()
-                },
-            )
-        ),
+        *handlers.routes(),
         *view_routes(gateway.settings),
     ]
     cors = None

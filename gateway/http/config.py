@@ -255,6 +255,7 @@ class Settings:
             merged_exports = {
                 "max_bytes": files_now.max_bytes,
                 "max_age": files_now.max_age,
+                "scheduled": files_now.scheduled,
                 **values["exports"],
             }
             try:
@@ -320,6 +321,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         "HISTORY_URL": ("history", "url", str),
         "EXPORTS_MAX_BYTES": ("exports", "max_bytes", int),
         "EXPORTS_MAX_AGE": ("exports", "max_age", float),
+        "EXPORTS_SCHEDULED": ("exports", "scheduled", str),
     }
     for name, raw in env.items():
         if not name.startswith(_ENV_PREFIX):
