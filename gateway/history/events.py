@@ -22,12 +22,13 @@ from gateway.model.filters import apply_in_memory
 from gateway.model.naming import type_name
 from gateway.model.query import Page, Query, Row
 
-__all__ = ["EVENTS", "VISIBLE", "answer", "events_entity", "is_events"]
+__all__ = ["EVENTS", "EVENTS_MARK", "VISIBLE", "answer", "events_entity", "is_events"]
 
 EVENTS = "Events"
 # The query option naming the entities whose events the caller may read.
 VISIBLE = "eventEntities"
-_MARK = "dls-gateway:events"
+# The ``eaid`` that marks the Events entity (no datamodel entity has it).
+EVENTS_MARK = "dls-gateway:events"
 
 _FIELDS: tuple[tuple[str, ScalarType, bool, str], ...] = (
     ("eventId", ScalarType.LONG, False, "The event's number (ascending in the order written)."),
@@ -66,13 +67,13 @@ def events_entity(register: str, model: Datamodel | None = None) -> Entity | Non
         ("eventId",),
         description=f"The events of {register}: rows inserted, updated and deleted upstream, "
         "as the gateway recorded them.",
-        eaid=_MARK,
+        eaid=EVENTS_MARK,
     )
 
 
 def is_events(entity: Entity) -> bool:
     """Whether ``entity`` is a register's ``Events`` entity (not one of its own)."""
-    return entity.eaid == _MARK
+    return entity.eaid == EVENTS_MARK
 
 
 def _row(event: EventRecord) -> Row:

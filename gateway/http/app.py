@@ -101,14 +101,17 @@ class Gateway:
                     name: float(r.source.get("responseTtl", r.source.get("ttl", 0)))  # type: ignore[arg-type]
                     for name, r in self.registers.items()
                 }
-                sources = list(self.sources.values())
+                # Only sources that learn deletions change their epoch.
+                sources = [s for s in self.sources.values() if s.records_rows]
                 responses = ResponseCache(
                     self.runtime.cache,
                     path,
                     ttls,
                     self.settings.response_cache_max_ttl,
                     # Deletions learnt upstream: answers cached before them are not served.
-                    version=lambda: str(sum(s.data_epoch for s in sources)),
+                    version=(
+                        (lambda: str(sum(s.data_epoch for s in sources))) if sources else str
+                    ),
                 )
             schema = build_schema(
                 spec,

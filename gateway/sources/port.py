@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.history import events
-from gateway.history.events import is_events
+from gateway.history.events import EVENTS_MARK
 from gateway.history.instants import required
 from gateway.history.periods import HISTORY_ROWS
 from gateway.history.store import HistoryStore
@@ -136,19 +136,9 @@ def _accounted(fetch: _Fetch) -> _Fetch:
     @functools.wraps(fetch)
     async def accounted(self: Source, query: Query) -> Page:
         check_text(query.where)
-        if query.options and query.options.get(REGISTRATION) is not None and not self.keeps_history:
-            raise HistoryUnavailableError(
-                f"{self.register.name}: the gateway keeps no history of this register; "
-                "registreringstid is answered for the registers whose history is kept",
-                register=self.register.name,
-            )
-        if query.options and query.options.get(HISTORY_ROWS) is not None and not self.records_rows:
-            raise HistoryUnavailableError(
-                f"{self.register.name}: the gateway records no row versions of this register; "
-                "deltas and versions are offered for the registers whose rows it records",
-                register=self.register.name,
-            )
-        if is_events(query.entity):
+        if query.options:
+            _check_options(self, query.options)
+        if query.entity.eaid == EVENTS_MARK:  # the register's Events (gateway/history/events)
             return await events.answer(
                 required(self.services.history, self.register.name), self.register.name, query
             )
@@ -157,6 +147,24 @@ def _accounted(fetch: _Fetch) -> _Fetch:
 
     accounted._accounted = True  # type: ignore[attr-defined]
     return accounted
+
+
+def _check_options(source: Source, options: Mapping[str, Any]) -> None:
+    """Refuse what the source cannot answer before any request: an instant of a register
+    whose history is not kept, a delta of one whose rows are not recorded."""
+    name = source.register.name
+    if options.get(REGISTRATION) is not None and not source.keeps_history:
+        raise HistoryUnavailableError(
+            f"{name}: the gateway keeps no history of this register; "
+            "registreringstid is answered for the registers whose history is kept",
+            register=name,
+        )
+    if options.get(HISTORY_ROWS) is not None and not source.records_rows:
+        raise HistoryUnavailableError(
+            f"{name}: the gateway records no row versions of this register; "
+            "deltas and versions are offered for the registers whose rows it records",
+            register=name,
+        )
 
 
 def _loopback(options: Mapping[str, Any]) -> bool:

@@ -389,23 +389,6 @@ class ODataSource(Source):
 
     # -- fetching ---------------------------------------------------------------------
 
-    async def fetch(self, query: Query) -> Page:
-        """Answer ``query`` (at its ``registreringstid`` from the history, see
-        :mod:`resolvers.odata.history`); whole rows read are recorded, and rows known to be
-        deleted upstream are left out."""
-        if query.options:
-            instant = query.options.get(REGISTRATION)
-            if instant is not None:
-                return await self.history.at(query, instant)
-            asked = query.options.get(HISTORY_ROWS)
-            if isinstance(asked, Asked):
-                return await self.history.periods(query, asked)
-        page = await self._fetch_now(query)
-        history = self.history
-        if history.store is not None and page.rows and history.complete(query):
-            history.record(query.entity, page.rows)
-        return history.visible(query.entity, page) if history.deleted else page
-
     @property
     def data_epoch(self) -> int:
         return self.history.epoch
@@ -419,9 +402,21 @@ class ODataSource(Source):
         page = await self.fetch(query)
         return len(page.rows)
 
-    async def _fetch_now(self, query: Query) -> Page:
+    async def fetch(self, query: Query) -> Page:
+        """Answer ``query`` (at its ``registreringstid`` from the history, see
+        :mod:`resolvers.odata.history`); whole rows read from the upstream are recorded (as
+        they arrive: an answer from the cache was recorded when it was read), and rows known
+        to be deleted upstream are left out."""
+        if query.options:
+            instant = query.options.get(REGISTRATION)
+            if instant is not None:
+                return await self.history.at(query, instant)
+            asked = query.options.get(HISTORY_ROWS)
+            if isinstance(asked, Asked):
+                return await self.history.periods(query, asked)
         keep = query.options.get("cache", True) is not False
         key = _canonical(query)
+
         known = self._windows.get(key) if key is not None else None
         if known is not None and known[2] is query.entity:
             # A query seen before that the upstream answers whole: its request URL is known.
@@ -570,7 +565,7 @@ class ODataSource(Source):
                 # A page beyond what could be foreseen (an unbounded window): spent as it
                 # comes, so the query stops before the request that would exceed the budget.
                 upstream_budget.spend(1, f"{what}, following odata.nextLink")
-            answer = await self._get(url, query.entity, keep)
+            answer = await self._get(url, query.entity, keep, query)
             if total is None and query.count:
                 total = _count(answer.count)
             rows.extend(answer.rows)
@@ -581,7 +576,9 @@ class ODataSource(Source):
         if query.limit == 0 and total is not None:
             has_more = total > query.offset
         window = rows if query.limit is None else rows[: query.limit]
-        return Page(rows=window, has_more=has_more, total=total)
+        page = Page(rows=window, has_more=has_more, total=total)
+        # Rows known to be deleted upstream are left out (a cached page may hold them).
+        return self.history.visible(query.entity, page) if self.history.deleted else page
 
     def _next_link(self, document: Mapping[str, Any]) -> str | None:
         link = document.get("odata.nextLink")
@@ -617,7 +614,9 @@ class ODataSource(Source):
             out.append(row)
         return out
 
-    async def _get(self, url: str, entity: Entity, keep: bool = True) -> _Answer:
+    async def _get(
+        self, url: str, entity: Entity, keep: bool = True, query: Query | None = None
+    ) -> _Answer:
         async def attempt() -> _Answer:
             try:
                 reply = await self.transport.attempt(url)
@@ -636,7 +635,13 @@ class ODataSource(Source):
             )
 
         async def download() -> _Answer:
-            return await self.guard.run(attempt)
+            answer = await self.guard.run(attempt)
+            history = self.history
+            # Whole rows read from the upstream are recorded (only there: a cached answer
+            # was recorded when it was read).
+            if history.store is not None and answer.rows and query and history.complete(query):
+                history.record(entity, answer.rows)
+            return answer
 
         if not keep:
             return await download()
