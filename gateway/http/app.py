@@ -109,9 +109,7 @@ class Gateway:
                     ttls,
                     self.settings.response_cache_max_ttl,
                     # Deletions learnt upstream: answers cached before them are not served.
-                    version=(
-                        (lambda: str(sum(s.data_epoch for s in sources))) if sources else str
-                    ),
+                    version=((lambda: str(sum(s.data_epoch for s in sources))) if sources else str),
                 )
             schema = build_schema(
                 spec,
