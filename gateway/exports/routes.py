@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -248,13 +247,11 @@ def _content_query(request: Request) -> str:
 
 def _zone(register: Register) -> dt.tzinfo:
     """The zone of the register's wall-clock date-times (``timeZone`` in Source.json)."""
-    name = register.source.get("timeZone") if register.source else None
-    if isinstance(name, str) and name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            log.warning("%s: unknown timeZone %r; date-times read as UTC", register.name, name)
-    return dt.UTC
+    zone = register.zone
+    if zone is None and register.source and register.source.get("timeZone"):
+        name = register.source.get("timeZone")
+        log.warning("%s: unknown timeZone %r; date-times read as UTC", register.name, name)
+    return zone or dt.UTC
 
 
 def _attribution_link(found: Attribution) -> str:

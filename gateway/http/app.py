@@ -209,16 +209,7 @@ def load_gateway(settings: Settings) -> Gateway:
         metrics=metrics,
     )
     metrics.watch(cache, {name: source.guard for name, source in sources.items()})
-    unknown = sorted(
-        spec
-        for spec in settings.history_record
-        if spec.partition(".")[0] not in sources
-        or (
-            spec.partition(".")[2]
-            and spec.partition(".")[2]
-            not in sources[spec.partition(".")[0]].register.datamodel.entities
-        )
-    )
+    unknown = sorted(spec for spec in settings.history_record if not _recordable(spec, sources))
     if unknown:
         raise DescriptorError(
             f"history.record names registers or entities that are not loaded: "
@@ -232,6 +223,13 @@ def load_gateway(settings: Settings) -> Gateway:
     gateway = Gateway(settings, report, runtime, sources, history)
     gateway.view_for("/graphql")  # the main schema is built up front: fail fast
     return gateway
+
+
+def _recordable(spec: str, sources: dict[str, Source]) -> bool:
+    """Whether a ``[history] record`` entry (``REG`` or ``REG.Entity``) names what is loaded."""
+    register, _, entity = spec.partition(".")
+    source = sources.get(register)
+    return source is not None and (not entity or entity in source.register.datamodel.entities)
 
 
 def create_app(settings: Settings) -> Starlette:

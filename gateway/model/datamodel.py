@@ -6,9 +6,11 @@ builder, the resolvers and the source adapters only ever see them.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "Code",
@@ -219,6 +221,18 @@ class Register:
     @property
     def newest_version(self) -> str:
         return max(self.relation_versions, key=int) if self.relation_versions else "1"
+
+    @property
+    def zone(self) -> dt.tzinfo | None:
+        """The zone of the register's wall-clock date-times (``timeZone`` in Source.json);
+        None when it names none, or none known."""
+        name = self.source.get("timeZone") if self.source else None
+        if not isinstance(name, str) or not name:
+            return None
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
 
     def entity_level(self, entity: str) -> int:
         """The level an entity requires (``DefaultSecurity`` unless named specifically)."""

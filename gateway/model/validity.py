@@ -12,7 +12,6 @@ None and the caller is told so).
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.model.datamodel import Entity, Register, ScalarType
 from gateway.model.query import And, Condition, Filter, Or
@@ -23,23 +22,13 @@ __all__ = ["VALIDITY", "valid_at", "validity_notice"]
 VALIDITY = "virkningstid"
 
 
-def _zone(register: Register) -> dt.tzinfo | None:
-    name = register.source.get("timeZone") if register.source else None
-    if not isinstance(name, str) or not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
 def valid_at(register: Register, entity: Entity, instant: dt.datetime) -> Filter | None:
     """The rows of ``entity`` valid at ``instant`` (None: no validity declared)."""
     declared = register.temporal.get(entity.name)
     if declared is None or not (declared.valid_from or declared.valid_to):
         return None
     moment = instant if instant.tzinfo is not None else instant.replace(tzinfo=dt.UTC)
-    zone = _zone(register)
+    zone = register.zone
     wall: dt.datetime = moment.astimezone(zone).replace(tzinfo=None) if zone is not None else moment
     parts: list[Filter] = []
     for source, op in ((declared.valid_from, "lte"), (declared.valid_to, "gt")):

@@ -34,6 +34,7 @@ from gateway.history.periods import Asked, with_period
 from gateway.history.store import HistoryStore, RowVersion
 from gateway.model.datamodel import Entity, Register, ScalarType
 from gateway.model.filters import apply_in_memory
+from gateway.model.keys import join_key, split_key
 from gateway.model.query import Page, Query, Row
 
 __all__ = ["RowHistory", "key_text"]
@@ -43,14 +44,12 @@ _SEEN = 100_000
 
 
 def key_text(entity: Entity, row: Mapping[str, Any]) -> str | None:
-    """A row's identity as text: its key's value (a JSON list for a composite key); None if
-    the row lacks a key field."""
+    """A row's identity as text: its key's values joined (:func:`gateway.model.keys.join_key`);
+    None if the row lacks a key field."""
     values = [row.get(name) for name in entity.key]
     if not values or any(v is None for v in values):
         return None
-    if len(values) == 1:
-        return str(values[0])
-    return json.dumps(values, default=str, ensure_ascii=False)
+    return join_key(values)
 
 
 def _content(row: Mapping[str, Any]) -> str:
@@ -237,10 +236,10 @@ class RowHistory:
 
 
 def _key_row(entity: Entity, key: str) -> Row:
-    if len(entity.key) == 1:
-        field = entity.field(entity.key[0])
-        value: Any = key
-        if field.type in (ScalarType.INT, ScalarType.LONG):
-            value = int(key) if key.lstrip("-").isdigit() else key
-        return {entity.key[0]: value}
-    return dict(zip(entity.key, json.loads(key), strict=False))
+    """A row holding only the key :func:`key_text` wrote (its values typed by their fields)."""
+    row: Row = {}
+    for name, text in zip(entity.key, split_key(key), strict=False):
+        kind = entity.field(name).type
+        numeric = kind in (ScalarType.INT, ScalarType.LONG) and text.lstrip("-").isdigit()
+        row[name] = int(text) if numeric else text
+    return row
