@@ -6,7 +6,12 @@ This times ``record_rows`` + ``flush`` of FT's recorded ``Stemme`` rows in batch
 (as pages arrive), in CPU seconds of the whole process (the worker thread included), for
 new rows and for the same rows again (a read of rows already recorded), on SQLite.
 
-    uv run python bench/history_writes.py [--rows 20000]
+The registers kept as files pay for their events once per new file version: the worker
+thread parses the version again and compares its objects (gateway/history/objects.py). The
+second table times the recorded FV2026 night (every file version) written as an import
+writes it, then described, in CPU µs per version; the ratio is describing over writing.
+
+    uv run python bench/history_writes.py [--rows 20000] [--versions 20000]
 """
 
 from __future__ import annotations
@@ -22,8 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.dls.descriptors import load_registers  # noqa: E402
 from gateway.history.store import HistoryStore, RowVersion  # noqa: E402
 from resolvers.odata.replica.data import load_ft_data  # noqa: E402
+from resolvers.valg_sftp.describe import ValgDescriber  # noqa: E402
+from resolvers.valg_sftp.history import archive_versions, import_versions  # noqa: E402
+
+ARCHIVE = ROOT / "data" / "valg" / "fv2026-folketingsvalg-135.tar.xz"
 
 
 async def main(count: int) -> None:
@@ -49,7 +59,34 @@ async def main(count: int) -> None:
         sys.stdout.write(f"| {label} | {micro:.1f} |\n")
 
 
+async def files(limit: int) -> None:
+    (valg,) = [r for r in load_registers(ROOT / "registers").registers if r.name == "VALG"]
+    kept = [v for _, v in zip(range(limit), archive_versions(ARCHIVE), strict=False)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = HistoryStore(Path(tmp) / "h.sqlite")
+        await store.start()
+        try:
+            start = time.process_time()
+            await import_versions(store, "VALG", kept)
+            written = time.process_time() - start
+            start = time.process_time()
+            store.describe("VALG", ValgDescriber(valg, valg.source["datamodel"]))
+            await store.described()
+            described = time.process_time() - start
+            events = store.events_written
+        finally:
+            await store.aclose()
+    sys.stdout.write(f"\n{len(kept)} VALG file versions (FV2026), {events} events, SQLite\n\n")
+    sys.stdout.write("| step | CPU µs per version |\n|---|---|\n")
+    sys.stdout.write(f"| written (as imported) | {written / len(kept) * 1e6:.1f} |\n")
+    sys.stdout.write(f"| described (events) | {described / len(kept) * 1e6:.1f} |\n")
+    sys.stdout.write(f"| ratio described / written | {described / written:.2f} |\n")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20000)
-    asyncio.run(main(parser.parse_args().rows))
+    parser.add_argument("--versions", type=int, default=20000)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.rows))
+    asyncio.run(files(arguments.versions))

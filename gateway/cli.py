@@ -296,7 +296,7 @@ def cmd_history_import(args: argparse.Namespace) -> int:
         try:
             assert found is not None
             assert found.history_import is not None
-            read = await found.history_import(store, register.name, source, progress)
+            read = await found.history_import(store, register, source, progress)
             return read, await store.count(register.name)
         finally:
             await store.aclose()
@@ -409,32 +409,45 @@ async def _demo(args: argparse.Namespace) -> int:
 
 async def _demo_history(path: Path, handles: list[Any], registers_dir: str) -> None:
     """On first start, the shipped recordings into the demo's history: every replica that
-    can write a mirror of its upstream (the VALG night, every version signed), imported by
-    its kind, in the background while the demo serves."""
+    can write a mirror of its upstream (the VALG night, every version signed; the ČSÚ batches;
+    the German files), imported by its kind, in the background while the demo serves."""
     from gateway.history.store import HistoryStore
 
     store = HistoryStore(path)
     await store.start()
     try:
-        kinds_by_name = {n: k for k, rs in _by_kind(Path(registers_dir)).items() for n in rs}
+        report = load_registers(Path(registers_dir))
+        loaded = {r.name: r for r in report.registers}
         for handle in handles:
             mirror = getattr(handle, "mirror", None)
-            for register in getattr(handle, "registers", ()):
-                kind = kinds_by_name.get(register)
-                if mirror is None or kind is None or kind.history_import is None:
+            if mirror is None:
+                continue
+            # The registers its mirror holds (a handle may serve more than it recorded).
+            names: Sequence[str] = tuple(
+                getattr(handle, "mirrored", ()) or getattr(handle, "registers", ())
+            )
+            wanted = []
+            for name in names:
+                register = loaded.get(name)
+                kind = kinds().get(str(register.source.get("kind", ""))) if register else None
+                if register is None or kind is None:
                     continue
-                if await store.count(register) > 0:
-                    continue  # imported on an earlier start
-                _out(f"history  {register}: importing the recording (first start)")
-                with tempfile.TemporaryDirectory(prefix="dls-demo-mirror-") as folder:
-                    await asyncio.to_thread(mirror, Path(folder))
+                if kind.history_import is None or await store.count(name) > 0:
+                    continue  # nothing to import, or imported on an earlier start
+                wanted.append((register, kind.history_import))
+            if not wanted:
+                continue
+            with tempfile.TemporaryDirectory(prefix="dls-demo-mirror-") as folder:
+                await asyncio.to_thread(mirror, Path(folder))
+                for register, history_import in wanted:
+                    _out(f"history  {register.name}: importing the recording (first start)")
 
-                    def progress(count: int, register: str = register) -> None:
+                    def progress(count: int, name: str = register.name) -> None:
                         if count % 5000 == 0:
-                            _out(f"history  {register}: {count} versions")
+                            _out(f"history  {name}: {count} versions")
 
-                    count = await kind.history_import(store, register, Path(folder), progress)
-                _out(f"history  {register}: {count} versions kept")
+                    count = await history_import(store, register, Path(folder), progress)
+                    _out(f"history  {register.name}: {count} versions kept")
     except Exception:  # the demo serves on without a history
         log.exception("demo: the recordings could not be imported into the history")
     finally:

@@ -38,6 +38,7 @@ unless they come as a new datamodel version.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -56,6 +57,7 @@ import jsonschema
 from gateway.dls import LOADERS, SPELLINGS, loader_for
 from gateway.dls.report import DlsPair, External, Message, Report
 from gateway.history.events import EVENTS, events_entity
+from gateway.history.temporal_fields import with_temporal_fields
 from gateway.model.datamodel import Datamodel, Entity, Register, Relation, ScalarType, Temporal
 from gateway.model.errors import DescriptorError
 from gateway.model.naming import graphql_name
@@ -649,7 +651,7 @@ def _assemble(
         default, entity_levels, field_levels = levels
         temporal = _load_bitemporality(rc_dir, variant.model, report)
         events = None
-        if records_rows:
+        if kind is not None and (records_rows or kind.source.describes_files):
             events = events_entity(name, variant.model)
             if events is None:
                 report.warning(
@@ -659,7 +661,7 @@ def _assemble(
                     f"{name}_{EVENTS} (the recorded events) is left out",
                     "rename the datamodel's entity to have both",
                 )
-        model = variant.model
+        model, field_levels = _with_temporal_fields(variant.model, temporal, field_levels)
         built.append(
             Register(
                 name=name,
@@ -685,6 +687,26 @@ def _assemble(
             externals.append(External(str(offset + number), register, str(number)))
         offset += max(numbers, default=0)
     report.versions[name] = externals
+
+
+def _with_temporal_fields(
+    model: Datamodel, temporal: Mapping[str, Temporal], levels: dict[tuple[str, str], int]
+) -> tuple[Datamodel, dict[tuple[str, str], int]]:
+    """The datamodel with the temporal fields on each entity whose times are declared
+    (gateway/history/temporal_fields.py), each at the level of the field it reads."""
+    if not temporal:
+        return model, levels
+    entities = dict(model.entities)
+    out = dict(levels)
+    for name, declared in temporal.items():
+        entity = entities.get(name)
+        if entity is None:
+            continue
+        entities[name], reads = with_temporal_fields(entity, declared)
+        for source, read in reads.items():
+            if (name, read) in levels:
+                out[(name, source)] = levels[(name, read)]
+    return dataclasses.replace(model, entities=entities), out
 
 
 def _load_relations(

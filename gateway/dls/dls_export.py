@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from gateway.history.temporal_fields import without_temporal_fields
 from gateway.model.datamodel import (
     CodeList,
     Entity,
@@ -243,7 +244,7 @@ class _Plan:
     @classmethod
     def of(cls, register: Register, registers: Mapping[str, Register]) -> _Plan:
         plan = cls(register.name)
-        model = register.datamodel
+        model = without_temporal_fields(register.datamodel)  # the gateway's are not exported
         for entity in model.entities.values():
             for item in entity.fields:
                 if item.codes is not None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.dls.attribution import attribution
 from gateway.exports.files import ExportFileSettings
 from gateway.exports.formats import FORMATS
+from gateway.history.temporal_fields import is_temporal
 from gateway.model.datamodel import Entity, Register, Relation
 
 if TYPE_CHECKING:
@@ -198,8 +199,8 @@ class _Catalogue:
         fields = []
         for f in entity.fields:
             field_level = register.field_level(entity.name, f.source)
-            if self.hide and field_level > self.level:
-                continue
+            if (self.hide and field_level > self.level) or is_temporal(f):
+                continue  # (the temporal fields are no column of the files)
             fields.append(
                 {
                     "name": f.name,

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from gateway.model.datamodel import Field, ScalarType
 from gateway.model.query import Row
+from gateway.model.validity import utc_instant
 
 __all__ = [
     "ENCODING_ERRORS",
@@ -169,20 +170,7 @@ def utc_moment(value: Any, zone: dt.tzinfo = dt.UTC) -> dt.datetime | None:
 
     ValueError for a value that is not an ISO 8601 date-time.
     """
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, dt.date):
-        moment = dt.datetime(value.year, value.month, value.day)
-    else:
-        text = str(value).strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(dt.UTC)
+    return utc_instant(value, zone)
 
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")

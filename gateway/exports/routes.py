@@ -66,6 +66,7 @@ from gateway.exports.scheduled import Planned, Scheduler
 from gateway.exports.where import decode_json, order_from_json, where_from_json
 from gateway.graphql.execute import Binding, RequestContext
 from gateway.history.periods import HISTORY_ROWS, Asked, columns as period_columns
+from gateway.history.temporal_fields import is_temporal
 from gateway.model.callers import Caller
 from gateway.model.datamodel import Entity, Field, Register
 from gateway.model.errors import BadUserInputError, GatewayError, UpstreamInvalidError
@@ -430,7 +431,13 @@ class _Exports:
         )
         binding.check(ctx, where, order)
         full_order = key_order(entity, order)
-        columns = tuple(f for f in entity.fields if binding.field_level(f.name) <= caller.level)
+        # The register's own columns (the temporal fields are the gateway's: a temporal
+        # download gives the periods of the versions themselves).
+        columns = tuple(
+            f
+            for f in entity.fields
+            if binding.field_level(f.name) <= caller.level and not is_temporal(f)
+        )
         if asked is None:
             asked = _asked(params)
         if asked is not None:

@@ -21,6 +21,7 @@ the ``connection_init`` payload, where browser clients put their credentials
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import operator
 import types
@@ -35,6 +36,7 @@ from strawberry.types.field import StrawberryField
 from gateway.events.bus import Feed, bus_for
 from gateway.graphql.execute import Binding, RequestContext
 from gateway.graphql.types import python_type
+from gateway.history import temporal_fields
 from gateway.model.datamodel import Entity, ScalarType
 from gateway.model.errors import GatewayError
 from gateway.model.filters import predicate
@@ -188,10 +190,12 @@ async def _events(
     ctx: RequestContext, binding: Binding, where: Filter | None, feed: Feed
 ) -> AsyncIterator[dict[str, Any]]:
     test = predicate(where, binding.entity)  # one subscription, one filter
+    source = ctx.runtime.sources.get(binding.register.source_key)
+    view = source.temporals.get(binding.entity.name) if source is not None else None
     try:
         while True:
             change = await feed.next()
-            rows = [r for r in (change.rows or change.deleted) if test(r)]
+            rows = [r for r in _temporal(change, view) if test(r)]
             if not rows:
                 continue
             binding.check(ctx, where, ())
@@ -206,6 +210,25 @@ async def _events(
         raise GatewayError("Internal server error.") from None
     finally:
         await feed.aclose()
+
+
+def _temporal(change: Change, view: temporal_fields.Temporals | None) -> list[Row]:
+    """A change's rows, with the entity's temporal fields (gateway/history/temporal_fields):
+    a deleted row's registration ended when its deletion was found."""
+    rows = list(change.rows or change.deleted)
+    if view is None:
+        return rows
+    rows = temporal_fields.filled(rows, view)
+    if not change.rows and temporal_fields.REGISTERED_TO in view.names:
+        try:
+            ended: dt.datetime | None = dt.datetime.fromisoformat(
+                change.detected_at.replace("Z", "+00:00")
+            )
+        except ValueError:  # (another process's message)
+            ended = None
+        for row in rows:
+            row[temporal_fields.REGISTERED_TO] = ended
+    return rows
 
 
 def _visible(ctx: RequestContext, binding: Binding, rows: list[Row]) -> list[Row]:

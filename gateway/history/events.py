@@ -1,9 +1,11 @@
 """``{REG}_Events``: the register's events (hændelser), as the Datafordeler gives them.
 
 Every register whose kind records row versions (:attr:`gateway.sources.port.Source.
-records_rows`) gets one more entity, ``Events`` (:attr:`gateway.model.datamodel.Register.
-events`: beside its datamodel, not in it, so that the datamodel exported or validated stays
-the register's own), with the Datafordeler's event fields: the
+records_rows`: FT) or keeps file versions that hold objects (``describes_files``: VALG, ČSÚ,
+DE; :mod:`gateway.history.objects`) gets one more entity, ``Events``
+(:attr:`gateway.model.datamodel.Register.events`: beside its datamodel, not in it, so that
+the datamodel exported or validated stays the register's own), with the Datafordeler's event
+fields: the
 event's id, the entity it concerns, the action (``i`` inserted, ``u`` updated, ``d`` deleted),
 the object's id, the version's registration and validity interval, and when the gateway
 wrote the event. Its rows come from the history store (:mod:`gateway.history.store`); they

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 import logging
 import posixpath
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from gateway.history.objects import Describer, apply_version, withdraw
 from gateway.model.errors import DescriptorError
 
 __all__ = [
@@ -103,6 +106,23 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     CREATE INDEX events_by_time ON events (register, updated_at);
+    """,
+    # The objects file versions hold (gateway/history/objects.py), as last described.
+    """
+    CREATE TABLE objects (
+        register TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        key TEXT NOT NULL,
+        series TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        registered_from TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (register, entity, key)
+    );
+    CREATE INDEX objects_by_series ON objects (register, series);
+    ALTER TABLE files ADD COLUMN described INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX files_undescribed ON files (register, described, registered_from);
     """,
 )
 
@@ -231,12 +251,19 @@ class HistoryStore:
         self._flusher: asyncio.TimerHandle | None = None
         self._writing: asyncio.Task[None] | None = None
         self.written = 0  # versions written (new ones; repeats are not counted)
+        # The registers whose file versions become events (gateway/history/objects.py).
+        self._describers: dict[str, Describer] = {}
+        self._describing: asyncio.Task[None] | None = None
+        self._describe_again = False
+        self.events_written = 0  # events of file versions written
 
     # -- opening and closing -----------------------------------------------------------
 
     async def start(self) -> None:
         """Open (and create or migrate) the database."""
         await self._run(self._open)
+        if self._describers:
+            self._describe_soon()
 
     def _open(self) -> None:
         if self.url is not None:
@@ -272,6 +299,10 @@ class HistoryStore:
             self._executor.shutdown(wait=True)
             return
         await self.flush()
+        if self._describing is not None:
+            self._describing.cancel()  # described on the next start
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._describing
         await self._run(self._close)
         self._executor.shutdown(wait=True)
 
@@ -357,6 +388,72 @@ class HistoryStore:
                 self.written += await self._run(work)
             except _DB_ERRORS:
                 log.exception("history: %d versions could not be written", len(batch) + len(rows))
+            if batch and any(p.register in self._describers for p in batch):
+                self._describe_soon()
+
+    # -- events of file versions (gateway/history/objects.py) ---------------------------
+
+    def describe(self, register: str, describer: Describer) -> None:
+        """Turn ``register``'s file versions into events with ``describer``: those kept so
+        far (imported, or written before) and every one written from now on."""
+        self._describers[register] = describer
+        if self._db is not None:
+            self._describe_soon()
+
+    def _describe_soon(self) -> None:
+        self._describe_again = True  # a pass under way looks once more when it ends
+        if self._describing is None or self._describing.done():
+            self._describing = asyncio.get_running_loop().create_task(self._describe_all())
+
+    async def _describe_all(self) -> None:
+        """Describe what is not yet described, a batch per turn of the worker thread (so
+        that reads waiting on the thread are served between batches)."""
+        while self._describe_again:
+            self._describe_again = False
+            for register, describer in list(self._describers.items()):
+                work = functools.partial(self._describe_batch, register, describer)
+                while True:
+                    try:
+                        done = await self._run(work)
+                    except _DB_ERRORS:
+                        log.exception("history: %s: versions could not be described", register)
+                        break
+                    if done < _BATCH:
+                        break
+
+    def _describe_batch(self, register: str, describer: Describer) -> int:
+        db = self._connection()
+        with _transaction(db):  # chosen under the writers' lock: each is described once
+            found = db.execute(
+                "SELECT path, content, registered_from, seen_at FROM files WHERE register = ?"
+                " AND described = 0 ORDER BY registered_from, path LIMIT ?",
+                (register, _BATCH),
+            ).fetchall()
+            for path, content, registered_from, seen_at in found:
+                path = str(path)
+                try:
+                    series = describer.series(path)
+                    objects = (
+                        [] if series is None else list(describer.objects(path, bytes(content)))
+                    )
+                except Exception as exc:  # a version that cannot be read holds no objects
+                    log.warning("history: %s: %s holds no objects: %s", register, path, exc)
+                    series, objects = None, []
+                if series is not None:
+                    self.events_written += apply_version(
+                        db, register, series, path, objects, str(registered_from), str(seen_at)
+                    )
+                db.execute(
+                    "UPDATE files SET described = 1 WHERE register = ? AND path = ?",
+                    (register, path),
+                )
+        return len(found)
+
+    async def described(self) -> None:
+        """Wait until every file version written so far is described."""
+        await self.flush()
+        while self._describing is not None and not self._describing.done():
+            await asyncio.shield(self._describing)
 
     def _insert_rows(self, batch: Sequence[_PendingRow]) -> int:
         """Row versions: a new key is inserted (``i``), a changed row closes its open version
@@ -427,13 +524,32 @@ class HistoryStore:
                     for p, digest in zip(batch, digests, strict=True)
                 ],
             )
-            # A version seen again after it was seen deleted is back.
-            db.executemany(
-                "UPDATE files SET deleted_at = NULL WHERE register = ? AND path = ?"
-                " AND deleted_at IS NOT NULL AND sha256 = ?",
-                [(p.register, p.path, d) for p, d in zip(batch, digests, strict=True)],
-            )
+            # A version seen again after it was seen deleted is back (from when it was seen
+            # again: its objects are its again).
+            for p, digest in zip(batch, digests, strict=True):
+                marked = db.changes
+                db.execute(
+                    "UPDATE files SET deleted_at = NULL WHERE register = ? AND path = ?"
+                    " AND deleted_at IS NOT NULL AND sha256 = ?",
+                    (p.register, p.path, digest),
+                )
+                describer = self._describers.get(p.register)
+                if db.changes > marked and describer is not None:
+                    self._back(db, p, describer)
         return db.changes - before
+
+    def _back(self, db: _Db, p: _Pending, describer: Describer) -> None:
+        series = describer.series(p.path)
+        if series is None:
+            return
+        try:
+            objects = list(describer.objects(p.path, p.content))
+        except Exception:
+            log.warning("history: %s: %s could not be described", p.register, p.path)
+            return
+        self.events_written += apply_version(
+            db, p.register, series, p.path, objects, p.seen_at, p.seen_at
+        )
 
     async def flush(self) -> None:
         """Write everything queued so far."""
@@ -444,11 +560,26 @@ class HistoryStore:
             await self._writing
         await self._write_pending()
 
-    async def deleted(self, register: str, paths: Iterable[str], at: dt.datetime) -> int:
-        """Mark versions as deleted upstream at ``at``; how many were still live."""
-        await self.flush()
+    async def deleted(
+        self,
+        register: str,
+        paths: Iterable[str],
+        at: dt.datetime,
+        withdrawn: Iterable[str] = (),
+    ) -> int:
+        """Mark versions as deleted upstream at ``at``; how many were still live. The
+        ``withdrawn`` among them left no newer version behind: the objects of their series
+        are deleted too (``d`` events, for a register with a describer)."""
+        await self.described()
         stamp = iso(at)
+        paths = list(paths)
+        withdrawn = list(withdrawn)
         rows = [(stamp, register, p) for p in paths]
+        describer = self._describers.get(register)
+        series = sorted(
+            {s for p in withdrawn if describer is not None and (s := describer.series(p))}
+        )
+        seen = iso(dt.datetime.now(dt.UTC))
 
         def work() -> int:
             db = self._connection()
@@ -459,9 +590,45 @@ class HistoryStore:
                     " AND deleted_at IS NULL",
                     rows,
                 )
-            return db.changes - before
+                marked = db.changes - before
+                for one in series:
+                    self.events_written += withdraw(db, register, one, stamp, seen)
+                if describer is not None:
+                    for path in set(paths) - set(withdrawn):
+                        self.events_written += self._fall_back(
+                            db, register, describer, path, stamp, seen
+                        )
+            return marked
 
         return await self._run(work)
+
+    def _fall_back(
+        self, db: _Db, register: str, describer: Describer, path: str, stamp: str, seen: str
+    ) -> int:
+        """A version deleted while its objects came from it, and an older version of its
+        series still listed: that version is the answer again from ``stamp`` (its events)."""
+        if not db.execute(
+            "SELECT 1 FROM objects WHERE register = ? AND path = ? AND deleted = 0 LIMIT 1",
+            (register, path),
+        ).fetchone():
+            return 0  # a version replaced: its objects already come from a newer one
+        series = describer.series(path)
+        if series is None:
+            return 0
+        for other, content in db.execute(
+            "SELECT path, content FROM files WHERE register = ? AND directory = ?"
+            " AND deleted_at IS NULL AND registered_from <= ? ORDER BY registered_from DESC",
+            (register, posixpath.dirname(path), stamp),
+        ).fetchall():
+            if describer.series(str(other)) != series:
+                continue
+            try:
+                objects = list(describer.objects(str(other), bytes(content)))
+            except Exception:
+                log.warning("history: %s: %s could not be described", register, other)
+                return 0
+            return apply_version(db, register, series, str(other), objects, stamp, seen)
+        return 0
 
     async def rows_deleted(
         self, register: str, entity: str, keys: Iterable[str], at: dt.datetime
@@ -506,19 +673,26 @@ class HistoryStore:
 
     async def rows_at(self, register: str, entity: str, instant: dt.datetime) -> list[str]:
         """The contents (JSON) of ``entity``'s rows registered at ``instant``."""
+        return [content for content, _ in await self.rows_at_periods(register, entity, instant)]
+
+    async def rows_at_periods(
+        self, register: str, entity: str, instant: dt.datetime
+    ) -> list[tuple[str, RowPeriod]]:
+        """The contents (JSON) of ``entity``'s rows registered at ``instant``, by key, with
+        each version's periods."""
         await self.flush()
         stamp = iso(instant)
 
-        def work() -> list[str]:
-            return [
-                str(content)
-                for (content,) in self._connection().execute(
-                    "SELECT content FROM row_versions WHERE register = ? AND entity = ?"
+        def work() -> list[tuple[str, RowPeriod]]:
+            return _with_periods(
+                self._connection().execute(
+                    "SELECT content, registered_from, registered_to, valid_from, valid_to"
+                    " FROM row_versions WHERE register = ? AND entity = ?"
                     " AND registered_from <= ? AND (registered_to IS NULL OR registered_to > ?)"
                     " ORDER BY key",
                     (register, entity, stamp, stamp),
                 )
-            ]
+            )
 
         return await self._run(work)
 
@@ -558,20 +732,14 @@ class HistoryStore:
         await self.flush()
 
         def work() -> list[tuple[str, RowPeriod]]:
-            return [
-                (
-                    str(content),
-                    RowPeriod(
-                        parse_iso(frm), _opt_parse(to), _opt_parse(valid_from), _opt_parse(valid_to)
-                    ),
-                )
-                for content, frm, to, valid_from, valid_to in self._connection().execute(
+            return _with_periods(
+                self._connection().execute(
                     "SELECT content, registered_from, registered_to, valid_from, valid_to"
                     " FROM row_versions WHERE register = ? AND entity = ?"
                     " ORDER BY key, registered_from",
                     (register, entity),
                 )
-            ]
+            )
 
         return await self._run(work)
 
@@ -629,8 +797,11 @@ class HistoryStore:
         self, register: str, entities: Iterable[str] | None = None, after: int = 0
     ) -> list[EventRecord]:
         """The events of ``register`` (of ``entities`` only, if named) after event ``after``,
-        oldest first."""
-        await self.flush()
+        oldest first. Versions not yet described (written by another process, or by an
+        import) are described first."""
+        if register in self._describers:
+            self._describe_soon()
+        await self.described()
         names = None if entities is None else sorted(set(entities))
 
         def work() -> list[EventRecord]:
@@ -955,6 +1126,18 @@ def _db_errors() -> tuple[type[BaseException], ...]:
 
 
 _DB_ERRORS = _db_errors()
+
+
+def _with_periods(rows: Iterable[Any]) -> list[tuple[str, RowPeriod]]:
+    """(content, registered_from, registered_to, valid_from, valid_to) rows as contents with
+    their periods."""
+    return [
+        (
+            str(content),
+            RowPeriod(parse_iso(frm), _opt_parse(to), _opt_parse(valid_from), _opt_parse(valid_to)),
+        )
+        for content, frm, to, valid_from, valid_to in rows
+    ]
 
 
 def _opt_iso(instant: dt.datetime | None) -> str | None:

@@ -255,6 +255,10 @@ def create_app(settings: Settings) -> Starlette:
         history = gateway.history
         if history is not None:
             await history.start()
+            for source in gateway.sources.values():
+                describer = source.describer()
+                if describer is not None:
+                    history.describe(source.register.name, describer)
         for source in gateway.sources.values():
             await source.start()
         if history is not None and settings.history_record:

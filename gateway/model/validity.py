@@ -12,14 +12,35 @@ None and the caller is told so).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from gateway.model.datamodel import Entity, Register, ScalarType
 from gateway.model.query import And, Condition, Filter, Or
 
-__all__ = ["VALIDITY", "valid_at", "validity_notice"]
+__all__ = ["VALIDITY", "utc_instant", "valid_at", "validity_notice"]
 
 # The argument (and query option) of the instant of validity.
 VALIDITY = "virkningstid"
+
+
+def utc_instant(value: Any, zone: dt.tzinfo = dt.UTC) -> dt.datetime | None:
+    """A date-time as served (a datetime, a date, or ISO 8601 text) as an aware UTC datetime;
+    a value without an offset is read on the wall clock of ``zone``. None for None;
+    ValueError for text that is not ISO 8601."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(dt.UTC)
 
 
 def valid_at(register: Register, entity: Entity, instant: dt.datetime) -> Filter | None:

@@ -105,7 +105,7 @@ class HostKeys(Protocol):
 
 # Loads an archive of a register's upstream (a folder or file at the path) into the history
 # store; tells the count of versions read so far; the count read.
-HistoryImport = Callable[[HistoryStore, str, Path, Callable[[int], None]], Awaitable[int]]
+HistoryImport = Callable[[HistoryStore, Register, Path, Callable[[int], None]], Awaitable[int]]
 
 
 @dataclass(frozen=True, slots=True)

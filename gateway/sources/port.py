@@ -20,9 +20,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.history import events
+from gateway.history import events, temporal_fields
 from gateway.history.events import EVENTS_MARK
 from gateway.history.instants import required
+from gateway.history.objects import Describer
 from gateway.history.periods import HISTORY_ROWS
 from gateway.history.store import HistoryStore
 from gateway.model.datamodel import Entity, Register
@@ -64,6 +65,9 @@ class Source(ABC):
     # Whether it records row versions and their events (the register then has an
     # ``Events`` entity, gateway/history/events.py, answered here from the history store).
     records_rows = False
+    # Whether its history is file versions that hold objects (gateway/history/objects.py):
+    # the register has an ``Events`` entity too, from the objects' changes (see describer).
+    describes_files = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -82,6 +86,13 @@ class Source(ABC):
             self.guard_settings = replace(self.guard_settings, rate=0.0)
         # Every upstream call goes through the guard: limits, retries, circuit breaker.
         self.guard = Guard(register.name, self.guard_settings)
+        # The entities with the temporal fields (gateway/history/temporal_fields.py).
+        self.temporals = {
+            name: temporal_fields.Temporals(entity, register.temporal[name], register.zone)
+            for name, entity in register.datamodel.entities.items()
+            if name in register.temporal
+            and any(temporal_fields.is_temporal(f) for f in entity.fields)
+        }
 
     def cache_windows(self) -> dict[str, float]:
         """Keyword arguments for ``Cache.get_or_fetch``: this register's stale windows."""
@@ -121,6 +132,10 @@ class Source(ABC):
         are recorded; how many were read. Only kinds that record rows have it."""
         raise NotImplementedError(f"{self.kind} sources record no rows")
 
+    def describer(self) -> Describer | None:
+        """What this register's file versions hold (kinds whose ``describes_files``)."""
+        return None
+
     @abstractmethod
     async def fetch(self, query: Query) -> Page:
         """Answer ``query``: the rows in the window and what is known beyond it."""
@@ -142,8 +157,21 @@ def _accounted(fetch: _Fetch) -> _Fetch:
             return await events.answer(
                 required(self.services.history, self.register.name), self.register.name, query
             )
+        view = self.temporals.get(query.entity.name) if self.temporals else None
+        if view is None:
+            with upstream_budget.account():
+                return await fetch(self, query)
+        # The temporal fields (gateway/history/temporal_fields): asked of the declared ones;
+        # at an instant a kind that records rows gives them from its history itself.
+        instant = query.options.get(REGISTRATION) is not None if query.options else False
+        asked = query if instant and self.records_rows else temporal_fields.rewrite(query, view)
+        if asked is None:
+            return Page(rows=[], has_more=False, total=0 if query.count else None)
         with upstream_budget.account():
-            return await fetch(self, query)
+            page = await fetch(self, asked)
+        if not query.fields or query.fields & view.names:  # (else nobody reads them)
+            page.rows = temporal_fields.filled(page.rows, view)
+        return page
 
     accounted._accounted = True  # type: ignore[attr-defined]
     return accounted

@@ -32,6 +32,7 @@ import orjson
 from gateway.history.instants import before_history, in_utc, required
 from gateway.history.periods import Asked, with_period
 from gateway.history.store import HistoryStore, RowVersion
+from gateway.history.temporal_fields import instant_of, is_temporal
 from gateway.model.datamodel import Entity, Register, ScalarType
 from gateway.model.filters import apply_in_memory
 from gateway.model.keys import join_key, split_key
@@ -154,18 +155,7 @@ class RowHistory:
 
     def _instant(self, value: Any) -> dt.datetime | None:
         """An upstream date-time (wall clock of the register's zone, or with an offset)."""
-        if value is None:
-            return None
-        if isinstance(value, dt.datetime):
-            moment = value
-        else:
-            try:
-                moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            except ValueError:
-                return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=self.zone)
-        return moment.astimezone(dt.UTC)
+        return instant_of(value, self.zone)
 
     # -- deletions ---------------------------------------------------------------------
 
@@ -231,7 +221,11 @@ class RowHistory:
         if known is None or instant < known:
             notice = before_history(name, instant, known, entity=entity.name)
             return Page(rows=[], has_more=False, total=0 if query.count else None, notices=[notice])
-        rows = [json.loads(content) for content in await store.rows_at(name, entity.name, instant)]
+        kept = await store.rows_at_periods(name, entity.name, instant)
+        if any(is_temporal(f) for f in entity.fields):  # its temporal fields: as kept
+            rows = [with_period(json.loads(content), period) for content, period in kept]
+        else:
+            rows = [json.loads(content) for content, _ in kept]
         return apply_in_memory(rows, query)
 
 

@@ -49,6 +49,7 @@ from resolvers.valg_sftp.codec import (
     normalise_name,
     released_at,
 )
+from resolvers.valg_sftp.describe import ValgDescriber
 from resolvers.valg_sftp.history import HistoryClient, registered_from
 from resolvers.valg_sftp.options import entity_paths, guarded, inherit_spec, parse as parse_options
 from resolvers.valg_sftp.paging import RowCache, RowCounts, Selection, page_rows
@@ -80,6 +81,8 @@ class ValgSource(Source):
     kind = "valg-sftp"
 
     keeps_history = True
+    # Its file versions hold the document rows: the register's events (describe.py).
+    describes_files = True
 
     def __init__(
         self,
@@ -98,6 +101,7 @@ class ValgSource(Source):
         }
         settings = parse_options(options)
         self._settings = settings
+        self._describer: ValgDescriber | None = None
         self.instant = instant
         client: SftpClient | HistoryClient
         if instant is None:
@@ -165,17 +169,24 @@ class ValgSource(Source):
         when = registered_from(path, seen, lambda: released_at(doc))
         history.record(self.register.name, path, data, signature, when, seen)
 
-    def _gone(self, paths: list[str]) -> None:
+    def _gone(self, paths: list[str], withdrawn: list[str]) -> None:
         """Files the server no longer lists: deleted in the history from now on (a version
-        replaced by a newer one, or data withdrawn); the answers at earlier instants keep them."""
+        replaced by a newer one, or data withdrawn); the answers at earlier instants keep them.
+        What was ``withdrawn`` (no newer version listed) is deleted in the events too."""
         history = self.services.history
         if history is None:
             return
         task = asyncio.get_running_loop().create_task(
-            history.deleted(self.register.name, paths, dt.datetime.now(dt.UTC))
+            history.deleted(self.register.name, paths, dt.datetime.now(dt.UTC), withdrawn)
         )
         self._marking.add(task)
         task.add_done_callback(self._marking.discard)
+
+    def describer(self) -> ValgDescriber:
+        """The document rows of this register's file versions (its events)."""
+        if self._describer is None:
+            self._describer = ValgDescriber(self.register, self._datamodel)
+        return self._describer
 
     def at(self, instant: dt.datetime) -> ValgSource:
         """This register as the history store kept it at ``instant`` (kept per instant)."""

@@ -6,7 +6,9 @@ adapter's store (the fresh listing also replaces the one queries are answered fr
 not listed before, or listed with another size or signature size (a file still being written,
 a signature arriving late), is a new file version; the adapter reads it as a query would serve
 it (verified against the root's public key) and its rows make one change per file. A new
-election root is new data too: everything in it is reported once its folders appear.
+election root is new data too: everything in it is reported once its folders appear. A file
+gone with no version of its series left (data withdrawn, not replaced) is a ``d`` change of
+the rows it held, as the history store kept them.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ class ValgDetector(Detector):
                 new = [n for n, sizes in listed.items() if (before or {}).get(n) != sizes]
                 if new:
                     changes += await self._read(entity, root, new)
+                withdrawn = _withdrawn(before or {}, listed)
+                if withdrawn:
+                    changes += await self._withdrawn(entity, directory, withdrawn)
             self._ready.add(entity)
         return changes
 
@@ -110,6 +115,28 @@ class ValgDetector(Detector):
             Change(self.register.name, entity, tuple(rows), (path,)) for path, rows in found if rows
         ]
 
+    async def _withdrawn(self, entity: str, directory: str, names: list[str]) -> list[Change]:
+        """Files withdrawn (no version of their series listed any more): a ``d`` of their
+        rows as last kept in the history (without a history store, nothing is known of
+        them to tell)."""
+        history = self.valg.services.history
+        if history is None:
+            return []
+        describer = self.valg.describer()
+        changes = []
+        for name in names:
+            path = f"{directory}/{name}"
+            found = await history.read(self.register.name, path)
+            if found is None:
+                continue
+            try:
+                rows = describer.rows(path, found[0])
+            except FileProblem:
+                continue
+            if rows:
+                changes.append(Change(self.register.name, entity, (), (path,), deleted=tuple(rows)))
+        return changes
+
     def received(self, change: Change) -> None:
         """Another process saw new files: list their folders afresh for queries here."""
         for path in change.upstream:
@@ -124,3 +151,10 @@ class ValgDetector(Detector):
         if isinstance(seen, dict) and isinstance(ready, list):
             self._seen = {str(d): dict(v) for d, v in seen.items() if isinstance(v, dict)}
             self._ready = {str(e) for e in ready if str(e) in self.folders}
+
+
+def _withdrawn(before: Listed, listed: Listed) -> list[str]:
+    """The names ``before`` lists and ``listed`` does not, of series no longer listed at all
+    (a version replaced by a newer one is not withdrawn)."""
+    series = {series_and_stamp(n)[0] for n in listed}
+    return sorted(n for n in before if n not in listed and series_and_stamp(n)[0] not in series)

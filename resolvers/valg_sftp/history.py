@@ -19,13 +19,12 @@ import contextlib
 import datetime as dt
 import posixpath
 import re
-import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.history.archive import Archived, mirror_files, record_all
 from gateway.history.store import ALWAYS, HistoryStore
-from gateway.model.errors import DescriptorError
 from resolvers.valg_sftp.client import RemoteEntry, SftpStats
 from resolvers.valg_sftp.codec import FileProblem, series_and_stamp
 
@@ -34,7 +33,6 @@ __all__ = [
     "Version",
     "archive_versions",
     "import_versions",
-    "mirror_files",
     "registered_from",
     "version_registered_from",
 ]
@@ -149,29 +147,6 @@ def archive_versions(path: Path) -> Iterator[Version]:
         yield Version(name, data, signature[0] if signature else None, mtime)
 
 
-def mirror_files(path: Path) -> Iterator[tuple[str, bytes, dt.datetime]]:
-    """Every file of a folder or tar archive: (path inside it, bytes, modification time)."""
-    if path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            stamp = dt.datetime.fromtimestamp(file.stat().st_mtime, dt.UTC)
-            yield file.relative_to(path).as_posix(), file.read_bytes(), stamp
-        return
-    try:
-        archive = tarfile.open(path)  # noqa: SIM115 - closed by the with below
-    except (OSError, tarfile.TarError) as exc:
-        raise DescriptorError(f"{path}: not a folder or a tar archive ({exc})") from exc
-    with archive:
-        for member in archive:
-            if not member.isfile():
-                continue
-            handle = archive.extractfile(member)
-            if handle is None:
-                continue
-            with handle:
-                name = member.name.removeprefix("./")
-                yield name, handle.read(), dt.datetime.fromtimestamp(member.mtime, dt.UTC)
-
-
 def version_registered_from(version: Version) -> dt.datetime:
     """When an archived version became the answer (:func:`registered_from`; its release time
     read from its bytes without parsing them, its file time as when it was seen)."""
@@ -194,22 +169,7 @@ async def import_versions(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Record every version (repeats change nothing); how many were given."""
-    count = 0
-    for version in versions:
-        history.record(
-            register,
-            version.path,
-            version.data,
-            version.signature,
-            version_registered_from(version),
-            version.seen,
-        )
-        count += 1
-        if count % 1000 == 0:
-            await history.flush()  # bounded memory: a batch at a time
-            if progress is not None:
-                progress(count)
-    await history.flush()
-    if progress is not None:
-        progress(count)
-    return count
+    archived = (
+        Archived(v.path, v.data, v.signature, version_registered_from(v), v.seen) for v in versions
+    )
+    return await record_all(history, register, archived, progress)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.history.store import HistoryStore
+from gateway.model.datamodel import Register
 from gateway.sources.kinds import DemoHandle, Kind
 from resolvers.valg_sftp.adapter import ValgSource
 from resolvers.valg_sftp.detector import ValgDetector
@@ -25,9 +26,9 @@ async def _demo(registers: Mapping[str, Mapping[str, Any]]) -> DemoHandle:
 
 
 async def _history_import(
-    history: HistoryStore, register: str, path: Path, progress: Callable[[int], None]
+    history: HistoryStore, register: Register, path: Path, progress: Callable[[int], None]
 ) -> int:
-    return await import_versions(history, register, archive_versions(path), progress)
+    return await import_versions(history, register.name, archive_versions(path), progress)
 
 
 KIND = Kind(

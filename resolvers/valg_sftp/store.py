@@ -162,6 +162,12 @@ class _Contents:
         self._items.move_to_end(path)
         return item[0]
 
+    def forget(self, path: str) -> None:
+        """Hold the document of ``path`` no longer."""
+        item = self._items.pop(path, None)
+        if item is not None:
+            self.bytes -= item[1]
+
     def put(self, path: str, doc: Any, cost: int) -> None:
         """Hold a document; evict the least recently used beyond the byte bound."""
         if cost > self.max_bytes or path in self._items:
@@ -195,8 +201,9 @@ class ValgStore:
         self.counted = counted
         # Told of every file version read and verified, and of each root's key.
         self.on_version: Callable[[str, bytes, bytes | None, Any], None] | None = None
-        # Told of the data files (paths below the base) a listing no longer shows.
-        self.on_gone: Callable[[list[str]], None] | None = None
+        # Told of the data files (paths below the base) a listing no longer shows, and of
+        # those among them withdrawn: no version of their series is listed any more.
+        self.on_gone: Callable[[list[str], list[str]], None] | None = None
         self._names: dict[str, frozenset[str]] = {}
         self.namespace = namespace
         self.cache = cache
@@ -271,7 +278,18 @@ class ValgStore:
         before = self._names.get(directory)
         self._names[directory] = names
         if before is not None and before - names:
-            self.on_gone([f"{directory}/{name}" for name in sorted(before - names)])
+            gone = sorted(before - names)
+            # Read again if listed again (a withdrawn file re-released): it is recorded anew.
+            paths = {f"{directory}/{n}" for n in gone}
+            for key in [k for k in self._known if k[0] in paths]:
+                del self._known[key]
+            for path in paths:
+                self.contents.forget(path)
+            listed_series = {series_and_stamp(n)[0] for n in names}
+            withdrawn = [n for n in gone if series_and_stamp(n)[0] not in listed_series]
+            self.on_gone(
+                [f"{directory}/{n}" for n in gone], [f"{directory}/{n}" for n in withdrawn]
+            )
 
     def invalidate(self, directory: str) -> None:
         """Forget a cached listing (it was seen to be stale)."""

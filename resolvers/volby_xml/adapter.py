@@ -43,6 +43,7 @@ from gateway.sources import upstream_budget
 from gateway.sources.port import REGISTRATION, Services, Source
 from resolvers.transport import Transport
 from resolvers.volby_xml.batches import BatchNames, BatchStream
+from resolvers.volby_xml.describe import VolbyDescriber, batch_folder
 from resolvers.volby_xml.parse import BATCH_MISSING, Chyba
 from resolvers.volby_xml.plan import (
     DocRequest,
@@ -73,6 +74,8 @@ class VolbySource(Source):
     # The precinct batches are kept in the history as they are read (see _batch): a query
     # at a registreringstid merges the batches published by then.
     keeps_history = True
+    # The batches hold precincts and their votes: the register's events (describe.py).
+    describes_files = True
 
     def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
         super().__init__(register, options, services)
@@ -90,6 +93,10 @@ class VolbySource(Source):
         spec = self.config.families.batches or {}
         self._names = BatchNames(sequence=str(spec.get("sequence", "PORADI_ZPRAC")))
         self._totals = CouncilTotals.of(register.datamodel, self.config.families.councils)
+
+    def describer(self) -> VolbyDescriber:
+        """The rows of this register's batches (its events)."""
+        return VolbyDescriber(self.register, self.config)
 
     async def start(self) -> None:
         """Open the HTTP client."""
@@ -224,7 +231,7 @@ class VolbySource(Source):
         rows: list[Row] = []
         notices: list[dict[str, Any]] = []
         for election in elections_for(query, self.config, self.register.datamodel):
-            folder = _batch_folder(election)
+            folder = batch_folder(election)
             versions, _ = await history.listing(self.register.name, folder, instant)
             numbered = tuple(
                 sorted((n, v.path) for v in versions if (n := _batch_number(v.name)) is not None)
@@ -270,12 +277,12 @@ class VolbySource(Source):
         at its generation time."""
         history = self.services.history
         if number is None:
-            number = _batch_number_in(data)
+            number = batch_number_in(data)
         if history is None or number is None:
             return
         seen = dt.datetime.now(dt.UTC)
         published = batch_time(data) or seen
-        path = f"{_batch_folder(election)}/davka-{number}.xml"
+        path = f"{batch_folder(election)}/davka-{number}.xml"
         history.record(self.register.name, path, data, None, published, seen)
 
     def _stream(self, election: Election) -> BatchStream:
@@ -376,13 +383,9 @@ def batch_time(data: bytes) -> dt.datetime | None:
 _PORADI_DAVKY = re.compile(rb'<DAVKA\b[^>]*\bPORADI_DAVKY="(\d+)"')
 
 
-def _batch_number_in(data: bytes) -> int | None:
+def batch_number_in(data: bytes) -> int | None:
     found = _PORADI_DAVKY.search(data[:4096])
     return int(found.group(1)) if found is not None else None
-
-
-def _batch_folder(election: Election) -> str:
-    return "batches/" + election.label.replace("/", "%2F")
 
 
 def _batch_number(name: str) -> int | None:

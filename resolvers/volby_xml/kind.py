@@ -8,6 +8,7 @@ from typing import Any
 from gateway.sources.kinds import DemoHandle, Kind
 from resolvers.volby_xml.adapter import VolbySource
 from resolvers.volby_xml.detector import BatchDetector
+from resolvers.volby_xml.history import import_batches
 from resolvers.volby_xml.options import check, warnings
 
 __all__ = ["KIND"]
@@ -27,5 +28,6 @@ KIND = Kind(
     replica=_demo,
     check_options=check,
     warn_options=warnings,
+    history_import=import_batches,
     description="XML over HTTP with incremental precinct batches (volby.cz)",
 )

@@ -53,6 +53,7 @@ from gateway.model.query import Filter, Page, Query, Row, SortKey
 from gateway.sources import upstream_budget
 from gateway.sources.port import REGISTRATION, Services, Source
 from resolvers.transport import Transport
+from resolvers.wahldaten_csv.describe import WahldatenDescriber
 from resolvers.wahldaten_csv.history import BERLIN, FOLDER, HistoryUpstream, published_at
 from resolvers.wahldaten_csv.names import (
     ENTITY_DATASETS,
@@ -152,6 +153,8 @@ class WahldatenSource(Source):
     # Every file read is kept in the history: a query at a registreringstid reads the files
     # published by then (resolvers/wahldaten_csv/history.py).
     keeps_history = True
+    # The files hold rows of their dataset's entity: the register's events (describe.py).
+    describes_files = True
 
     def __init__(self, register: Register, options: Mapping[str, Any], services: Services) -> None:
         super().__init__(register, options, services)
@@ -186,6 +189,10 @@ class WahldatenSource(Source):
         """Close the HTTP client."""
         await self.transport.aclose()
         self._upstreams = []
+
+    def describer(self) -> WahldatenDescriber:
+        """The rows of this register's file versions (its events)."""
+        return WahldatenDescriber(self.register)
 
     def _entity(self, name: str) -> Entity:
         return self.register.datamodel.entities[name]

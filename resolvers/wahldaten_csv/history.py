@@ -4,19 +4,25 @@
 published by then (a file's ``Zeitstempel``, local German time, else when the gateway read
 it) and not deleted by then; the adapter then chooses as it chooses live — the newest version
 of each dataset of each publication — so an answer at an instant is the one of the files out
-by then. :func:`published_at` is that instant for a file read now.
+by then. :func:`published_at` is that instant for a file read now; :func:`import_files` loads
+an archive of the files (``gateway history import``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from gateway.history.archive import Archived, mirror_files, record_all
 from gateway.history.store import HistoryStore
+from gateway.model.datamodel import Register
 from resolvers.wahldaten_csv.names import parse_file_name
 from resolvers.wahldaten_csv.upstream import Fetched, Listing, RemoteFile
 
-__all__ = ["FOLDER", "HistoryUpstream", "published_at"]
+__all__ = ["FOLDER", "HistoryUpstream", "archive_files", "import_files", "published_at"]
 
 FOLDER = "files"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -56,3 +62,23 @@ class HistoryUpstream:
     async def read(self, file: RemoteFile, etag: str | None = None) -> Fetched:
         found = await self.history.read(self.register, file.location)
         return Fetched(found[0] if found is not None else b"")
+
+
+def archive_files(register: Register, path: Path) -> Iterator[Archived]:
+    """The Offene Wahldaten files of a folder or tar archive (in any sub-folder), each as
+    published at its name's ``Zeitstempel`` (the register's ``timeZone``), else at its file
+    time; files whose names name none of the five datasets are left out."""
+    zone = register.source.get("timeZone")
+    local = ZoneInfo(str(zone)) if zone else BERLIN
+    for inside, data, mtime in mirror_files(path):
+        name = posixpath.basename(inside)
+        if not name.endswith(".csv") or parse_file_name(name) is None:
+            continue
+        yield Archived(f"{FOLDER}/{name}", data, None, published_at(name, mtime, local), mtime)
+
+
+async def import_files(
+    history: HistoryStore, register: Register, path: Path, progress: Callable[[int], None]
+) -> int:
+    """Load an archive of German files; how many were read."""
+    return await record_all(history, register.name, archive_files(register, path), progress)

@@ -8,6 +8,7 @@ from typing import Any
 from gateway.sources.kinds import DemoHandle, Kind
 from resolvers.wahldaten_csv.adapter import WahldatenSource
 from resolvers.wahldaten_csv.detector import FileVersionDetector
+from resolvers.wahldaten_csv.history import import_files
 from resolvers.wahldaten_csv.options import check, warnings
 
 __all__ = ["KIND"]
@@ -27,5 +28,6 @@ KIND = Kind(
     replica=_demo,
     check_options=check,
     warn_options=warnings,
+    history_import=import_files,
     description="Offene Wahldaten CSV files over HTTP",
 )

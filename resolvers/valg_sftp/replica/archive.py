@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resolvers.valg_sftp.history import mirror_files
+from gateway.history.archive import mirror_files
 
 __all__ = [
     "DATA_DIR",

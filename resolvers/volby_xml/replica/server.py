@@ -60,6 +60,8 @@ _MEDIA_TYPE = "application/xml"
 
 # The registers the recording in data/cz is of (and whether each lists districts).
 RECORDED_REGISTERS: Mapping[str, bool] = {"CZ": True, "CZPREZ": False}
+# Those whose recording has precinct batches (what a mirror holds for the history).
+BATCHED_REGISTERS = ("CZPREZ",)
 
 
 class VolbyReplica:
@@ -88,6 +90,25 @@ class VolbyReplica:
         self.app = self._layer
 
     # ----------------------------------------------------------------- control
+
+    @property
+    def mirrored(self) -> tuple[str, ...]:
+        """The registers served whose batches :meth:`mirror` writes."""
+        return tuple(name for name in self.registers if name in BATCHED_REGISTERS)
+
+    def mirror(self, folder: Path) -> int:
+        """Write what a mirror of volby.cz kept through the recording would hold: every
+        precinct batch of every election, one file each (``{election}/{series}_davka-N.xml``).
+        How many were written."""
+        written = 0
+        for election, data in sorted(self.catalogue.items()):
+            for series, batches in sorted(data.series.items()):
+                for number, batch in sorted(batches.items()):
+                    target = folder / election / f"{series or 'davka'}_davka-{number}.xml"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(batch.content)
+                    written += 1
+        return written
 
     def add_batch(
         self, election: str, series: str, number: int, content: bytes, offset: float = 0.0

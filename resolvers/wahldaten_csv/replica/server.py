@@ -324,6 +324,17 @@ class WahldatenDemo:
         """Points the served registers at this replica."""
         return {name: {"url": self.url} for name in self.registers}
 
+    def mirror(self, folder: Path) -> int:
+        """Write the recorded files as a mirror of the published folders would hold them
+        (each in its publication's sub-folder); how many were written."""
+        written = 0
+        for path in sorted(DATA_DIR.rglob("*.csv")):
+            target = folder / path.relative_to(DATA_DIR)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+            written += 1
+        return written
+
     async def stop(self) -> None:
         """Stop serving and release the port (requests held by faults end at once)."""
         self.replica.app.stopping()

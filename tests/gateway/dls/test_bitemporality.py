@@ -26,7 +26,10 @@ def _ft(tmp_path: Path, document: Any) -> Path:
 def test_the_shipped_annex_declares_ft_s_validity() -> None:
     (ft,) = [r for r in load_registers(REGISTERS).registers if r.name == "FT"]
     assert ft.temporal["Aktør"] == Temporal("Aktør", "opdateringsdato", "startdato", "slutdato")
-    assert "Stemme" not in ft.temporal
+    # every entity with an update time is registered by it; validity only where declared
+    assert ft.temporal["Stemme"] == Temporal("Stemme", "opdateringsdato")
+    with_update = {n for n, e in ft.datamodel.entities.items() if "opdateringsdato" in e.by_source}
+    assert set(ft.temporal) == with_update
 
 
 @pytest.mark.parametrize(

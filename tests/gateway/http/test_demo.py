@@ -302,3 +302,62 @@ def test_the_demo_imports_election_night_into_its_history(tmp_path: Path) -> Non
                 assert {e["action"] for e in events} == {"i"}
             finally:
                 _stop(process)
+
+
+def test_the_demo_imports_the_batches_and_the_german_files(tmp_path: Path) -> None:
+    """On first start the demo also imports the presidential batches and the German files:
+    a precinct query and a German query at instants answer as the raw recordings computed
+    then say, their rows are events, and a second start imports nothing again."""
+    from tests.resolvers.volby_xml import test_history as prez
+    from tests.resolvers.wahldaten_csv import test_history as german
+
+    database = tmp_path / "demo-history.sqlite"
+    kept = ("history  CZPREZ: ", "history  DE: ")
+    with register_subset("CZ", "CZPREZ", "DE") as registers:
+        for start in (1, 2):
+            process, lines = _demo("--registers", str(registers), "--history", str(database))
+            try:
+                assert process.stdout is not None
+                deadline = time.monotonic() + 120
+                while start == 1 and time.monotonic() < deadline:
+                    done = [line for line in lines if "versions kept" in line]
+                    if all(any(line.startswith(k) for line in done) for k in kept):
+                        break
+                    lines.append(process.stdout.readline().rstrip("\n"))
+                text = "\n".join(lines)
+                assert ("importing the recording (first start)" in text) is (start == 1), text
+                assert "history  CZ: " not in text  # its recording has no batches
+                gateway = re.search(r"(http://127\.0\.0\.1:\d+)/graphql", text)
+                assert gateway is not None, text
+                url = gateway.group(1) + "/graphql"
+                instant = dt.datetime(2023, 1, 14, 18, 3, tzinfo=prez.PRAGUE)
+                answer = httpx.post(
+                    url,
+                    json={"query": prez.QUERY, "variables": {"t": instant.isoformat()}},
+                    timeout=60,
+                ).json()
+                assert "errors" not in answer, answer
+                assert prez.shaped(answer["data"]) == prez.newest_precincts(
+                    prez.published_by(instant)
+                )
+                for moment in german.instants()[:3]:
+                    answer = httpx.post(
+                        url,
+                        json={"query": german.QUERY, "variables": {"t": moment.isoformat()}},
+                        timeout=60,
+                    ).json()
+                    got = {n["datei"] for n in answer["data"]["DE_Wahlparameter"]["nodes"]}
+                    files = german.parameter_files()
+                    assert got == {p.name for p in files if german.stamp(p) <= moment}
+                events = httpx.post(
+                    url,
+                    json={
+                        "query": prez.EVENTS,
+                        "variables": {"where": {"entityName": {"eq": "OKRSEK"}}},
+                    },
+                    timeout=60,
+                ).json()
+                found = {n["objectId"] for n in events["data"]["CZPREZ_Events"]["nodes"]}
+                assert found == {key for _, key, _ in prez.precinct_events()}
+            finally:
+                _stop(process)

@@ -175,6 +175,33 @@ async def test_answers_differ_before_and_after_the_change(scenario: Scenario) ->
     assert (await rows_at(scenario.client, scenario.after))["nodes"] == gone
 
 
+async def test_the_temporal_fields_tell_each_version(scenario: Scenario) -> None:
+    """``registreringFra``/``-Til`` on the entity: at an instant before the change, the first
+    version of the row, ended by the change; at the change, the new version, ended by the
+    deletion later; now every row's registration is its update time and nothing is ended."""
+    query = """query ($t: DateTime, $id: Int!) {
+      FT_Aktoertype(registreringstid: $t, where: {id: {eq: $id}}) {
+        nodes { id registreringFra registreringTil } } }"""
+    original = next(r for r in aktoertype() if r["id"] == CHANGED)
+    changed_at = utc(scenario.changed_row["opdateringsdato"])
+    then = await graphql(scenario.client, query, {"t": scenario.before.isoformat(), "id": CHANGED})
+    (first,) = then["data"]["FT_Aktoertype"]["nodes"]
+    assert instant(first["registreringFra"]) == utc(original["opdateringsdato"])
+    assert instant(first["registreringTil"]) == changed_at
+    later = await graphql(
+        scenario.client, query, {"t": scenario.changed.isoformat(), "id": CHANGED}
+    )
+    (second,) = later["data"]["FT_Aktoertype"]["nodes"]
+    assert instant(second["registreringFra"]) == changed_at
+    assert scenario.changed < instant(second["registreringTil"]) <= scenario.after
+    now = await graphql(scenario.client, query, {"t": None, "id": 1})
+    (row,) = now["data"]["FT_Aktoertype"]["nodes"]
+    assert instant(row["registreringFra"]) == utc(
+        next(r for r in aktoertype() if r["id"] == 1)["opdateringsdato"]
+    )
+    assert row["registreringTil"] is None
+
+
 async def test_the_deleted_row_is_gone_from_current_answers_and_exports(
     scenario: Scenario,
 ) -> None:

@@ -87,3 +87,74 @@ async def test_virkningstid_is_carried_into_relations(client: httpx.AsyncClient)
     assert not all(expected)
     codes = [(n["code"], n["entity"]) for n in answer["extensions"]["notices"]]
     assert codes == [("VALIDITY_UNDECLARED", "Stemme")]
+
+
+def instant(wall_clock: str | None) -> dt.datetime | None:
+    """An FT value (Copenhagen's wall clock) as an instant in UTC."""
+    if wall_clock is None:
+        return None
+    local = dt.datetime.fromisoformat(wall_clock).replace(tzinfo=COPENHAGEN)
+    return local.astimezone(dt.UTC)
+
+
+TEMPORAL = """query ($where: FT_AktoerFilterInput, $order: [FT_AktoerSortInput!]) {
+  FT_Aktoer(first: 1000, where: $where, order: $order) { totalCount nodes {
+    id registreringFra registreringTil virkningFra virkningTil } } }"""
+
+
+def temporal_nodes(answer: dict[str, Any]) -> list[tuple[int, Any, Any, Any, Any]]:
+    assert "errors" not in answer, answer
+    return [
+        (
+            n["id"],
+            *(
+                None if n[k] is None else dt.datetime.fromisoformat(n[k])
+                for k in ("registreringFra", "registreringTil", "virkningFra", "virkningTil")
+            ),
+        )
+        for n in answer["data"]["FT_Aktoer"]["nodes"]
+    ]
+
+
+async def test_the_temporal_fields_are_the_declared_ones_in_utc(client: httpx.AsyncClient) -> None:
+    """``registreringFra``/``virkningFra``/``virkningTil`` are ``opdateringsdato``/
+    ``startdato``/``slutdato`` as instants; ``registreringTil`` is null now."""
+    where = {"typeid": {"eq": 9}}
+    found = temporal_nodes(await graphql(client, TEMPORAL, {"where": where}))
+    expected = [
+        (i, instant(r["opdateringsdato"]), None, instant(r["startdato"]), instant(r["slutdato"]))
+        for i, r in sorted(aktoer().items())
+        if r["typeid"] == 9
+    ]
+    assert found == expected
+    assert any(row[4] is not None for row in expected)
+    assert any(row[4] is None for row in expected)
+
+
+async def test_the_temporal_fields_filter_and_order(client: httpx.AsyncClient) -> None:
+    at = dt.datetime(2011, 9, 15, 12, tzinfo=dt.UTC)
+    where = {
+        "typeid": {"eq": 9},
+        "virkningFra": {"lte": at.isoformat()},
+        "or": [{"virkningTil": {"eq": None}}, {"virkningTil": {"gt": at.isoformat()}}],
+        "registreringTil": {"eq": None},
+    }
+    order = [{"registreringFra": "DESC"}]
+    found = temporal_nodes(await graphql(client, TEMPORAL, {"where": where, "order": order}))
+    rows = [
+        (i, instant(r["opdateringsdato"]), instant(r["startdato"]), instant(r["slutdato"]))
+        for i, r in aktoer().items()
+        if r["typeid"] == 9
+    ]
+    chosen = [
+        (i, frm)
+        for i, frm, start, end in rows
+        if start is not None and start <= at and (end is None or end > at)
+    ]
+    assert len(chosen) > 5
+    assert sorted(i for i, *_ in found) == sorted(i for i, _ in chosen)
+    stamps = [frm for _, frm, *_ in found]
+    assert stamps == sorted(stamps, reverse=True)
+    # registreringTil is null for every current row: asking otherwise finds nothing
+    none = await graphql(client, TEMPORAL, {"where": {"registreringTil": {"gt": at.isoformat()}}})
+    assert none["data"]["FT_Aktoer"] == {"totalCount": 0, "nodes": []}

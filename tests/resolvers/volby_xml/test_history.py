@@ -8,6 +8,7 @@ recordings (:mod:`raw`, standard library only): the batches whose ``DATUM_CAS_GE
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from collections.abc import AsyncIterator
@@ -19,8 +20,15 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from gateway.cli import main
 from tests.fixtures import running_volby
-from tests.resolvers.volby_xml.raw import batch_files, newest_precincts
+from tests.resolvers.volby_xml.raw import (
+    DATA as CZ_DATA,
+    batch_files,
+    children,
+    newest_precincts,
+    root_of,
+)
 from tests.support import gateway_client, graphql, register_subset
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -113,3 +121,64 @@ async def test_result_documents_are_answered_now_only(client: httpx.AsyncClient)
     (error,) = answer["errors"]
     assert error["extensions"]["code"] == "HISTORY_UNAVAILABLE"
     assert "precinct batches" in error["message"]
+
+
+EVENTS = """query ($where: CZPREZ_EventsFilterInput) {
+  CZPREZ_Events(first: 1000, where: $where) {
+    totalCount nodes { eventId action objectId registreringFra } } }"""
+
+
+def precinct_events() -> list[tuple[str, str, dt.datetime]]:
+    """(action, object id, batch time) of each precinct sent, from the raw batches in the
+    order published: first sent ``i``, sent again with other values ``u``."""
+    sent: list[tuple[dt.datetime, str, str, dict[str, str]]] = []
+    for path in batch_files():
+        root = root_of(path)
+        kolo = children(root, "DAVKA")[0].get("KOLO", "")
+        for okrsek in children(root, "OKRSEK"):
+            (ucast,) = children(okrsek, "UCAST_OKRSEK")
+            key = f"{kolo}|{okrsek.get('CIS_OBEC')}|{okrsek.get('CIS_OKRSEK')}"
+            content = {**okrsek.attrib, **{f"u.{k}": v for k, v in ucast.attrib.items()}}
+            sent.append((generated(path), path.name, key, content))
+    out = []
+    last: dict[str, dict[str, str]] = {}
+    for when, _, key, content in sorted(sent, key=lambda s: (s[0], s[1])):
+        if key not in last:
+            out.append(("i", key, when))
+        elif last[key] != content:
+            out.append(("u", key, when))
+        last[key] = content
+    return out
+
+
+async def test_the_batches_are_the_precincts_events(client: httpx.AsyncClient) -> None:
+    answer = await graphql(client, EVENTS, {"where": {"entityName": {"eq": "OKRSEK"}}})
+    assert "errors" not in answer, answer
+    found = [
+        (n["action"], n["objectId"], dt.datetime.fromisoformat(n["registreringFra"]))
+        for n in answer["data"]["CZPREZ_Events"]["nodes"]
+    ]
+    expected = precinct_events()
+    assert any(action == "u" for action, _, _ in expected)  # precincts sent again
+    assert sorted(found, key=lambda e: (e[2], e[1])) == sorted(expected, key=lambda e: (e[2], e[1]))
+
+
+async def test_an_imported_archive_answers_without_the_upstream(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``gateway history import CZPREZ data/cz``: the recorded batches, each kept as
+    published; queries at instants are then answered from them, asking volby.cz nothing."""
+    database = tmp_path / "history.sqlite"
+    command = ["history", "import", "CZPREZ", str(CZ_DATA), "--history", str(database)]
+    assert await asyncio.to_thread(main, command) == 0
+    assert f"{len(batch_files())} kept" in capsys.readouterr().out  # the other documents left
+    instant = dt.datetime(2023, 1, 14, 18, 3, tzinfo=PRAGUE)
+    with register_subset("CZ", "CZPREZ") as root:
+        async with (
+            running_volby() as replica,
+            gateway_client(root, replica.overrides, history_path=database) as gateway,
+        ):
+            answer = await graphql(gateway, QUERY, {"t": instant.isoformat()})
+            assert "errors" not in answer, answer
+            assert shaped(answer["data"]) == newest_precincts(published_by(instant))
+            assert list(replica.log) == []

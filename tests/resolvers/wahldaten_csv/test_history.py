@@ -8,6 +8,7 @@ is not later than the instant.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import re
@@ -19,6 +20,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from gateway.cli import main
 from tests.resolvers.wahldaten_csv.raw import elections
 from tests.support import gateway_client, graphql, register_subset
 
@@ -88,3 +90,53 @@ async def test_before_the_first_file(client: httpx.AsyncClient) -> None:
     known = dt.datetime.fromisoformat(notice["knownFrom"])
     earliest = min(stamp(p) for raw in elections() for p in raw.folder.glob("*.csv"))
     assert earliest <= known <= stamp(parameter_files()[0])
+
+
+EVENTS = """query ($where: DE_EventsFilterInput) {
+  DE_Events(first: 1000, where: $where) { nodes { action objectId registreringFra } } }"""
+PARAMETERS = "{ DE_Wahlparameter(first: 100) { nodes { wahl datei } } }"
+
+
+async def test_each_file_read_is_its_rows_events(client: httpx.AsyncClient) -> None:
+    """Each election's Wahlparameter file is its row's ``i``, registered at the file's
+    Zeitstempel (to the second: :func:`stamp` leaves out the milliseconds some names have);
+    the object is the row as queries key it."""
+    answer = await graphql(client, EVENTS, {"where": {"entityName": {"eq": "Wahlparameter"}}})
+    assert "errors" not in answer, answer
+    found = {
+        (
+            n["action"],
+            n["objectId"],
+            dt.datetime.fromisoformat(n["registreringFra"]).replace(microsecond=0),
+        )
+        for n in answer["data"]["DE_Events"]["nodes"]
+    }
+    rows = (await graphql(client, PARAMETERS))["data"]["DE_Wahlparameter"]["nodes"]
+    by_file = {p.name: stamp(p) for p in parameter_files()}
+    assert found == {("i", row["wahl"], by_file[row["datei"]]) for row in rows}
+    assert len(found) == len(parameter_files())
+
+
+async def test_an_imported_archive_answers_without_the_upstream(
+    tmp_path: Path, module_wahldaten_replica: object
+) -> None:
+    """``gateway history import DE data/de``: every recorded file, as published at its
+    Zeitstempel; instants are then answered from them, and their rows are events."""
+    database = tmp_path / "history.sqlite"
+    folder = parameter_files()[0].parents[1]
+    command = ["history", "import", "DE", str(folder), "--history", str(database)]
+    assert await asyncio.to_thread(main, command) == 0
+    overrides = module_wahldaten_replica.overrides  # type: ignore[attr-defined]
+    log = module_wahldaten_replica.log  # type: ignore[attr-defined]
+    with register_subset("DE") as registers:
+        async with gateway_client(registers, overrides, history_path=database) as gateway:
+            before = len(log)
+            for instant in instants():
+                answer = await graphql(gateway, QUERY, {"t": instant.isoformat()})
+                got = {n["datei"] for n in answer["data"]["DE_Wahlparameter"]["nodes"]}
+                assert got == {p.name for p in parameter_files() if stamp(p) <= instant}
+            assert len(log) == before  # nothing asked of the upstream
+            events = await graphql(
+                gateway, EVENTS, {"where": {"entityName": {"eq": "Wahlparameter"}}}
+            )
+            assert len(events["data"]["DE_Events"]["nodes"]) == len(parameter_files())
