@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -29,6 +29,9 @@ from gateway.http.ratelimit import RateLimitSettings
 from gateway.model.datamodel import Register
 from gateway.model.errors import DescriptorError, GatewayError
 from gateway.sources.kinds import DEMO_REPLAY_ENV, Kind, kinds
+
+if TYPE_CHECKING:
+    from gateway.history.store import HistoryStore
 
 __all__ = ["main"]
 
@@ -371,7 +374,8 @@ async def _demo(args: argparse.Namespace) -> int:
             # Their annex downloads written on their schedule (listed in /catalog.json).
             exports=ExportFileSettings(scheduled=tuple(rows)),
         )
-        server = await serve_asgi(create_app(settings), args.host, args.port)
+        app = create_app(settings)
+        server = await serve_asgi(app, args.host, args.port)
         _out(f"gateway  GraphQL      {server.url}/graphql")
         for register in served:
             _out(f"         {register:12} {server.url}/{register}/v1")
@@ -391,7 +395,9 @@ async def _demo(args: argparse.Namespace) -> int:
         importing = None
         if history is not None:
             _out(f"history  {history}")
-            importing = asyncio.create_task(_demo_history(history, handles, args.registers))
+            importing = asyncio.create_task(
+                _demo_history(history, handles, args.registers, app.state.gateway.history)
+            )
         _out("Ctrl-C stops the demo.")
         await stop.wait()
         if importing is not None:
@@ -407,10 +413,13 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo_history(path: Path, handles: list[Any], registers_dir: str) -> None:
+async def _demo_history(
+    path: Path, handles: list[Any], registers_dir: str, serving: HistoryStore | None = None
+) -> None:
     """On first start, the shipped recordings into the demo's history: every replica that
     can write a mirror of its upstream (the VALG night, every version signed; the ČSÚ batches;
-    the German files), imported by its kind, in the background while the demo serves."""
+    the German files), imported by its kind, in the background while the demo serves; then
+    ``serving`` (the gateway's store) writes their events."""
     from gateway.history.store import HistoryStore
 
     store = HistoryStore(path)
@@ -418,6 +427,7 @@ async def _demo_history(path: Path, handles: list[Any], registers_dir: str) -> N
     try:
         report = load_registers(Path(registers_dir))
         loaded = {r.name: r for r in report.registers}
+        imported = False
         for handle in handles:
             mirror = getattr(handle, "mirror", None)
             if mirror is None:
@@ -437,6 +447,7 @@ async def _demo_history(path: Path, handles: list[Any], registers_dir: str) -> N
                 wanted.append((register, kind.history_import))
             if not wanted:
                 continue
+            imported = True
             with tempfile.TemporaryDirectory(prefix="dls-demo-mirror-") as folder:
                 await asyncio.to_thread(mirror, Path(folder))
                 for register, history_import in wanted:
@@ -448,6 +459,10 @@ async def _demo_history(path: Path, handles: list[Any], registers_dir: str) -> N
 
                     count = await history_import(store, register, Path(folder), progress)
                     _out(f"history  {register.name}: {count} versions kept")
+        if imported and serving is not None:
+            # The gateway's own store turns what was imported into events now.
+            await serving.describe_kept()
+            _out("history  the recordings' events are written")
     except Exception:  # the demo serves on without a history
         log.exception("demo: the recordings could not be imported into the history")
     finally:

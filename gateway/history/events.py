@@ -22,7 +22,7 @@ from gateway.history.store import EventRecord, HistoryStore
 from gateway.model.datamodel import Datamodel, Entity, Field, ScalarType
 from gateway.model.filters import apply_in_memory
 from gateway.model.naming import type_name
-from gateway.model.query import Page, Query, Row
+from gateway.model.query import Condition, Page, Query, Row, conjuncts
 
 __all__ = ["EVENTS", "EVENTS_MARK", "VISIBLE", "answer", "events_entity", "is_events"]
 
@@ -97,6 +97,17 @@ async def answer(history: HistoryStore, register: str, query: Query) -> Page:
     visible: Collection[str] | None = query.options.get(VISIBLE) if query.options else None
     if visible is None:
         visible = ()  # not narrowed by the executor: nothing is shown
-    records = await history.events(register, visible)
+    # What the store can narrow itself (the filter still applies in full below): an
+    # ``entityName`` asked for, and events after an ``eventId``.
+    entities, after = set(visible), 0
+    for part in conjuncts(query.where):
+        if not isinstance(part, Condition):
+            continue
+        if part.field == "entityName" and part.op in ("eq", "in"):
+            values = part.value if part.op == "in" else [part.value]
+            entities &= {v for v in values if isinstance(v, str)}
+        elif part.field == "eventId" and part.op in ("gt", "gte") and isinstance(part.value, int):
+            after = max(after, part.value - (part.op == "gte"))
+    records = await history.events(register, entities, after)
     rows: list[dict[str, Any]] = [_row(r) for r in records]
     return apply_in_memory(rows, query)

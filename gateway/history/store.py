@@ -338,10 +338,7 @@ class HistoryStore:
         seen = seen_at or dt.datetime.now(dt.UTC)
         item = _Pending(register, path, content, signature, iso(registered_from), iso(seen))
         self._pending.append(item)
-        if len(self._pending) >= _BATCH:
-            self._write_soon(0.0)
-        elif self._flusher is None:
-            self._write_soon(_DELAY)
+        self._queued(len(self._pending))
 
     def record_rows(
         self,
@@ -360,7 +357,11 @@ class HistoryStore:
             )
             for v in versions
         )
-        if len(self._pending_rows) >= _BATCH:
+        self._queued(len(self._pending_rows))
+
+    def _queued(self, waiting: int) -> None:
+        """Write a full batch at once; else soon, with what else arrives meanwhile."""
+        if waiting >= _BATCH:
             self._write_soon(0.0)
         elif self._flusher is None:
             self._write_soon(_DELAY)
@@ -399,6 +400,13 @@ class HistoryStore:
         self._describers[register] = describer
         if self._db is not None:
             self._describe_soon()
+
+    async def describe_kept(self) -> None:
+        """Describe the file versions kept but not yet described (e.g. written by an import
+        through another store): at once, rather than when events are next asked for."""
+        if self._describers:
+            self._describe_soon()
+        await self.described()
 
     def _describe_soon(self) -> None:
         self._describe_again = True  # a pass under way looks once more when it ends

@@ -108,6 +108,14 @@ async def test_imported_versions_are_the_documents_events(
         expected
     )
     assert [e["eventId"] for e in found] == sorted(e["eventId"] for e in found)
+    # after an event: the ones after it, of the entity asked for (narrowed in the store)
+    where = {"eventId": {"gt": found[0]["eventId"]}, "entityName": {"in": ["Valgresultat"]}}
+    body = await graphql(client, EVENTS, {"where": {**where, "objectId": {"eq": row["Noegle"]}}})
+    assert body["data"]["VALG_Events"]["nodes"] == found[1:]
+    body = await graphql(client, EVENTS, {"where": {"eventId": {"gte": found[-1]["eventId"]}}})
+    assert [e["eventId"] for e in body["data"]["VALG_Events"]["nodes"]][:1] == [
+        found[-1]["eventId"]
+    ]
 
 
 async def test_a_withdrawn_version_and_a_withdrawn_file(
