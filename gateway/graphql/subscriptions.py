@@ -220,12 +220,7 @@ def _temporal(change: Change, view: temporal_fields.Temporals | None) -> list[Ro
         return rows
     rows = temporal_fields.filled(rows, view)
     if not change.rows and temporal_fields.REGISTERED_TO in view.names:
-        try:
-            ended: dt.datetime | None = dt.datetime.fromisoformat(
-                change.detected_at.replace("Z", "+00:00")
-            )
-        except ValueError:  # (another process's message)
-            ended = None
+        ended = temporal_fields.instant_of(change.detected_at, dt.UTC)
         for row in rows:
             row[temporal_fields.REGISTERED_TO] = ended
     return rows

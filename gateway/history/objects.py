@@ -14,7 +14,7 @@ register's :class:`Describer`:
 File versions are described in the order they were registered (a version read out of order,
 older than what an object already says, changes nothing). An object not seen before, or seen
 deleted, is ``i``; one whose digest changed is ``u``; an object the series held and its new
-version does not (a candidate list dropped, a row gone) is ``d``, as are the objects of a
+version does not (a row gone from a newer German file) is ``d``, as are the objects of a
 series withdrawn upstream (:func:`withdraw`: a VALG file that disappears without a newer
 version). A version is described once (``files.described``), whether the gateway read it or
 an archive was imported: a database written without a describer is described when a gateway
@@ -25,13 +25,10 @@ Everything here runs on the store's worker thread, inside its transaction.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 __all__ = ["Describer", "ObjectRef", "apply_version", "withdraw"]
-
-log = logging.getLogger("gateway.history")
 
 # (entity, key as text, digest of its content)
 ObjectRef = tuple[str, str, str]

@@ -439,18 +439,15 @@ class HistoryStore:
             ).fetchall()
             for path, content, registered_from, seen_at in found:
                 path = str(path)
-                try:
-                    series = describer.series(path)
-                    objects = (
-                        [] if series is None else list(describer.objects(path, bytes(content)))
-                    )
-                except Exception as exc:  # a version that cannot be read holds no objects
-                    log.warning("history: %s: %s holds no objects: %s", register, path, exc)
-                    series, objects = None, []
-                if series is not None:
-                    self.events_written += apply_version(
-                        db, register, series, path, objects, str(registered_from), str(seen_at)
-                    )
+                self.events_written += _apply(
+                    db,
+                    register,
+                    describer,
+                    path,
+                    bytes(content),
+                    str(registered_from),
+                    str(seen_at),
+                )
                 db.execute(
                     "UPDATE files SET described = 1 WHERE register = ? AND path = ?",
                     (register, path),
@@ -543,21 +540,10 @@ class HistoryStore:
                 )
                 describer = self._describers.get(p.register)
                 if db.changes > marked and describer is not None:
-                    self._back(db, p, describer)
+                    self.events_written += _apply(
+                        db, p.register, describer, p.path, p.content, p.seen_at, p.seen_at
+                    )
         return db.changes - before
-
-    def _back(self, db: _Db, p: _Pending, describer: Describer) -> None:
-        series = describer.series(p.path)
-        if series is None:
-            return
-        try:
-            objects = list(describer.objects(p.path, p.content))
-        except Exception:
-            log.warning("history: %s: %s could not be described", p.register, p.path)
-            return
-        self.events_written += apply_version(
-            db, p.register, series, p.path, objects, p.seen_at, p.seen_at
-        )
 
     async def flush(self) -> None:
         """Write everything queued so far."""
@@ -628,14 +614,8 @@ class HistoryStore:
             " AND deleted_at IS NULL AND registered_from <= ? ORDER BY registered_from DESC",
             (register, posixpath.dirname(path), stamp),
         ).fetchall():
-            if describer.series(str(other)) != series:
-                continue
-            try:
-                objects = list(describer.objects(str(other), bytes(content)))
-            except Exception:
-                log.warning("history: %s: %s could not be described", register, other)
-                return 0
-            return apply_version(db, register, series, str(other), objects, stamp, seen)
+            if describer.series(str(other)) == series:
+                return _apply(db, register, describer, str(other), bytes(content), stamp, seen)
         return 0
 
     async def rows_deleted(
@@ -1134,6 +1114,28 @@ def _db_errors() -> tuple[type[BaseException], ...]:
 
 
 _DB_ERRORS = _db_errors()
+
+
+def _apply(
+    db: _Db,
+    register: str,
+    describer: Describer,
+    path: str,
+    content: bytes,
+    registered_from: str,
+    seen_at: str,
+) -> int:
+    """The events of one file version, as ``describer`` reads it, registered from
+    ``registered_from``; how many were written (a version that cannot be read holds none)."""
+    try:
+        series = describer.series(path)
+        objects = [] if series is None else list(describer.objects(path, content))
+    except Exception as exc:
+        log.warning("history: %s: %s holds no objects: %s", register, path, exc)
+        return 0
+    if series is None:
+        return 0
+    return apply_version(db, register, series, path, objects, registered_from, seen_at)
 
 
 def _with_periods(rows: Iterable[Any]) -> list[tuple[str, RowPeriod]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +38,7 @@ __all__ = [
     "released_at",
     "series_and_stamp",
     "verify_signature",
+    "withdrawn",
 ]
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -77,6 +78,13 @@ def series_and_stamp(name: str) -> tuple[str, dt.datetime | None]:
         else:
             return name[: match.start()], stamp
     return name.removesuffix(".json"), None
+
+
+def withdrawn(gone: Iterable[str], listed: Iterable[str]) -> list[str]:
+    """The names of ``gone`` whose series has no name in ``listed`` (withdrawn, not replaced
+    by a newer version), sorted."""
+    series = {series_and_stamp(n)[0] for n in listed}
+    return sorted(n for n in gone if series_and_stamp(n)[0] not in series)
 
 
 def load_public_key(pem: bytes) -> rsa.RSAPublicKey:

@@ -70,11 +70,11 @@ class ValgDescriber:
     def rows(self, path: str, content: bytes) -> list[Row]:
         """The document rows of the version at ``path`` (as a query would give them)."""
         placed = self._place(path)
-        if placed is None:
-            return []
+        return [] if placed is None else self._rows(placed, parse_document(content))
+
+    def _rows(self, placed: tuple[str, bool, str, str], doc: Any) -> list[Row]:
         root, verification, folder, name = placed
         spec, plan = self._plans[folder]
-        doc = parse_document(content)
         identity = identity_of(doc, spec.identity) if isinstance(doc, dict) else None
         ctx = DocContext(
             root,
@@ -92,11 +92,11 @@ class ValgDescriber:
             return
         spec, plan = self._plans[placed[2]]
         entity = plan.entity
-        whole = None
-        if spec.file is None:  # one document per file: its whole content is the object's
-            whole = _digest(parse_document(content))
+        doc = parse_document(content)
+        # One document per file: its whole content is the object's.
+        whole = _digest(doc) if spec.file is None else None
         file_field = plan.synthetic.get("Fil")
-        for row in self.rows(path, content):
+        for row in self._rows(placed, doc):
             key = join_key(tuple(row.get(k) for k in entity.key))
             if whole is not None:
                 yield entity.name, key, whole

@@ -22,7 +22,7 @@ from gateway.model.datamodel import Register
 from gateway.sources.changes import Change, Detector
 from gateway.sources.port import Source
 from resolvers.valg_sftp.adapter import ValgSource
-from resolvers.valg_sftp.codec import FileProblem, series_and_stamp
+from resolvers.valg_sftp.codec import FileProblem, series_and_stamp, withdrawn
 
 __all__ = ["ValgDetector"]
 
@@ -78,9 +78,9 @@ class ValgDetector(Detector):
                 new = [n for n, sizes in listed.items() if (before or {}).get(n) != sizes]
                 if new:
                     changes += await self._read(entity, root, new)
-                withdrawn = _withdrawn(before or {}, listed)
-                if withdrawn:
-                    changes += await self._withdrawn(entity, directory, withdrawn)
+                gone = withdrawn([n for n in before or {} if n not in listed], listed)
+                if gone:
+                    changes += await self._withdrawn(entity, directory, gone)
             self._ready.add(entity)
         return changes
 
@@ -151,10 +151,3 @@ class ValgDetector(Detector):
         if isinstance(seen, dict) and isinstance(ready, list):
             self._seen = {str(d): dict(v) for d, v in seen.items() if isinstance(v, dict)}
             self._ready = {str(e) for e in ready if str(e) in self.folders}
-
-
-def _withdrawn(before: Listed, listed: Listed) -> list[str]:
-    """The names ``before`` lists and ``listed`` does not, of series no longer listed at all
-    (a version replaced by a newer one is not withdrawn)."""
-    series = {series_and_stamp(n)[0] for n in listed}
-    return sorted(n for n in before if n not in listed and series_and_stamp(n)[0] not in series)

@@ -57,6 +57,7 @@ from resolvers.valg_sftp.codec import (
     released_at,
     series_and_stamp,
     verify_signature,
+    withdrawn,
 )
 
 __all__ = ["OFFLOAD_BYTES", "OFFLOAD_ENTRIES", "DocSpec", "FileMeta", "Hinter", "ValgStore"]
@@ -279,17 +280,13 @@ class ValgStore:
         self._names[directory] = names
         if before is not None and before - names:
             gone = sorted(before - names)
+            paths = [f"{directory}/{n}" for n in gone]
             # Read again if listed again (a withdrawn file re-released): it is recorded anew.
-            paths = {f"{directory}/{n}" for n in gone}
             for key in [k for k in self._known if k[0] in paths]:
                 del self._known[key]
             for path in paths:
                 self.contents.forget(path)
-            listed_series = {series_and_stamp(n)[0] for n in names}
-            withdrawn = [n for n in gone if series_and_stamp(n)[0] not in listed_series]
-            self.on_gone(
-                [f"{directory}/{n}" for n in gone], [f"{directory}/{n}" for n in withdrawn]
-            )
+            self.on_gone(paths, [f"{directory}/{n}" for n in withdrawn(gone, names)])
 
     def invalidate(self, directory: str) -> None:
         """Forget a cached listing (it was seen to be stale)."""
